@@ -1,0 +1,35 @@
+# dsar: the two front-door commands are `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint typecheck install clean bench
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/dsar run data/sample_subjects.csv
+
+lint: $(STAMP)
+	$(BIN)/ruff check pipeline tests data
+
+typecheck: $(STAMP)
+	$(BIN)/mypy --strict pipeline
+
+test: lint typecheck
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/dsar bench
+
+clean:
+	rm -rf $(VENV) dsar-runs build *.egg-info

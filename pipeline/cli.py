@@ -1,0 +1,91 @@
+"""dsar command line: a thin skin over the library.
+
+Parses arguments, loads settings, calls one library function per command, and maps
+:class:`~pipeline.errors.PipelineError` subclasses to the exit codes of DESIGN.md section 3.
+No traceback reaches a user: unexpected errors print one line and exit 6 (``DSAR_DEBUG=1``
+shows the traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from . import __version__
+from .errors import PipelineError
+from .logs import configure_logging
+from .settings import Settings, load_settings
+
+log = logging.getLogger("dsar")
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    """Settings from ``--config`` (if any), the environment, and the flags in ``args``."""
+    path: Path | None = getattr(args, "config", None)
+    overrides: dict[str, dict[str, object]] = {}
+    workspace = getattr(args, "workspace", None)
+    if workspace:
+        overrides.setdefault("output", {})["workspace"] = str(workspace)
+    return load_settings(path, env=os.environ, overrides=overrides)
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", type=Path, help="TOML configuration file")
+    p.add_argument(
+        "--log-format", choices=("text", "json"), default="text", help="log line format"
+    )
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full ``dsar`` parser; every command has ``--help``."""
+    parser = argparse.ArgumentParser(
+        prog="dsar",
+        description="Bulk data subject requests for the Adobe Privacy Service, "
+        "with a local emulator.",
+    )
+    parser.add_argument("--version", action="version", version=f"dsar {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for register in _COMMANDS:
+        register(sub)
+    return parser
+
+
+Registrar = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
+
+# Each command adds itself here: a function that registers its subparser and handler.
+_COMMANDS: list[Registrar] = []
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``dsar`` console script; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    configure_logging(fmt=args.log_format, verbose=args.verbose)
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except PipelineError as exc:
+        print(f"dsar: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("dsar: interrupted", file=sys.stderr)
+        return 4
+    except Exception as exc:  # the last line of defence: no traceback reaches a user
+        if os.environ.get("DSAR_DEBUG"):
+            raise
+        print(
+            f"dsar: internal error ({type(exc).__name__}); rerun with DSAR_DEBUG=1 for details",
+            file=sys.stderr,
+        )
+        return 6
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

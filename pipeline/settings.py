@@ -1,0 +1,256 @@
+"""Settings: frozen dataclasses, loaded as defaults < TOML < environment < flags.
+
+Secrets come only from the environment (``ADOBE_CLIENT_ID``, ``ADOBE_CLIENT_SECRET``,
+``ADOBE_ORG_ID``, ``ADOBE_SCOPES``, or ``ADOBE_CLIENT_SECRET_FILE`` naming a file); a TOML file
+that carries one is refused. Secrets are wrapped in :class:`Secret`, whose ``repr`` is masked.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from . import constants
+from .errors import ConfigError
+
+SECRET_ENV = ("ADOBE_CLIENT_ID", "ADOBE_CLIENT_SECRET", "ADOBE_ORG_ID", "ADOBE_SCOPES")
+_SECRET_KEYS = {"client_id", "client_secret", "secret", "token", "access_token", "password"}
+
+
+class Secret:
+    """A string that never shows itself in ``repr``, ``str`` or an f-string."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def get(self) -> str:
+        """The secret value itself; call only where it goes on the wire."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApiSettings:
+    """Where the Privacy Service and IMS are, and how long to wait for them."""
+
+    base_url: str | None = None  # None: the embedded emulator when there are no credentials
+    ims_url: str | None = None
+    timeout_s: float = 30.0  # below the gateway's 60 s
+    connect_timeout_s: float = 10.0
+    max_retries: int = 6
+    backoff_cap_s: float = 60.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobSettings:
+    """Request-level options of the jobs dsar creates."""
+
+    regulation: str = "gdpr"
+    include: tuple[str, ...] = ("aepDataLake", "profileService", "identity")
+    default_action: str = "access"
+    priority: str = "normal"
+    expand_ids: bool = False
+    merge_policy_id: str | None = None
+    opt_out_via: Literal["jobs", "consent"] = "jobs"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ColumnMapping:
+    """How an input column maps to an identity namespace and qualifier."""
+
+    namespace: str
+    type: str = "standard"
+
+
+@dataclass(frozen=True, kw_only=True)
+class InputSettings:
+    """How input files are read and turned into subjects."""
+
+    layout: Literal["wide", "long"] = "wide"
+    columns: Mapping[str, ColumnMapping] = field(default_factory=dict)
+    key_column: str = "subject_key"
+    on_too_many_ids: Literal["split", "reject"] = "split"
+    delimiter: str | None = None  # None: detected
+    batch_rows: int = 65_536
+    key_secret_env: str = "DSAR_KEY_SECRET"  # keyed hash for derived subject keys
+
+
+@dataclass(frozen=True, kw_only=True)
+class LimitSettings:
+    """Rate control and budgets."""
+
+    requests_per_second: float = 10.0
+    max_in_flight: int = 8
+    daily_job_cap: int = constants.DEFAULT_DAILY_JOB_CAP
+    users_per_request: int = constants.MAX_USERS_PER_REQUEST
+    submit_workers: int = 4
+
+
+@dataclass(frozen=True, kw_only=True)
+class PollSettings:
+    """How jobs are followed to the end."""
+
+    interval_s: float = 60.0
+    strategy: Literal["list"] = "list"
+    page_size: int = constants.MAX_LIST_PAGE_SIZE
+
+
+@dataclass(frozen=True, kw_only=True)
+class OutputSettings:
+    """Where runs are written."""
+
+    workspace: str = "dsar-runs"
+    run_dir: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Credentials:
+    """API credentials, from the environment only."""
+
+    client_id: Secret | None = None
+    client_secret: Secret | None = None
+    org_id: str | None = None
+    scopes: str = "openid,AdobeID,read_organizations"
+
+    @property
+    def complete(self) -> bool:
+        """True when client id, secret and org are all present."""
+        return bool(self.client_id and self.client_secret and self.org_id)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Everything a command needs, passed down explicitly."""
+
+    api: ApiSettings = field(default_factory=ApiSettings)
+    job: JobSettings = field(default_factory=JobSettings)
+    input: InputSettings = field(default_factory=InputSettings)
+    limits: LimitSettings = field(default_factory=LimitSettings)
+    poll: PollSettings = field(default_factory=PollSettings)
+    output: OutputSettings = field(default_factory=OutputSettings)
+    credentials: Credentials = field(default_factory=Credentials)
+
+    def digest(self) -> str:
+        """sha256 of the settings without credentials: the config digest of reports."""
+        data = dataclasses.asdict(dataclasses.replace(self, credentials=Credentials()))
+        blob = json.dumps(data, sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()
+
+
+_SECTIONS: dict[str, type[Any]] = {
+    "api": ApiSettings,
+    "job": JobSettings,
+    "input": InputSettings,
+    "limits": LimitSettings,
+    "poll": PollSettings,
+    "output": OutputSettings,
+}
+
+
+def _build_section(name: str, cls: type[Any], raw: Mapping[str, Any]) -> Any:
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key in _SECRET_KEYS:
+            raise ConfigError(
+                f"[{name}] {key}: secrets are read from the environment only, not from a file"
+            )
+        if key not in known:
+            raise ConfigError(f"[{name}] unknown key {key!r}; known: {', '.join(sorted(known))}")
+        if name == "input" and key == "columns":
+            value = _columns(value)
+        elif isinstance(value, list):
+            value = tuple(value)
+        kwargs[key] = value
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"[{name}] {exc}") from None
+
+
+def _columns(raw: Any) -> dict[str, ColumnMapping]:
+    if not isinstance(raw, Mapping):
+        raise ConfigError("[input] columns must be a table of column = {namespace, type}")
+    out: dict[str, ColumnMapping] = {}
+    for column, spec in raw.items():
+        if isinstance(spec, str):
+            out[column] = ColumnMapping(namespace=spec)
+        elif isinstance(spec, Mapping) and "namespace" in spec:
+            out[column] = ColumnMapping(
+                namespace=str(spec["namespace"]), type=str(spec.get("type", "standard"))
+            )
+        else:
+            raise ConfigError(f"[input.columns] {column}: expected a namespace or a table")
+    return out
+
+
+def _credentials(env: Mapping[str, str]) -> Credentials:
+    secret = env.get("ADOBE_CLIENT_SECRET")
+    secret_file = env.get("ADOBE_CLIENT_SECRET_FILE")
+    if not secret and secret_file:
+        try:
+            secret = Path(secret_file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"ADOBE_CLIENT_SECRET_FILE cannot be read: {exc.strerror}") from None
+    client_id = env.get("ADOBE_CLIENT_ID")
+    return Credentials(
+        client_id=Secret(client_id) if client_id else None,
+        client_secret=Secret(secret) if secret else None,
+        org_id=env.get("ADOBE_ORG_ID") or None,
+        scopes=env.get("ADOBE_SCOPES") or Credentials().scopes,
+    )
+
+
+def load_settings(
+    path: Path | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Settings:
+    """Defaults, then the TOML file at ``path``, then the environment, then ``overrides``.
+
+    ``overrides`` is ``{section: {key: value}}`` from command-line flags.
+    """
+    raw: dict[str, dict[str, Any]] = {}
+    if path is not None:
+        try:
+            with path.open("rb") as fh:
+                loaded = tomllib.load(fh)
+        except OSError as exc:
+            raise ConfigError(f"config {path}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config {path}: {exc}") from None
+        for section, body in loaded.items():
+            if section not in _SECTIONS or not isinstance(body, dict):
+                raise ConfigError(f"config {path}: unknown section [{section}]")
+            raw[section] = dict(body)
+    env = env if env is not None else {}
+    if env.get("DSAR_API_BASE_URL"):
+        raw.setdefault("api", {})["base_url"] = env["DSAR_API_BASE_URL"]
+    for section, body in (overrides or {}).items():
+        raw.setdefault(section, {}).update(body)
+    sections = {
+        name: _build_section(name, cls, raw.get(name, {})) for name, cls in _SECTIONS.items()
+    }
+    return Settings(credentials=_credentials(env), **sections)
