@@ -1,0 +1,146 @@
+"""Request-side models shared by the input stages, the client and the run engine.
+
+Plain frozen dataclasses and enums. They hold the API's own rules (at most 1000 users per
+request, at most 9 identities per user, the actions, qualifiers, products and priorities) and
+check them in ``__post_init__``, so a request that the service would refuse cannot be built.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from . import constants
+
+
+class Action(enum.StrEnum):
+    """What a job does for its data subject."""
+
+    ACCESS = "access"
+    DELETE = "delete"
+    OPT_OUT_OF_SALE = "opt-out-of-sale"
+
+
+class JobStatus(enum.StrEnum):
+    """A job's status as the service reports it."""
+
+    SUBMITTED = "submitted"
+    PROCESSING = "processing"
+    COMPLETE = "complete"
+    ERROR = "error"
+
+    @property
+    def terminal(self) -> bool:
+        """True for complete and error: the job will not change any more."""
+        return self in (JobStatus.COMPLETE, JobStatus.ERROR)
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """One identity of a data subject: namespace, value and qualifier (``type``).
+
+    ``repr`` hides the value: identities are personal data and must never reach a log.
+    """
+
+    namespace: str
+    value: str
+    type: str = "standard"
+
+    def __post_init__(self) -> None:
+        if self.type not in constants.ID_TYPES:
+            raise ValueError(f"unknown identity type {self.type!r}")
+        if not self.namespace:
+            raise ValueError("identity namespace is empty")
+
+    def __repr__(self) -> str:
+        return f"Identity(namespace={self.namespace!r}, type={self.type!r}, value=***)"
+
+    def to_wire(self) -> dict[str, object]:
+        """The ``userIDs[]`` item of a POST /jobs body."""
+        return {"namespace": self.namespace, "value": self.value, "type": self.type}
+
+
+@dataclass(frozen=True, slots=True)
+class UserRequest:
+    """One ``users[]`` entry: a user key, its actions and at most 9 identities."""
+
+    key: str
+    actions: tuple[Action, ...]
+    identities: tuple[Identity, ...]
+
+    def __post_init__(self) -> None:
+        if not self.key:
+            raise ValueError("user key is empty")
+        if not self.actions or len(set(self.actions)) != len(self.actions):
+            raise ValueError("actions must be non-empty and unique")
+        if Action.OPT_OUT_OF_SALE in self.actions and len(self.actions) != 1:
+            raise ValueError("opt-out-of-sale must be the only action of a user")
+        if not 1 <= len(self.identities) <= constants.MAX_IDS_PER_USER:
+            raise ValueError(f"a user needs 1..{constants.MAX_IDS_PER_USER} identities")
+
+    def to_wire(self) -> dict[str, object]:
+        """The ``users[]`` item of a POST /jobs body."""
+        return {
+            "key": self.key,
+            "action": [a.value for a in self.actions],
+            "userIDs": [i.to_wire() for i in self.identities],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RequestOptions:
+    """The request-level options; users may share a request only if these are equal."""
+
+    regulation: str
+    include: tuple[str, ...]
+    priority: str = "normal"
+    expand_ids: bool = False
+    merge_policy_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.regulation not in constants.REGULATIONS:
+            raise ValueError(f"unknown regulation {self.regulation!r}")
+        if not self.include:
+            raise ValueError("include must name at least one product")
+        unknown = [p for p in self.include if p.lower() not in constants.PRODUCTS]
+        if unknown:
+            raise ValueError(f"unknown products: {', '.join(unknown)}")
+        if self.priority not in constants.PRIORITIES:
+            raise ValueError(f"unknown priority {self.priority!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class JobRequest:
+    """One POST /jobs: request options and 1..1000 users.
+
+    Opt-out-of-sale users travel in requests of their own (the service requires it).
+    """
+
+    options: RequestOptions
+    users: tuple[UserRequest, ...]
+
+    def __post_init__(self) -> None:
+        if not 1 <= len(self.users) <= constants.MAX_USERS_PER_REQUEST:
+            raise ValueError(f"a request needs 1..{constants.MAX_USERS_PER_REQUEST} users")
+        opt_out = [Action.OPT_OUT_OF_SALE in u.actions for u in self.users]
+        if any(opt_out) and not all(opt_out):
+            raise ValueError("opt-out-of-sale users cannot share a request with access/delete")
+
+    @property
+    def job_count(self) -> int:
+        """Jobs this request creates: one per (user, action)."""
+        return sum(len(u.actions) for u in self.users)
+
+    def to_wire(self, org_id: str) -> dict[str, object]:
+        """The JSON body of POST /jobs for ``org_id``."""
+        body: dict[str, object] = {
+            "companyContexts": [{"namespace": "imsOrgID", "value": org_id}],
+            "users": [u.to_wire() for u in self.users],
+            "include": list(self.options.include),
+            "expandIds": self.options.expand_ids,
+            "priority": self.options.priority,
+            "regulation": self.options.regulation,
+        }
+        if self.options.merge_policy_id is not None:
+            body["mergePolicyId"] = self.options.merge_policy_id
+        return body
