@@ -144,3 +144,44 @@ class JobRequest:
         if self.options.merge_policy_id is not None:
             body["mergePolicyId"] = self.options.merge_policy_id
         return body
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedUser:
+    """A user of the plan: the request entry plus what reports need to join back.
+
+    ``subject_key`` is the join key of reports; ``part`` is 0 unless a subject with more than
+    9 identities was split over several users; ``input_rows`` are the 0-based data-row numbers
+    of the input rows merged into this subject (each row belongs to exactly one subject; a
+    split subject lists its rows on part 0 only). ``received_at`` is an ISO-8601 UTC string
+    from the optional input column, or None.
+    """
+
+    subject_key: str
+    part: int
+    request: UserRequest
+    input_rows: tuple[int, ...]
+    received_at: str | None = None
+
+    @property
+    def user_key(self) -> str:
+        """The key sent to the service (free of PII)."""
+        return self.request.key
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedBatch:
+    """One planned POST /jobs: a deterministic id, its options and its users."""
+
+    batch_id: str
+    options: RequestOptions
+    users: tuple[PlannedUser, ...]
+
+    def to_request(self) -> JobRequest:
+        """The typed request the client sends for this batch."""
+        return JobRequest(options=self.options, users=tuple(u.request for u in self.users))
+
+    @property
+    def job_count(self) -> int:
+        """Jobs this batch creates: one per (user, action)."""
+        return sum(len(u.request.actions) for u in self.users)
