@@ -149,8 +149,10 @@ class RateLimiter:
         if self._last_adjust is None:
             self._last_adjust = now
             return
-        if self._rate < self.ceiling and now > self._last_decrease + self.cooldown_s:
-            since = now - max(self._last_adjust, self._last_decrease + self.cooldown_s)
+        # No recovery during the cooldown after a decrease, nor while the pause gate is shut.
+        hold_until = max(self._last_decrease + self.cooldown_s, self._pause_until)
+        if self._rate < self.ceiling and now > hold_until:
+            since = now - max(self._last_adjust, hold_until)
             if since > 0:
                 self._rate = min(self.ceiling, self._rate + self.recovery_per_s * since)
         self._last_adjust = now
