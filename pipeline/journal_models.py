@@ -1,0 +1,239 @@
+"""The run journal's vocabulary: states, legal transitions, and the typed rows it hands out.
+
+Kept apart from the SQL so the runner and the reports can import the types without the
+storage. Every time the journal stores is an aware UTC ``datetime`` on the API and integer
+microseconds since the epoch in SQLite (cheap to compare, and what Parquet timestamps are).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, NamedTuple
+
+
+class RunState(enum.StrEnum):
+    """Where the run as a whole stands."""
+
+    PLANNED = "planned"
+    ACTIVE = "active"
+    PAUSED = "paused"
+    FINISHED = "finished"
+
+
+class BatchState(enum.StrEnum):
+    """Where one planned POST /jobs stands.
+
+    ``submitting`` means the intent is durable and the POST may have reached the service;
+    a batch found in it after a crash is ambiguous. ``reconciled`` ends an ambiguous batch:
+    the jobs found on the service were adopted, the other users moved to a child batch.
+    """
+
+    PLANNED = "planned"
+    SUBMITTING = "submitting"
+    SUBMITTED = "submitted"
+    AMBIGUOUS = "ambiguous"
+    RECONCILED = "reconciled"
+    FAILED = "failed"
+
+
+class JobState(enum.StrEnum):
+    """Where one (user, action) stands; ``pending`` before its batch is accepted.
+
+    ``failed`` is a job whose batch the service refused (no job id); ``downloaded`` is a
+    complete access job whose results are on disk.
+    """
+
+    PENDING = "pending"
+    SUBMITTED = "submitted"
+    PROCESSING = "processing"
+    COMPLETE = "complete"
+    ERROR = "error"
+    DOWNLOADED = "downloaded"
+    FAILED = "failed"
+
+
+# new state -> states it may be entered from (the journal's whole state machine)
+BATCH_TRANSITIONS: dict[BatchState, tuple[BatchState, ...]] = {
+    BatchState.SUBMITTING: (BatchState.PLANNED,),
+    BatchState.SUBMITTED: (BatchState.SUBMITTING,),
+    BatchState.AMBIGUOUS: (BatchState.SUBMITTING,),
+    BatchState.RECONCILED: (BatchState.AMBIGUOUS, BatchState.SUBMITTING),
+    BatchState.FAILED: (BatchState.PLANNED, BatchState.SUBMITTING),
+}
+JOB_TRANSITIONS: dict[JobState, tuple[JobState, ...]] = {
+    JobState.SUBMITTED: (JobState.PENDING,),
+    JobState.PROCESSING: (JobState.SUBMITTED,),
+    # a list sweep may see a job for the first time after it already finished
+    JobState.COMPLETE: (JobState.SUBMITTED, JobState.PROCESSING),
+    JobState.ERROR: (JobState.SUBMITTED, JobState.PROCESSING),
+    JobState.DOWNLOADED: (JobState.COMPLETE,),
+    JobState.FAILED: (JobState.PENDING,),
+}
+RUN_TRANSITIONS: dict[RunState, tuple[RunState, ...]] = {
+    # active -> active: a resume after a crash finds the run still marked active
+    RunState.ACTIVE: (RunState.PLANNED, RunState.PAUSED, RunState.ACTIVE),
+    RunState.PAUSED: (RunState.ACTIVE, RunState.PLANNED),
+    RunState.FINISHED: (RunState.ACTIVE,),
+    # dsar retry re-opens a finished run with new planned batches
+    RunState.PLANNED: (RunState.FINISHED, RunState.PAUSED),
+}
+OPEN_JOB_STATES = (JobState.SUBMITTED, JobState.PROCESSING)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def to_us(at: datetime) -> int:
+    """Microseconds since the epoch of an aware datetime; naive datetimes are refused."""
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise ValueError("journal times must be timezone-aware (UTC)")
+    delta = at - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_us(us: int | None) -> datetime | None:
+    """The aware UTC datetime of a stored microsecond count (None stays None)."""
+    if us is None:
+        return None
+    return _EPOCH + timedelta(microseconds=us)
+
+
+def from_us_required(us: int) -> datetime:
+    """The aware UTC datetime of a stored microsecond count from a NOT NULL column."""
+    return _EPOCH + timedelta(microseconds=us)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunMeta:
+    """What a run was made from; written once, with the plan.
+
+    ``settings`` is a JSON-able snapshot without credentials (the journal refuses secret-named
+    keys); ``org_id`` is the IMS org the daily-cap ledger counts against.
+    """
+
+    run_id: str
+    created_at: datetime
+    input_path: str
+    input_sha256: str
+    input_rows: int
+    config_digest: str
+    tool_version: str
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    org_id: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunInfo:
+    """The run's metadata plus its current state, as read back from the journal."""
+
+    meta: RunMeta
+    rejects_count: int
+    state: RunState
+    pause_reason: str | None
+    resume_after: datetime | None
+    updated_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class BatchInfo:
+    """One batch's bookkeeping (no users): state, intent and outcome."""
+
+    batch_id: str
+    parent_batch_id: str | None
+    regulation: str
+    state: BatchState
+    job_count: int
+    payload_digest: str | None
+    intent_at: datetime | None
+    submitted_at: datetime | None
+    request_id: str | None
+    error_code: str | None
+    error_message: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReconcileResult:
+    """What reconciling an ambiguous batch did."""
+
+    adopted: int
+    missing_user_keys: tuple[str, ...]
+    child_batch_id: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobObservation:
+    """A job's status as one list sweep saw it."""
+
+    job_id: str
+    status: str
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProductOutcome:
+    """One product's result inside a job (from ``GET /jobs/{id}``)."""
+
+    product: str
+    status: str
+    response_code: str | None = None
+    message: str | None = None
+    processed_date: datetime | None = None
+    retry_count: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class OpenWindow:
+    """Open jobs of one regulation and the oldest submit time: where a list sweep starts."""
+
+    regulation: str
+    open_jobs: int
+    oldest_submitted_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class JournalCounts:
+    """Jobs and batches by state (every state present, zero when empty)."""
+
+    jobs: dict[str, int]
+    batches: dict[str, int]
+    users: int
+
+
+class StatusRow(NamedTuple):
+    """One row of status.parquet as the journal stores it (times in epoch microseconds)."""
+
+    subject_key: str
+    user_key: str
+    part: int
+    attempt: int
+    action: str
+    regulation: str
+    request_id: str | None
+    job_id: str | None
+    state: str
+    submitted_at: int | None
+    updated_at: int | None
+    completed_at: int | None
+    products_total: int
+    products_complete: int
+    products_error: int
+    result_path: str | None
+    result_sha256: str | None
+    error_code: str | None
+    error_message: str | None
+    input_rows: str  # JSON list of 0-based data-row numbers
+
+
+class ProductRow(NamedTuple):
+    """One row of products.parquet as the journal stores it."""
+
+    job_id: str
+    subject_key: str
+    action: str
+    product: str
+    status: str
+    response_code: str | None
+    message: str | None
+    processed_date: int | None
+    retry_count: int
