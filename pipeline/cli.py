@@ -87,5 +87,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 6
 
 
+def _register_emulator(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "emulator",
+        help="serve the Privacy Service emulator (for tests, demos, other tools)",
+        description="Serve a local emulator of the Privacy Service API until interrupted. The "
+        "default client comes from ADOBE_CLIENT_ID / ADOBE_CLIENT_SECRET / ADOBE_ORG_ID when "
+        "set; control endpoints live under /_emulator/.",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8765, help="port to bind (default 8765)")
+    _add_common(p)
+    p.set_defaults(handler=_cmd_emulator)
+
+
+def _cmd_emulator(args: argparse.Namespace) -> int:
+    from .emulator.server import serve_forever
+
+    serve_forever(args.host, args.port, args.config, os.environ)
+    return 0
+
+
+_COMMANDS.append(_register_emulator)
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

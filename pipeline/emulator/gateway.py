@@ -1,0 +1,94 @@
+"""The gateway in front of the emulated service: faults, auth, per-client rate limit, stats.
+
+Runs as aiohttp middleware on every API request (control endpoints under ``/_emulator/`` pass
+straight through and are not counted). Also stamps every response with a ``Date`` header from
+the emulator clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from .catalog import API_PREFIX, CONTROL_PREFIX, TOKEN_PATH
+from .clock import http_date
+from .errors import TooManyRequests, WireError
+from .faults import Fault
+from .keys import BACKEND_KEY, CLIENT_KEY, DropConnection, fault_error
+
+
+def endpoint_name(request: web.Request) -> str:
+    """``METHOD template`` of the matched route, e.g. ``GET jobs/{jobId}``."""
+    info = request.match_info
+    resource = info.route.resource if info.http_exception is None else None
+    path = resource.canonical if resource is not None else "unmatched"
+    path = path.removeprefix(API_PREFIX).strip("/")
+    return f"{request.method} {path}"
+
+
+def _error_response(error: WireError) -> web.Response:
+    return web.json_response(error.body(), status=error.status, headers=error.headers)
+
+
+def _drop(request: web.Request) -> web.Response:
+    transport = request.transport
+    if transport is not None:
+        transport.abort()
+    # Nothing reaches the client; aiohttp discards this once it sees the transport is gone.
+    return web.Response(status=499)
+
+
+@web.middleware
+async def gateway_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Apply faults, authentication and the rate limit, then count the answer."""
+    if request.path.startswith(CONTROL_PREFIX):
+        return await handler(request)
+    backend = request.app[BACKEND_KEY]
+    endpoint = endpoint_name(request)
+    stats = backend.stats
+    at = backend.monotonic()
+    delay = backend.faults.latency_s()
+    if delay > 0:
+        await asyncio.sleep(delay)  # injected latency is real time by definition
+    fault = backend.faults.before()
+    status: str
+    try:
+        if fault is Fault.RESET:
+            raise DropConnection()
+        if fault not in (Fault.NONE, Fault.THROTTLE):
+            stats.faults[fault.value] += 1
+            raise fault_error(fault)
+        if request.path != TOKEN_PATH and info_matched(request):
+            client = backend.authenticate(request.headers)
+            request[CLIENT_KEY] = client
+            retry_after = backend.request_limiter.try_acquire(client.client_id)
+            if fault is Fault.THROTTLE:
+                stats.faults["throttle_burst"] += 1
+                retry_after = retry_after or 1
+            if retry_after is not None:
+                stats.throttled += 1
+                raise TooManyRequests(retry_after)
+        response = await handler(request)
+        status = str(response.status)
+    except WireError as error:
+        response = _error_response(error)
+        status = str(error.status)
+    except DropConnection:
+        stats.faults["reset"] += fault is Fault.RESET
+        stats.record_request(endpoint, "reset", at)
+        return _drop(request)
+    stats.record_request(endpoint, status, at)
+    return response
+
+
+def info_matched(request: web.Request) -> bool:
+    """Whether the request hit a real route (unknown paths get the router's plain 404)."""
+    return request.match_info.http_exception is None
+
+
+async def stamp_date(request: web.Request, response: web.StreamResponse) -> None:
+    """``on_response_prepare`` hook: the ``Date`` header comes from the emulator clock."""
+    backend = request.app[BACKEND_KEY]
+    response.headers["Date"] = http_date(backend.clock.now())
