@@ -45,7 +45,7 @@ from .journal_models import (
     to_us,
 )
 from .journal_queries import JournalQueries, options_json
-from .journal_schema import JOURNAL_FILE, connect, make_private_dir, migrate
+from .journal_schema import JOURNAL_FILE, make_private_dir, open_database
 from .models import Action, PlannedBatch
 
 __all__ = ["Journal"]
@@ -67,16 +67,7 @@ class Journal(JobTransitions, JournalQueries):
         """Open the journal of ``run_dir``, creating the directory (0700) and file (0600)."""
         make_private_dir(run_dir)
         path = run_dir / JOURNAL_FILE
-        conn = connect(path)
-        try:
-            migrate(conn)
-        except sqlite3.Error as exc:
-            conn.close()
-            raise JournalError(f"{path.name}: cannot migrate the journal ({exc})") from None
-        except JournalError:
-            conn.close()
-            raise
-        return cls(conn, path)
+        return cls(open_database(path), path)
 
     def __enter__(self) -> Journal:
         return self

@@ -126,18 +126,24 @@ def migrate(
 ) -> int:
     """Bring the file up to ``target``, one version per transaction; returns the old version.
 
-    A file newer than ``target`` raises :class:`JournalError` (written by a newer dsar).
+    Safe when several processes open the same file at once: the version is read inside the
+    write transaction, so only one of them applies each step. A file newer than ``target``
+    raises :class:`JournalError` (written by a newer dsar).
     """
-    current = int(conn.execute("PRAGMA user_version").fetchone()[0])
-    if current > target:
-        raise JournalError(f"journal schema version {current} is newer than this dsar ({target})")
-    start = current
-    while current < target:
-        steps = migrations.get(current)
-        if steps is None:
-            raise JournalError(f"no migration from journal schema version {current}")
+    start: int | None = None
+    while True:
         conn.execute("BEGIN IMMEDIATE")
         try:
+            current = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            start = current if start is None else start
+            if current > target:
+                raise JournalError(f"schema version {current} is newer than this dsar ({target})")
+            if current == target:
+                conn.execute("COMMIT")
+                return start
+            steps = migrations.get(current)
+            if steps is None:
+                raise JournalError(f"no migration from schema version {current}")
             for statement in steps:
                 conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {current + 1}")
@@ -145,14 +151,51 @@ def migrate(
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
-        current += 1
-    return start
 
 
 def make_private_dir(path: Path) -> None:
     """Create ``path`` (and parents) if needed and make it 0700."""
     path.mkdir(parents=True, exist_ok=True)
     os.chmod(path, 0o700)
+
+
+def open_database(
+    path: Path,
+    *,
+    target: int = SCHEMA_VERSION,
+    migrations: Mapping[int, Sequence[str]] = MIGRATIONS,
+) -> sqlite3.Connection:
+    """Open the SQLite file at ``path`` at schema version ``target``, creating it if absent.
+
+    A new file is built beside ``path`` (0600, WAL, schema) and linked into place, so two
+    processes creating the same file at once never see, or fight over, a half-made one.
+    """
+    try:
+        if not path.exists():
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.new")
+            conn = connect(tmp)
+            try:
+                migrate(conn, target=target, migrations=migrations)
+            finally:
+                conn.close()
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                pass  # another process made it first: use theirs
+            finally:
+                tmp.unlink()
+        conn = connect(path)
+    except OSError as exc:
+        raise JournalError(f"{path.name}: cannot create ({exc.strerror})") from None
+    try:
+        migrate(conn, target=target, migrations=migrations)
+    except sqlite3.Error as exc:
+        conn.close()
+        raise JournalError(f"{path.name}: cannot migrate ({exc})") from None
+    except JournalError:
+        conn.close()
+        raise
+    return conn
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -173,7 +216,7 @@ def connect(path: Path) -> sqlite3.Connection:
         conn.execute("PRAGMA temp_store = MEMORY")
         conn.execute("PRAGMA cache_size = -65536")  # 64 MiB: a 200,000-job plan in one go
     except (OSError, sqlite3.Error) as exc:
-        raise JournalError(f"{path.name}: cannot open journal ({exc})") from None
+        raise JournalError(f"{path.name}: cannot open ({exc})") from None
     return conn
 
 

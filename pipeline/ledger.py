@@ -20,8 +20,7 @@ from datetime import date
 from pathlib import Path
 from types import TracebackType
 
-from .errors import JournalError
-from .journal_schema import connect, make_private_dir, migrate
+from .journal_schema import make_private_dir, open_database
 
 LEDGER_FILE = "ledger.sqlite"
 LEDGER_VERSION = 1
@@ -62,13 +61,8 @@ class Ledger:
     def open(cls, workspace: Path) -> Ledger:
         """Open (creating it 0600 in a 0700 workspace) the ledger of ``workspace``."""
         make_private_dir(workspace)
-        conn = connect(workspace / LEDGER_FILE)
-        try:
-            migrate(conn, target=LEDGER_VERSION, migrations=_MIGRATIONS)
-        except (JournalError, sqlite3.Error) as exc:
-            conn.close()
-            raise JournalError(f"{LEDGER_FILE}: cannot open the ledger ({exc})") from None
-        return cls(conn)
+        path = workspace / LEDGER_FILE
+        return cls(open_database(path, target=LEDGER_VERSION, migrations=_MIGRATIONS))
 
     def __enter__(self) -> Ledger:
         return self

@@ -98,7 +98,7 @@ def test_migrations_walk_an_old_file_up_one_version_at_a_time(tmp_path: Path) ->
     assert migrate(conn, target=SCHEMA_VERSION + 1, migrations=migrations) == SCHEMA_VERSION
     assert conn.execute("SELECT note, run_id FROM run").fetchone() == ("v2", "run-1")
     assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION + 1
-    with pytest.raises(JournalError, match="no migration from journal schema version"):
+    with pytest.raises(JournalError, match="no migration from schema version"):
         migrate(conn, target=SCHEMA_VERSION + 2, migrations=migrations)
     conn.close()
 
