@@ -52,7 +52,8 @@ class RateLimiter:
     Use ``async with limiter.slot(): ...`` around one HTTP exchange. Call :meth:`on_throttle`
     when the service signals throttling; the rate halves (at most once per ``cooldown_s``) and
     recovers by ``recovery_per_s`` requests/s per second afterwards, never above the ceiling
-    nor below ``min_rate``.
+    nor below ``min_rate``. Requests are spaced ``margin`` (2 %) wider than the rate, so that
+    network jitter cannot push a server-side window over the limit the rate was set to.
     """
 
     def __init__(
@@ -64,6 +65,7 @@ class RateLimiter:
         min_rate: float | None = None,
         recovery_per_s: float | None = None,
         cooldown_s: float = 1.0,
+        margin: float = 0.02,
     ) -> None:
         if requests_per_second <= 0:
             raise ValueError("requests_per_second must be positive")
@@ -74,6 +76,9 @@ class RateLimiter:
         self.min_rate = min_rate if min_rate is not None else min(0.1, self.ceiling)
         self.recovery_per_s = recovery_per_s if recovery_per_s is not None else self.ceiling / 10
         self.cooldown_s = cooldown_s
+        if not 0 <= margin < 0.5:
+            raise ValueError("margin must be in [0, 0.5)")
+        self.margin = margin
         self._clock: Clock = clock or SystemClock()
         self._rate = self.ceiling
         self._slots = asyncio.Semaphore(max_in_flight)
@@ -138,7 +143,7 @@ class RateLimiter:
             start = max(now, self._pause_until)
             if self._next_start is not None:
                 start = max(start, self._next_start)
-            self._next_start = start + 1.0 / self._rate
+            self._next_start = start + (1.0 + self.margin) / self._rate
             if start > now:
                 await self._clock.sleep(start - now)
             # A pause that began while we slept invalidates the turn we reserved.

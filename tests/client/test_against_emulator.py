@@ -1,0 +1,202 @@
+"""The real client against the in-process emulator over a real socket."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import zipfile
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline.client import PrivacyServiceClient
+from pipeline.emulator.config import (
+    DEFAULT_CLIENT_ID,
+    DEFAULT_CLIENT_SECRET,
+    DEFAULT_ORG_ID,
+    EmulatorConfig,
+    LimitsConfig,
+    SimulationConfig,
+)
+from pipeline.emulator.server import RunningEmulator, start_emulator
+from pipeline.models import Action, Identity, JobRequest, JobStatus, RequestOptions, UserRequest
+from pipeline.ratelimit import RateLimiter
+from pipeline.settings import ApiSettings, Credentials, LimitSettings, Secret, Settings
+
+DAY_S = 86_400
+EXACT = SimulationConfig(product_error_rate=0.0, ids_not_found_rate=0.0, partial_rate=0.0)
+BASE_CONFIG = EmulatorConfig(
+    clock_frozen=True,
+    clock_start="2026-03-01T12:00:00",
+    limits=LimitsConfig(requests_per_second=0),
+    simulation=EXACT,
+)
+
+
+def settings_for(emu: RunningEmulator, *, rps: float = 500.0, in_flight: int = 64) -> Settings:
+    return Settings(
+        api=ApiSettings(base_url=emu.base_url, ims_url=emu.ims_url, timeout_s=20.0),
+        limits=LimitSettings(requests_per_second=rps, max_in_flight=in_flight),
+        credentials=Credentials(
+            client_id=Secret(DEFAULT_CLIENT_ID),
+            client_secret=Secret(DEFAULT_CLIENT_SECRET),
+            org_id=DEFAULT_ORG_ID,
+        ),
+    )
+
+
+def a_request(keys: list[str], actions: tuple[Action, ...] = (Action.ACCESS,)) -> JobRequest:
+    return JobRequest(
+        options=RequestOptions(regulation="gdpr", include=("profileService", "aepDataLake")),
+        users=tuple(
+            UserRequest(key=k, actions=actions, identities=(Identity("email", f"{k}@ex.org"),))
+            for k in keys
+        ),
+    )
+
+
+@pytest.fixture
+async def emu() -> AsyncIterator[RunningEmulator]:
+    async with await start_emulator(BASE_CONFIG) as running:
+        yield running
+
+
+def emulator_requests(emu: RunningEmulator) -> dict[str, dict[str, int]]:
+    stats: dict[str, Any] = emu.backend.stats.to_dict()
+    return stats["requests"]  # type: ignore[no-any-return]
+
+
+async def test_every_endpoint_round_trips(emu: RunningEmulator, tmp_path: Path) -> None:
+    async with PrivacyServiceClient.from_settings(settings_for(emu)) as client:
+        request = a_request(["u-1", "u-2"], (Action.ACCESS, Action.DELETE))
+        created = await client.create_jobs(request)
+        ids = created.job_ids()
+        assert set(ids) == {(k, a) for k in ("u-1", "u-2") for a in (Action.ACCESS, Action.DELETE)}
+        assert created.request_id
+
+        first = await client.get_job(ids[("u-1", Action.ACCESS)])
+        assert first.status in (JobStatus.SUBMITTED, JobStatus.PROCESSING)
+        assert first.regulation == "gdpr"
+        assert first.created_at is not None
+        assert first.created_at.date() == date(2026, 3, 1)
+
+        emu.backend.advance(5 * DAY_S)
+        listed = [
+            j
+            async for j in client.list_jobs(
+                "gdpr", from_date=date(2026, 2, 20), to_date=date(2026, 3, 6)
+            )
+        ]
+        assert {j.job_id for j in listed} == set(ids.values())
+        assert {j.status for j in listed} == {JobStatus.COMPLETE}
+
+        done = await client.get_job(ids[("u-1", Action.ACCESS)])
+        assert done.status is JobStatus.COMPLETE
+        assert {p.outcome for p in done.products} == {"success"}
+        assert all(p.processed_at is not None for p in done.products)
+        assert done.download_url is not None
+
+        dest = tmp_path / "results" / "u1.zip"
+        digest = await client.download_content(done.download_url, dest)
+        data = dest.read_bytes()
+        assert digest == hashlib.sha256(data).hexdigest()
+        assert zipfile.ZipFile(io.BytesIO(data)).namelist()
+        assert digest == await client.download_content(done.job_id, tmp_path / "again.zip")
+
+        await client.opt_out([Identity("email", "u-1@ex.org"), Identity("ECID", "1" * 38)])
+
+        assert client.last_server_date is not None
+        assert client.last_server_date.date() == date(2026, 3, 6)
+        counts = client.call_counts
+    assert counts["POST jobs"] == {"202": 1}
+    assert counts["GET jobs/{id}"] == {"200": 2}
+    assert counts["GET jobs/{id}/content"] == {"200": 2}
+    assert counts["POST consent"] == {"202": 1}
+    # advancing five days expired the first token: one 401, one refresh, no error seen
+    assert counts["GET jobs"] == {"200": 1, "401": 1}
+    assert counts["POST ims/token/v3"] == {"200": 2}
+    assert emu.backend.stats.consent_requests == 1
+
+
+async def test_list_jobs_pages_through_2500_jobs_in_three_windows(emu: RunningEmulator) -> None:
+    emu.backend.reconfigure({"lookback_days": 90, "job_retention_days": 120})
+    async with PrivacyServiceClient.from_settings(settings_for(emu)) as client:
+        expected: set[str] = set()
+        for batch, size in enumerate((1000, 1000, 500)):
+            if batch:
+                emu.backend.advance(35 * DAY_S)  # Mar 1, Apr 5, May 10
+            created = await client.create_jobs(a_request([f"b{batch}-{n}" for n in range(size)]))
+            expected |= {j.job_id for j in created.jobs}
+        seen = [
+            j.job_id
+            async for j in client.list_jobs(
+                "gdpr", from_date=date(2026, 3, 1), to_date=date(2026, 5, 10), page_size=100
+            )
+        ]
+        counts = client.call_counts
+    assert len(seen) == 2500
+    assert set(seen) == expected
+    # three windows: 1000 (10 full pages + 1 empty), 1000 (same), 500 (5 full + 1 empty)
+    assert counts["GET jobs"] == {"200": 28}
+
+
+async def test_an_expired_token_is_refreshed_without_the_caller_noticing(
+    emu: RunningEmulator,
+) -> None:
+    async with PrivacyServiceClient.from_settings(settings_for(emu)) as client:
+        created = await client.create_jobs(a_request(["u-1"]))
+        job_id = created.jobs[0].job_id
+        emu.backend.advance(2 * DAY_S)  # past the 86,399 s token lifetime
+        job = await client.get_job(job_id)
+        assert job.job_id == job_id
+        assert client.call_counts["GET jobs/{id}"] == {"200": 1, "401": 1}
+    assert emulator_requests(emu)["POST ims/token/v3"] == {"200": 2}
+
+
+async def test_fifty_concurrent_calls_meeting_a_401_cause_one_token_request(
+    emu: RunningEmulator,
+) -> None:
+    async with PrivacyServiceClient.from_settings(settings_for(emu, in_flight=64)) as client:
+        created = await client.create_jobs(a_request([f"u-{n}" for n in range(50)]))
+        emu.backend.advance(2 * DAY_S)
+        jobs = await asyncio.gather(*(client.get_job(j.job_id) for j in created.jobs))
+        assert len(jobs) == 50
+    requests = emulator_requests(emu)
+    assert requests["POST ims/token/v3"] == {"200": 2}  # the first token and one refresh
+    assert requests["GET jobs/{jobId}"] == {"401": 50, "200": 50}
+
+
+@pytest.mark.slow
+async def test_twenty_per_second_with_32_callers_uses_the_rate_without_a_429() -> None:
+    config = replace(BASE_CONFIG, limits=LimitsConfig(requests_per_second=20))
+    async with await start_emulator(config) as emu:
+        async with PrivacyServiceClient.from_settings(
+            settings_for(emu, rps=20, in_flight=32)
+        ) as client:
+            created = await client.create_jobs(a_request(["u-1"]))
+            job_id = created.jobs[0].job_id
+            calls = iter(range(100))
+
+            async def caller() -> None:
+                for _ in calls:
+                    await client.get_job(job_id)
+
+            await asyncio.gather(*(caller() for _ in range(32)))
+            assert isinstance(client.limiter, RateLimiter)
+            assert client.limiter.throttle_signals == 0
+        stats: dict[str, Any] = emu.backend.stats.to_dict()
+    assert stats["throttled"] == 0
+    assert all("429" not in by_status for by_status in stats["requests"].values())
+    api_calls = sum(
+        sum(v.values()) for k, v in stats["requests"].items() if not k.endswith("token/v3")
+    )
+    assert api_calls == 101
+    elapsed = stats["last_request_monotonic"] - stats["first_request_monotonic"]
+    used = (api_calls - 1) / elapsed
+    print(f"used {used:.2f} req/s of 20 over {elapsed:.2f} s")
+    assert used >= 0.95 * 20
