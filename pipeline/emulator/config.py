@@ -60,6 +60,12 @@ class FaultsConfig:
     throttle_burst_rate: float = 0.0
     throttle_burst_length: int = 5
 
+    def __post_init__(self) -> None:
+        rates = (self.error_5xx_rate, self.reset_rate, self.ambiguous_post_rate)
+        if not all(0.0 <= r <= 1.0 for r in (*rates, self.throttle_burst_rate)):
+            raise ConfigValueError("fault rates must lie between 0 and 1")
+        _check_range("latency_s", self.latency_s)
+
 
 @dataclass(frozen=True, slots=True)
 class SimulationConfig:
@@ -71,6 +77,19 @@ class SimulationConfig:
     product_error_rate: float = 0.02
     ids_not_found_rate: float = 0.10
     partial_rate: float = 0.10
+
+    def __post_init__(self) -> None:
+        if self.time_scale <= 0:
+            raise ConfigValueError("time_scale must be positive")
+        _check_range("ack_delay_s", self.ack_delay_s)
+        _check_range("processing_s", self.processing_s)
+        if self.product_error_rate + self.ids_not_found_rate + self.partial_rate > 1.0:
+            raise ConfigValueError("outcome rates must add up to at most 1")
+
+
+def _check_range(name: str, pair: tuple[float, float]) -> None:
+    if len(pair) != 2 or not 0 <= pair[0] <= pair[1]:
+        raise ConfigValueError(f"{name} must be [min, max] with 0 <= min <= max")
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,6 +45,8 @@ async def gateway_middleware(request: web.Request, handler: Handler) -> web.Stre
     """Apply faults, authentication and the rate limit, then count the answer."""
     if request.path.startswith(CONTROL_PREFIX):
         return await handler(request)
+    if request.path == TOKEN_PATH:  # IMS is another service: no API faults, limits or auth
+        return await _counted(request, handler)
     backend = request.app[BACKEND_KEY]
     endpoint = endpoint_name(request)
     stats = backend.stats
@@ -60,7 +62,7 @@ async def gateway_middleware(request: web.Request, handler: Handler) -> web.Stre
         if fault not in (Fault.NONE, Fault.THROTTLE):
             stats.faults[fault.value] += 1
             raise fault_error(fault)
-        if request.path != TOKEN_PATH and info_matched(request):
+        if info_matched(request):
             client = backend.authenticate(request.headers)
             request[CLIENT_KEY] = client
             retry_after = backend.request_limiter.try_acquire(client.client_id)
@@ -80,6 +82,17 @@ async def gateway_middleware(request: web.Request, handler: Handler) -> web.Stre
         stats.record_request(endpoint, "reset", at)
         return _drop(request)
     stats.record_request(endpoint, status, at)
+    return response
+
+
+async def _counted(request: web.Request, handler: Handler) -> web.StreamResponse:
+    stats = request.app[BACKEND_KEY].stats
+    at = request.app[BACKEND_KEY].monotonic()
+    try:
+        response = await handler(request)
+    except WireError as error:
+        response = _error_response(error)
+    stats.record_request(endpoint_name(request), str(response.status), at)
     return response
 
 

@@ -185,5 +185,9 @@ def serve_forever(host: str, port: int, config_path: Path | None, env: Mapping[s
     config = load_config(config_path, env)
     backend = make_backend(config)
     url = f"http://{host}:{port}{API_PREFIX}/"
-    log.info("emulator serving %s (token endpoint http://%s:%s/ims/token/v3)", url, host, port)
-    web.run_app(build_app(backend), host=host, port=port, print=None, access_log=None)
+
+    def ready(_message: str) -> None:
+        # Called by aiohttp once the socket is bound: the line scripts wait for.
+        log.info("emulator serving %s (token endpoint http://%s:%s/ims/token/v3)", url, host, port)
+
+    web.run_app(build_app(backend), host=host, port=port, print=ready, access_log=None)
