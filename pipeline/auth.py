@@ -16,9 +16,9 @@ from typing import Protocol
 import aiohttp
 
 from . import constants
-from .errors import AuthError, MalformedResponse
+from .errors import AuthError, ConfigError, MalformedResponse
 from .ratelimit import Clock, SystemClock
-from .settings import Secret
+from .settings import Secret, Settings
 from .transport import CallStats, Redactor, exchange, parse_error_body, raise_for_status
 
 log = logging.getLogger("dsar.auth")
@@ -97,6 +97,30 @@ class ImsTokenProvider:
         self._expires_at = float("-inf")
         self._lock = asyncio.Lock()
         self.token_requests = 0
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        session: aiohttp.ClientSession | None = None,
+        clock: Clock | None = None,
+        stats: CallStats | None = None,
+    ) -> ImsTokenProvider:
+        """A provider for ``settings.credentials`` at ``settings.api.ims_url`` (default IMS)."""
+        creds = settings.credentials
+        if not (creds.client_id and creds.client_secret):
+            raise ConfigError("ADOBE_CLIENT_ID and ADOBE_CLIENT_SECRET are required for IMS")
+        return cls(
+            client_id=creds.client_id,
+            client_secret=creds.client_secret,
+            scopes=creds.scopes,
+            ims_url=settings.api.ims_url or constants.DEFAULT_IMS_URL,
+            session=session,
+            clock=clock,
+            timeout_s=settings.api.timeout_s,
+            stats=stats,
+        )
 
     def __repr__(self) -> str:
         state = "cached" if self._token else "empty"

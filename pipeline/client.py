@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -35,24 +35,16 @@ from .errors import (
     ConfigError,
     MalformedResponse,
     ThrottledError,
-    TransientApiError,
     UnavailableError,
 )
 from .models import Identity, JobRequest, JobStatus
 from .ratelimit import Clock, RateLimiter, SystemClock
-from .regulations import normalize_regulation
-from .responses import (
-    CreateResult,
-    JobDetails,
-    JobSummary,
-    parse_create,
-    parse_job,
-    parse_job_page,
-)
+from .responses import CreateResult, JobDetails, JobSummary, parse_create, parse_job, parse_job_page
 from .retry import RetryPolicy, call_with_retries
 from .settings import Secret, Settings
 from .transport import CallStats, RawResponse, Redactor, download, exchange, raise_for_status
 from .transport import server_date as parse_server_date
+from .wire import consent_body, list_queries
 
 log = logging.getLogger("dsar.client")
 
@@ -133,20 +125,11 @@ class PrivacyServiceClient:
         api, creds, limits = settings.api, settings.credentials, settings.limits
         if not api.base_url:
             raise ConfigError("api.base_url is not set")
-        if not (creds.complete and creds.client_id and creds.client_secret and creds.org_id):
+        if not (creds.complete and creds.client_id and creds.org_id):
             raise ConfigError("ADOBE_CLIENT_ID, ADOBE_CLIENT_SECRET and ADOBE_ORG_ID are required")
         clock = clock or SystemClock()
         stats = CallStats()
-        tokens = ImsTokenProvider(
-            client_id=creds.client_id,
-            client_secret=creds.client_secret,
-            scopes=creds.scopes,
-            ims_url=api.ims_url or constants.DEFAULT_IMS_URL,
-            session=session,
-            clock=clock,
-            timeout_s=api.timeout_s,
-            stats=stats,
-        )
+        tokens = ImsTokenProvider.from_settings(settings, session=session, clock=clock, stats=stats)
         return cls(
             base_url=api.base_url if api.base_url.endswith("/") else api.base_url + "/",
             org_id=creds.org_id,
@@ -203,9 +186,8 @@ class PrivacyServiceClient:
         created). A 5xx, timeout or broken connection raises :class:`AmbiguousSubmission`.
         """
         body = request.to_wire(self.org_id)
-        secrets = [u.key for u in request.users] + [
-            i.value for u in request.users for i in u.identities
-        ]
+        secrets = [u.key for u in request.users]
+        secrets += [i.value for u in request.users for i in u.identities]
         resp = await self._json_call(
             "POST", "jobs", EP_CREATE, json_body=body, ambiguous=True, redact=Redactor(secrets)
         )
@@ -237,24 +219,15 @@ class PrivacyServiceClient:
         ``window_days`` days; without dates the service's default window (the last 7 days) is
         listed. Each window is paged until a page comes back empty or short.
         """
-        regulation = normalize_regulation(regulation)
-        if (from_date is None) != (to_date is None):
-            raise ValueError("from_date and to_date go together")
-        if not 1 <= page_size <= constants.MAX_LIST_PAGE_SIZE:
-            raise ValueError(f"page_size must be 1..{constants.MAX_LIST_PAGE_SIZE}")
-        if not 1 <= window_days <= constants.MAX_LIST_WINDOW_DAYS:
-            raise ValueError(f"window_days must be 1..{constants.MAX_LIST_WINDOW_DAYS}")
-        base: dict[str, str] = {"regulation": regulation, "size": str(page_size)}
-        if status is not None:
-            base["status"] = str(JobStatus(str(status)).value)
-        windows: list[dict[str, str]] = [{}]
-        if from_date is not None and to_date is not None:
-            windows = [
-                {"fromDate": a.isoformat(), "toDate": b.isoformat()}
-                for a, b in date_windows(from_date, to_date, window_days)
-            ]
-        for window in windows:
-            async for job in self._pages({**base, **window}, page_size):
+        for params in list_queries(
+            regulation,
+            status=status,
+            from_date=from_date,
+            to_date=to_date,
+            page_size=page_size,
+            window_days=window_days,
+        ):
+            async for job in self._pages(params, page_size):
                 yield job
 
     async def _pages(self, params: dict[str, str], page_size: int) -> AsyncIterator[JobSummary]:
@@ -280,17 +253,11 @@ class PrivacyServiceClient:
         ``job`` is a job id or the job's download URL. A URL on the service's own host gets the
         auth headers; any other URL (a pre-signed link) is fetched without them.
         """
-        if job.startswith(("https://", "http://")):
-            url = job
-            target = urlsplit(url)
-            own = (target.scheme, target.netloc) == (self._base.scheme, self._base.netloc)
-            endpoint = EP_CONTENT if own else EP_EXTERNAL
-        else:
-            url, own, endpoint = (
-                self.base_url + f"jobs/{quote(job, safe='')}/content",
-                True,
-                EP_CONTENT,
-            )
+        is_url = job.startswith(("https://", "http://"))
+        url = job if is_url else f"{self.base_url}jobs/{quote(job, safe='')}/content"
+        target = urlsplit(url)
+        own = (target.scheme, target.netloc) == (self._base.scheme, self._base.netloc)
+        endpoint = EP_CONTENT if own else EP_EXTERNAL
         dest.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
 
         async def send(headers: dict[str, str]) -> tuple[RawResponse, str | None]:
@@ -323,22 +290,8 @@ class PrivacyServiceClient:
 
         Opting out twice changes nothing, so the call is retried like a read.
         """
-        grouped: dict[str, dict[str, None]] = {}
-        if isinstance(entities, Mapping):
-            for namespace, values in entities.items():
-                grouped.setdefault(namespace, {}).update(dict.fromkeys(values))
-        else:
-            for identity in entities:
-                grouped.setdefault(identity.namespace, {})[identity.value] = None
-        if not grouped:
-            raise ValueError("opt_out needs at least one identity")
-        body: dict[str, Any] = {
-            "optOutOfSale": True,
-            "entities": [{"nameSpace": ns, "values": list(v)} for ns, v in grouped.items()],
-        }
-        if request_id:
-            body["requestId"] = request_id
-        secrets = [v for values in grouped.values() for v in values]
+        body = consent_body(entities, request_id=request_id)
+        secrets = [v for entity in body["entities"] for v in entity["values"]]
         await self._json_call(
             "POST", "consent", EP_CONSENT, json_body=body, redact=Redactor(secrets)
         )
@@ -386,16 +339,13 @@ class PrivacyServiceClient:
             )
             return resp, None
 
-        def retryable(exc: TransientApiError) -> bool:
-            return not isinstance(exc, AmbiguousSubmission)
-
         resp, _ = await call_with_retries(
             lambda: self._call(
                 endpoint, send, ambiguous=ambiguous, redact=redact, json_body=json_body is not None
             ),
             policy=self.retry,
             sleep=self._clock.sleep,
-            retryable=retryable,
+            retryable=lambda exc: not isinstance(exc, AmbiguousSubmission),
         )
         return resp
 
@@ -417,7 +367,7 @@ class PrivacyServiceClient:
             try:
                 async with self.limiter.slot():
                     resp, extra = await send(headers)
-                self._observe(resp)
+                self.last_server_date = parse_server_date(resp.headers) or self.last_server_date
                 if resp.status == 401 and auth:
                     if refreshed:
                         raise AuthError(
@@ -428,7 +378,9 @@ class PrivacyServiceClient:
                     refreshed = True
                     await self._tokens.refresh(token)
                     continue
-                raise_for_status(resp, redact or Redactor())
+                raise_for_status(
+                    resp, (redact or Redactor()).extended((token, self._api_key.get()))
+                )
                 return resp, extra
             except ThrottledError as exc:
                 self.limiter.on_throttle(exc.retry_after_s)
@@ -442,21 +394,3 @@ class PrivacyServiceClient:
                         code=exc.code,
                     ) from None
                 raise
-
-    def _observe(self, resp: RawResponse) -> None:
-        when = parse_server_date(resp.headers)
-        if when is not None:
-            self.last_server_date = when
-
-
-def date_windows(first: date, last: date, window_days: int) -> list[tuple[date, date]]:
-    """Split the inclusive range ``first..last`` into inclusive windows of ``window_days`` days."""
-    if last < first:
-        raise ValueError("to_date is before from_date")
-    windows = []
-    start = first
-    while start <= last:
-        end = min(last, start + timedelta(days=window_days - 1))
-        windows.append((start, end))
-        start = end + timedelta(days=1)
-    return windows

@@ -85,9 +85,10 @@ class RawResponse:
         try:
             return orjson.loads(self.body)
         except orjson.JSONDecodeError:
-            raise MalformedResponse(
-                "body is not valid JSON", endpoint=self.endpoint, status=self.status
-            ) from None
+            pass  # raised below, so that the decoder's error (it quotes the body) is not chained
+        raise MalformedResponse(
+            "body is not valid JSON", endpoint=self.endpoint, status=self.status
+        )
 
 
 class Redactor:
@@ -99,6 +100,10 @@ class Redactor:
 
     def __repr__(self) -> str:
         return "Redactor()"
+
+    def extended(self, values: Iterable[str]) -> Redactor:
+        """A redactor that also masks ``values`` (e.g. the token and API key of one call)."""
+        return Redactor([*self._source, *values])
 
     def __call__(self, text: str) -> str:
         if self._values is None:

@@ -57,10 +57,10 @@ def a_request(users: int = 1) -> JobRequest:
 def created_body(request: JobRequest, key: str = "jobs") -> dict[str, Any]:
     jobs = [
         {
-            "jobId": f"job-{u.key}-{a.value}",
+            "jobId": f"job-{n}-{a.value}",
             "customer": {"user": {"key": u.key, "action": [a.value]}},
         }
-        for u in request.users
+        for n, u in enumerate(request.users)
         for a in u.actions
     ]
     return {key: jobs, "requestStatus": 1, "totalRecords": len(jobs), "requestId": "REQ-1"}

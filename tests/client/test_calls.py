@@ -14,10 +14,11 @@ import orjson
 import pytest
 from aioresponses import aioresponses
 
-from pipeline.client import PrivacyServiceClient, date_windows
+from pipeline.client import PrivacyServiceClient
 from pipeline.models import Action, Identity, JobStatus
 from pipeline.regulations import normalize_regulation
 from pipeline.responses import parse_service_date
+from pipeline.wire import date_windows
 
 from .conftest import (
     BASE,
@@ -48,10 +49,10 @@ async def test_create_jobs_maps_user_key_and_action_to_job_ids(
     result = await clock.run(client.create_jobs(request))
     assert result.request_id == "REQ-1"
     assert result.job_ids() == {
-        (USER_KEY, Action.ACCESS): f"job-{USER_KEY}-access",
-        (USER_KEY, Action.DELETE): f"job-{USER_KEY}-delete",
-        (f"{USER_KEY}-1", Action.ACCESS): f"job-{USER_KEY}-1-access",
-        (f"{USER_KEY}-1", Action.DELETE): f"job-{USER_KEY}-1-delete",
+        (USER_KEY, Action.ACCESS): "job-0-access",
+        (USER_KEY, Action.DELETE): "job-0-delete",
+        (f"{USER_KEY}-1", Action.ACCESS): "job-1-access",
+        (f"{USER_KEY}-1", Action.DELETE): "job-1-delete",
     }
     sent = api.calls[0]
     assert orjson.loads(sent["data"]) == request.to_wire(ORG)
