@@ -63,6 +63,58 @@ Registrar = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], No
 _COMMANDS: list[Registrar] = []
 
 
+def _register_validate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "validate",
+        help="check an input file offline: rejects file and batch plan",
+        description="Read, validate and batch INPUT without any API call. Writes "
+        "OUT/rejects.parquet and prints rows, subjects, users, requests, jobs and the days the "
+        "daily cap makes the run take. Exit 0: no rejects; 1: rows rejected; 3: unreadable.",
+    )
+    p.add_argument("input", type=Path, help="CSV, Parquet, or JSON (Privacy Service UI upload)")
+    p.add_argument(
+        "--out", type=Path, default=Path("."), help="directory for rejects.parquet (default: .)"
+    )
+    _add_common(p)
+    p.set_defaults(handler=_cmd_validate)
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from .planning import render_summary, validate_file
+
+    summary = validate_file(args.input, settings_from_args(args), out_dir=args.out)
+    print(render_summary(summary))
+    print(f"rejects: {args.out / 'rejects.parquet'}")
+    return 1 if summary.rejected_rows else 0
+
+
+def _register_bench(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from .bench import SECTIONS
+
+    p = sub.add_parser(
+        "bench",
+        help="measure this machine: each figure beside a baseline from the same run",
+        description="Run benchmark sections and print a table; also write the figures as JSON.",
+    )
+    p.add_argument("--quick", action="store_true", help="small sizes: a smoke test in seconds")
+    p.add_argument(
+        "--only", default="", help=f"comma-separated sections (default all: {','.join(SECTIONS)})"
+    )
+    p.add_argument("--out", type=Path, default=Path("bench.json"), help="JSON output file")
+    _add_common(p)
+    p.set_defaults(handler=_cmd_bench)
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import run_bench
+
+    only = tuple(s.strip() for s in args.only.split(",") if s.strip())
+    return run_bench(quick=args.quick, only=only, out=args.out)
+
+
+_COMMANDS.extend([_register_validate, _register_bench])
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``dsar`` console script; returns the exit code."""
     parser = build_parser()

@@ -1,0 +1,205 @@
+"""Stage 1: stream the rows of an input file as Arrow record batches of strings.
+
+Reads CSV (pyarrow's streaming reader: UTF-8 with or without BOM, delimiter detected or
+configured, CRLF, quoted newlines), Parquet (``ParquetFile.iter_batches``) and the JSON upload
+format of the Privacy Service UI (a ``users`` array shaped like a POST /jobs body). Every column
+arrives as a string column, so that later stages see one type. Memory is bounded by the batch
+size, not the file size (JSON upload files, small by nature, are read whole).
+
+Row numbers (``input_row``) are 0-based data rows: the header is not a row, a quoted newline
+does not start one. For the JSON upload format a row is one ``userIDs`` entry in file order (a
+user without identities is one row with no identity).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pcsv
+import pyarrow.parquet as pq
+
+from .errors import InputError
+
+_DELIMITERS = ",;\t|"
+_BYTES_PER_ROW_GUESS = 128  # turns ``batch_rows`` into a CSV block size
+JSON_COLUMNS = ("subject_key", "namespace", "value", "type", "action", "regulation")
+
+
+@dataclass(frozen=True)
+class Source:
+    """An opened input: its format, its column names and a way to stream its batches."""
+
+    path: Path
+    format: str  # "csv" | "parquet" | "json"
+    columns: tuple[str, ...]
+    delimiter: str | None = None
+
+    def batches(self, batch_rows: int) -> Iterator[pa.RecordBatch]:
+        """Record batches whose columns are all strings, in file order."""
+        if self.format == "parquet":
+            return _parquet_batches(self.path, batch_rows)
+        if self.format == "json":
+            return _json_batches(self.path, batch_rows)
+        return _csv_batches(self, batch_rows)
+
+
+def open_source(path: Path, *, delimiter: str | None = None) -> Source:
+    """Open ``path``, detect its format and read its column names.
+
+    Raises :class:`InputError` when the file is missing, empty or not a readable table.
+    """
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(65_536)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot be read ({exc.strerror})") from None
+    if not head.strip(b"\xef\xbb\xbf \t\r\n"):
+        raise InputError(f"{path}: the file is empty")
+    suffix = path.suffix.lower()
+    if head.startswith(b"PAR1") or suffix in (".parquet", ".pq"):
+        try:
+            names = tuple(pq.ParquetFile(path).schema_arrow.names)
+        except (pa.ArrowException, OSError) as exc:
+            raise InputError(f"{path}: not a readable Parquet file ({_first_line(exc)})") from None
+        return Source(path, "parquet", names)
+    if suffix == ".json" or head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{"):
+        return Source(path, "json", JSON_COLUMNS)
+    return _open_csv(path, head, delimiter)
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def _open_csv(path: Path, head: bytes, delimiter: str | None) -> Source:
+    text = head.removeprefix(b"\xef\xbb\xbf").decode("utf-8", errors="replace")
+    header_line = text.splitlines()[0] if text else ""
+    if delimiter is None:
+        counts = {d: header_line.count(d) for d in _DELIMITERS}
+        delimiter = max(counts, key=lambda d: counts[d]) if any(counts.values()) else ","
+    names = next(csv.reader([header_line], delimiter=delimiter), [])
+    names = [n.strip() for n in names]
+    if not any(names):
+        raise InputError(f"{path}: no header row")
+    return Source(path, "csv", tuple(names), delimiter)
+
+
+def _csv_batches(source: Source, batch_rows: int) -> Iterator[pa.RecordBatch]:
+    read = pcsv.ReadOptions(
+        column_names=list(source.columns),
+        skip_rows=1,
+        block_size=max(1 << 20, batch_rows * _BYTES_PER_ROW_GUESS),
+    )
+    parse = pcsv.ParseOptions(delimiter=source.delimiter or ",", newlines_in_values=True)
+    convert = pcsv.ConvertOptions(
+        column_types={name: pa.string() for name in source.columns},
+        strings_can_be_null=False,
+        quoted_strings_can_be_null=False,
+        check_utf8=True,
+    )
+    try:
+        reader = pcsv.open_csv(
+            source.path, read_options=read, parse_options=parse, convert_options=convert
+        )
+        for batch in reader:
+            if batch.num_rows:
+                yield batch
+    except pa.ArrowInvalid as exc:
+        message = str(exc)
+        if "UTF8" in message or "utf8" in message.lower():
+            row = find_invalid_utf8_row(source.path, source.delimiter or ",")
+            where = f"data row {row}" if row is not None else "a data row"
+            raise InputError(
+                f"{source.path}: {where} is not valid UTF-8 (0-based, header excluded)"
+            ) from None
+        raise InputError(f"{source.path}: not a readable CSV file ({_first_line(exc)})") from None
+
+
+def find_invalid_utf8_row(path: Path, delimiter: str) -> int | None:
+    """The 0-based data row holding the first invalid UTF-8 byte (slow path, errors only)."""
+    with path.open("rb") as raw:
+        text = io.TextIOWrapper(raw, encoding="utf-8", errors="surrogateescape", newline="")
+        reader = csv.reader(text, delimiter=delimiter)
+        for index, record in enumerate(reader):
+            if any(_has_escape(cell) for cell in record):
+                return index - 1 if index > 0 else 0
+    return None
+
+
+def _has_escape(cell: str) -> bool:
+    return any("\udc80" <= ch <= "\udcff" for ch in cell)
+
+
+def _parquet_batches(path: Path, batch_rows: int) -> Iterator[pa.RecordBatch]:
+    try:
+        pfile = pq.ParquetFile(path)
+        for batch in pfile.iter_batches(batch_size=batch_rows):
+            if batch.num_rows:
+                yield pa.RecordBatch.from_arrays(
+                    [as_strings(col) for col in batch.columns], names=batch.schema.names
+                )
+    except (pa.ArrowException, OSError) as exc:
+        raise InputError(f"{path}: not a readable Parquet file ({_first_line(exc)})") from None
+
+
+def as_strings(column: pa.Array) -> pa.Array:
+    """The column as strings: integers in decimal, timestamps in ISO-8601, nulls kept."""
+    kind = column.type
+    if pa.types.is_string(kind):
+        return column
+    if pa.types.is_large_string(kind) or pa.types.is_string_view(kind):
+        return column.cast(pa.string())
+    if pa.types.is_null(kind):
+        return pa.nulls(len(column), pa.string())
+    if pa.types.is_timestamp(kind):
+        if kind.tz is None:
+            column = pc.assume_timezone(column, "UTC")
+        return pc.strftime(column, "%Y-%m-%dT%H:%M:%SZ")
+    if pa.types.is_dictionary(kind):
+        return as_strings(column.cast(kind.value_type))
+    if pa.types.is_floating(kind):
+        # integral floats (an integer column with NaN written by pandas) lose the ".0"
+        whole = pc.equal(pc.floor(column), column)
+        as_int = pc.if_else(whole, column, pa.scalar(None, kind)).cast(pa.int64(), safe=False)
+        return pc.coalesce(as_int.cast(pa.string()), column.cast(pa.string()))
+    return column.cast(pa.string())
+
+
+def _json_batches(path: Path, batch_rows: int) -> Iterator[pa.RecordBatch]:
+    try:
+        doc = orjson.loads(path.read_bytes().removeprefix(b"\xef\xbb\xbf"))
+    except (OSError, orjson.JSONDecodeError) as exc:
+        raise InputError(f"{path}: not a readable JSON file ({_first_line(exc)})") from None
+    users = doc.get("users") if isinstance(doc, dict) else None
+    if not isinstance(users, list):
+        raise InputError(f"{path}: a JSON input needs a 'users' array (the POST /jobs shape)")
+    regulation = doc.get("regulation")
+    rows: dict[str, list[str | None]] = {name: [] for name in JSON_COLUMNS}
+    for position, user in enumerate(users):
+        if not isinstance(user, dict):
+            raise InputError(f"{path}: users[{position}] is not an object")
+        key = user.get("key")
+        actions = user.get("action")
+        action = "+".join(str(a) for a in actions) if isinstance(actions, list) else actions
+        ids = user.get("userIDs")
+        entries = ids if isinstance(ids, list) and ids else [{}]
+        for entry in entries:
+            entry = entry if isinstance(entry, dict) else {}
+            for name, value in (
+                ("subject_key", key),
+                ("namespace", entry.get("namespace")),
+                ("value", entry.get("value")),
+                ("type", entry.get("type")),
+                ("action", action),
+                ("regulation", regulation),
+            ):
+                rows[name].append(None if value is None else str(value))
+    table = pa.table({name: pa.array(values, pa.string()) for name, values in rows.items()})
+    yield from table.to_batches(max_chunksize=batch_rows)
