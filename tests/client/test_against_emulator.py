@@ -12,6 +12,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from pipeline.client import PrivacyServiceClient
@@ -23,10 +24,30 @@ from pipeline.emulator.config import (
     LimitsConfig,
     SimulationConfig,
 )
+from pipeline.emulator.errors import (
+    DailyLimitExceeded,
+    DocumentRateLimited,
+    InvalidApiKey,
+    InvalidRequest,
+    NotFound,
+    ServiceUnavailable,
+    TooManyRequests,
+    WireError,
+)
 from pipeline.emulator.server import RunningEmulator, start_emulator
+from pipeline.errors import (
+    AmbiguousSubmission,
+    DailyCapReached,
+    NotFoundError,
+    PermissionDeniedError,
+    RequestRejected,
+    ThrottledError,
+    UnavailableError,
+)
 from pipeline.models import Action, Identity, JobRequest, JobStatus, RequestOptions, UserRequest
 from pipeline.ratelimit import RateLimiter
 from pipeline.settings import ApiSettings, Credentials, LimitSettings, Secret, Settings
+from pipeline.transport import RawResponse, Redactor, raise_for_status
 
 DAY_S = 86_400
 EXACT = SimulationConfig(product_error_rate=0.0, ids_not_found_rate=0.0, partial_rate=0.0)
@@ -200,3 +221,49 @@ async def test_twenty_per_second_with_32_callers_uses_the_rate_without_a_429() -
     used = (api_calls - 1) / elapsed
     print(f"used {used:.2f} req/s of 20 over {elapsed:.2f} s")
     assert used >= 0.95 * 20
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (DocumentRateLimited(3), ThrottledError),
+        (TooManyRequests(2), ThrottledError),
+        (DailyLimitExceeded(20_000, 19_999, 4), DailyCapReached),
+        (InvalidRequest("size must be at most 1000"), RequestRejected),
+        (NotFound("job not found"), NotFoundError),
+        (InvalidApiKey(), PermissionDeniedError),
+        (ServiceUnavailable("try later"), UnavailableError),
+    ],
+)
+def test_the_emulators_wire_errors_classify_as_the_client_expects(
+    error: WireError, expected: type[Exception]
+) -> None:
+    resp = RawResponse("POST jobs", error.status, error.headers, orjson.dumps(error.body()))
+    with pytest.raises(expected) as info:
+        raise_for_status(resp, Redactor())
+    if isinstance(info.value, ThrottledError):
+        assert info.value.retry_after_s == float(error.headers["Retry-After"])
+
+
+async def test_the_daily_cap_and_unknown_jobs_against_the_emulator(emu: RunningEmulator) -> None:
+    emu.backend.reconfigure({"limits": {"daily_job_cap": 3}})
+    async with PrivacyServiceClient.from_settings(settings_for(emu)) as client:
+        with pytest.raises(DailyCapReached):
+            await client.create_jobs(a_request(["u-1", "u-2"], (Action.ACCESS, Action.DELETE)))
+        with pytest.raises(NotFoundError):
+            await client.get_job("00000000-0000-0000-0000-000000000000")
+        counts = client.call_counts
+    assert counts["POST jobs"] == {"400": 1}
+    assert counts["GET jobs/{id}"] == {"404": 1}
+
+
+async def test_a_post_that_fails_after_creating_jobs_is_ambiguous_and_not_resent(
+    emu: RunningEmulator,
+) -> None:
+    emu.backend.reconfigure({"faults": {"ambiguous_post_rate": 1.0}})
+    async with PrivacyServiceClient.from_settings(settings_for(emu)) as client:
+        with pytest.raises(AmbiguousSubmission):
+            await client.create_jobs(a_request(["u-1"]))
+    stats: dict[str, Any] = emu.backend.stats.to_dict()
+    assert sum(stats["requests"]["POST jobs"].values()) == 1
+    assert stats["posts_per_user_key"] == {"u-1": {"access": 1}}
