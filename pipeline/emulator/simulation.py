@@ -8,7 +8,6 @@ drawn in simulated seconds and divided by ``time_scale`` to become emulator-cloc
 from __future__ import annotations
 
 import random
-import uuid
 
 from .catalog import (
     ERROR_OUTCOMES,
@@ -31,28 +30,37 @@ class Simulator:
 
     def job_id(self) -> str:
         """A random (seeded) UUID4 string."""
-        return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+        n = self.rng.getrandbits(128)
+        n = (n & ~(0xF000 << 64) | (0x4000 << 64)) & ~(0xC000 << 48) | (0x8000 << 48)
+        h = f"{n:032x}"
+        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
     def request_id(self, now: float) -> str:
         """The service's request id form: epoch ms, four digits, ``RX-`` and three digits."""
         ms = int(now * 1000)
         return f"{ms:013d}{self.rng.randrange(10_000):04d}RX-{self.rng.randrange(1000):03d}"
 
-    def draw(self, provisioned: list[bool], invalid_namespace: bool) -> bytes:
-        """Outcomes and ack/done delays for one job's products, packed for the store."""
+    def draw(
+        self, provisioned: list[bool], invalid_namespace: bool, created_at: float
+    ) -> tuple[bytes, tuple[float, float, bool]]:
+        """Outcomes and ack/done delays for one job's products, packed for the store, with the
+        job's (first ack, last done, failed) summary."""
         cfg = self.config
         rng = self.rng
-        scale = cfg.time_scale
+        to_ms = 1000.0 / cfg.time_scale
         outcomes: list[int] = []
-        acks: list[float] = []
-        dones: list[float] = []
+        acks: list[int] = []
+        dones: list[int] = []
+        failed = False
         for is_provisioned in provisioned:
-            ack = rng.uniform(*cfg.ack_delay_s) / scale
-            done = ack + rng.uniform(*cfg.processing_s) / scale
+            ack = round(rng.uniform(*cfg.ack_delay_s) * to_ms)
             acks.append(ack)
-            dones.append(done)
-            outcomes.append(self._outcome(is_provisioned, invalid_namespace))
-        return pack_products(outcomes, acks, dones)
+            dones.append(ack + round(rng.uniform(*cfg.processing_s) * to_ms))
+            outcome = self._outcome(is_provisioned, invalid_namespace)
+            failed = failed or outcome in ERROR_OUTCOMES
+            outcomes.append(outcome)
+        summary = (created_at + min(acks) / 1000, created_at + max(dones) / 1000, failed)
+        return pack_products(outcomes, acks, dones), summary
 
     def _outcome(self, provisioned: bool, invalid_namespace: bool) -> int:
         cfg = self.config

@@ -84,6 +84,7 @@ class Job:
         user: User,
         action: str,
         packed: bytes,
+        summary: tuple[float, float, bool] | None = None,
     ) -> None:
         self.seq = seq
         self.job_id = job_id
@@ -91,10 +92,8 @@ class Job:
         self.user = user
         self.action = action
         self.packed = packed
-        states = self.products()
-        self.ack_at = min(s.ack_at for s in states)
-        self.done_at = max(s.done_at for s in states)
-        self.failed = any(s.outcome in ERROR_OUTCOMES for s in states)
+        # (first ack, last done, any product failed): given by the simulator, else unpacked.
+        self.ack_at, self.done_at, self.failed = summary or summarize(self.products())
 
     def status_at(self, now: float) -> str:
         """``submitted`` until a product acknowledges, ``processing`` until all are done."""
@@ -111,25 +110,41 @@ class Job:
 
     def last_modified_at(self, now: float) -> float:
         """The time of the latest product event at or before ``now``."""
+        if now >= self.done_at:
+            return self.done_at
+        if now < self.ack_at:
+            return self.request.created_at
         events = [self.request.created_at]
         for state in self.products():
             events.extend(t for t in (state.ack_at, state.done_at) if t <= now)
         return max(events)
 
 
-def pack_products(outcomes: list[int], acks: list[float], dones: list[float]) -> bytes:
-    """Outcome indexes plus ack/done delays (seconds after creation) as compact bytes."""
+def summarize(states: list[ProductState]) -> tuple[float, float, bool]:
+    """(first ack, last done, whether any product failed) of a job's product states."""
+    return (
+        min(s.ack_at for s in states),
+        max(s.done_at for s in states),
+        any(s.outcome in ERROR_OUTCOMES for s in states),
+    )
+
+
+def pack_products(outcomes: list[int], acks_ms: list[int], dones_ms: list[int]) -> bytes:
+    """Outcome indexes plus ack/done delays (milliseconds after creation) as compact bytes."""
     n = len(outcomes)
-    return struct.pack(f"<{n}B{n}f{n}f", *outcomes, *acks, *dones)
+    return struct.pack(f"<{n}B{n}I{n}I", *outcomes, *acks_ms, *dones_ms)
 
 
 def unpack_products(names: tuple[str, ...], packed: bytes, created_at: float) -> list[ProductState]:
     """The inverse of :func:`pack_products`, with delays turned into absolute times."""
     n = len(names)
-    values = struct.unpack(f"<{n}B{n}f{n}f", packed)
+    values = struct.unpack(f"<{n}B{n}I{n}I", packed)
     return [
         ProductState(
-            names[i], values[i], created_at + values[n + i], created_at + values[2 * n + i]
+            names[i],
+            values[i],
+            created_at + values[n + i] / 1000,
+            created_at + values[2 * n + i] / 1000,
         )
         for i in range(n)
     ]
