@@ -173,7 +173,10 @@ class PrivacyBackend:
             )
             for action in user_spec.actions:
                 packed, summary = sim.draw(provisioned, invalid_ns, now)
-                job = Job(store.next_seq, sim.job_id(), request, user, action, packed, summary)
+                job_id = sim.job_id()
+                while store.get(job_id) is not None:  # a seed reused after a config change
+                    job_id = sim.job_id()
+                job = Job(store.next_seq, job_id, request, user, action, packed, summary)
                 store.add(job)
                 jobs.append(job)
         if self.persistence is not None:

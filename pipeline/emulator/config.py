@@ -113,6 +113,15 @@ class EmulatorConfig:
     default_window_days: int = 7
     persistence_path: str | None = None
 
+    def __post_init__(self) -> None:
+        try:
+            self.clock_start_epoch()
+            self.cutoff_epoch()
+        except ValueError:
+            raise ConfigValueError("clock_start and the cutoff must be ISO 8601 dates") from None
+        if not self.clients:
+            raise ConfigValueError("at least one client is needed")
+
     def clock_start_epoch(self) -> float | None:
         """``clock_start`` (ISO 8601, UTC when no zone is given) as epoch seconds."""
         if self.clock_start is None:
@@ -166,7 +175,14 @@ def _client(item: Any) -> ClientConfig:
     return client
 
 
+_OPTIONAL_TEXT = frozenset({"clock_start", "persistence_path"})
+
+
 def _coerce(key: str, value: Any, current: Any) -> Any:
+    if key in _OPTIONAL_TEXT:
+        if value is not None and not isinstance(value, str):
+            raise ConfigValueError(f"{key} must be a string or null")
+        return value
     if isinstance(current, tuple):
         if not isinstance(value, list | tuple):
             raise ConfigValueError(f"{key} must be a list")

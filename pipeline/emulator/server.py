@@ -106,14 +106,20 @@ class EmulatorServer(_Urls):
     """An emulator on its own thread and event loop; a context manager.
 
     ``with EmulatorServer(cfg) as emu:`` returns once the server accepts connections. Without a
-    config, the default config with the client from ``ADOBE_CLIENT_ID`` etc. is used.
+    config, the default config with the client from ``ADOBE_CLIENT_ID`` etc. is used; pass
+    ``backend`` to serve one built by the caller (e.g. with an injected monotonic clock).
     """
 
     def __init__(
-        self, config: EmulatorConfig | None = None, host: str = "127.0.0.1", port: int = 0
+        self,
+        config: EmulatorConfig | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        backend: PrivacyBackend | None = None,
     ) -> None:
-        self.config = config or load_config(None, os.environ)
-        self.backend = make_backend(self.config)
+        self.backend = backend or make_backend(config or load_config(None, os.environ))
+        self.config = self.backend.config
         self.host = host
         self.port = port
         self._ready = threading.Event()

@@ -116,3 +116,31 @@ def test_the_org_of_a_job_is_the_callers() -> None:
     job = backend.store.get(body["jobs"][0]["jobId"])
     assert job is not None
     assert job.request.org_id == ORG
+
+
+def test_on_a_running_clock_a_simulated_day_passes_per_second() -> None:
+    wall = [1_772_445_600.0]  # 2026-03-02 10:00 UTC
+    config = frozen_config(clock_frozen=False, clock_start=None)
+    backend = PrivacyBackend(config, clock=EmulatorClock(wall=lambda: wall[0]))
+    client = backend.config.clients[0]
+    job_id = backend.create_jobs(client, payload())["jobs"][0]["jobId"]
+    job = backend.store.get(job_id)
+    assert job is not None
+    # Acks take at most one simulated hour, processing at most three simulated days.
+    assert job.ack_at - wall[0] <= 3_600 / 86_400 + 1e-3
+    assert job.done_at - wall[0] <= (3_600 + 259_200) / 86_400 + 1e-3
+    wall[0] += 3.1
+    assert backend.get_job(client, job_id, "u")["status"] in ("complete", "error")
+
+
+def test_freezing_the_clock_through_config_keeps_the_current_time() -> None:
+    wall = [1_772_445_600.0]
+    backend = PrivacyBackend(
+        frozen_config(clock_frozen=False, clock_start=None),
+        clock=EmulatorClock(wall=lambda: wall[0]),
+    )
+    backend.advance(100)
+    backend.reconfigure({"clock_frozen": True})
+    frozen_at = backend.clock.now()
+    assert frozen_at >= wall[0] + 100
+    assert backend.clock.frozen

@@ -37,6 +37,11 @@ async def test_config_refuses_unknown_keys_and_wrong_types(api: Api) -> None:
     assert (await api.control("POST", "config", {"limits": {"speed": 1}})).status == 400
     assert (await api.control("POST", "config", {"seed": "one"})).status == 400
     assert (await api.control("POST", "config", [1])).status == 400
+    assert (await api.control("POST", "config", {"clock_start": "soon"})).status == 400
+    assert (await api.control("POST", "config", {"faults": {"reset_rate": 2}})).status == 400
+    assert (await api.control("POST", "config", {"faults": {"latency_s": [2, 1]}})).status == 400
+    assert (await api.control("POST", "config", {"simulation": {"time_scale": 0}})).status == 400
+    assert (await api.control("POST", "config", {"clients": []})).status == 400
     assert api.emu.backend.config.seed == 1
 
 
@@ -94,3 +99,13 @@ async def test_the_same_seed_and_requests_give_the_same_statuses_and_outcomes(ap
     other = frozen_config(seed=43, simulation={"product_error_rate": 0.2})
     async with await start_emulator(backend=PrivacyBackend(other)) as emu:
         assert await _session_outcomes(Api(api.session, emu)) != runs[0]
+
+
+async def test_returning_to_an_earlier_seed_never_reuses_a_job_id(api: Api) -> None:
+    first = await api.create(payload(users=5))
+    await api.control("POST", "config", {"seed": 2})
+    await api.control("POST", "config", {"seed": 1})
+    second = await api.create(payload(users=5, prefix="again"))
+    ids = [j["jobId"] for j in first.body["jobs"] + second.body["jobs"]]
+    assert len(set(ids)) == 10
+    assert len(api.emu.backend.store) == 10
