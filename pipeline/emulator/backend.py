@@ -234,7 +234,10 @@ def _with_status(jobs: list[Job], status: str, now: float) -> list[Job]:
     if status == "submitted":
         return [j for j in jobs if now < j.ack_at]
     if status == "processing":
-        return [j for j in jobs if j.ack_at <= now < j.done_at]
+        # The seed documents only processing|complete|error as filter values and says the
+        # default covers every status, so a job not yet acknowledged (its own status still
+        # "submitted") is in the processing filter; "submitted" (from the spec) narrows to it.
+        return [j for j in jobs if now < j.done_at]
     failed = status == "error"
     return [j for j in jobs if j.done_at <= now and j.failed is failed]
 
