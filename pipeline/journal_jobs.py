@@ -47,10 +47,13 @@ def identity_values(c: sqlite3.Connection, where: str, params: tuple[Any, ...]) 
     return values
 
 
-def next_attempt_key(user_key: str, attempt: int) -> str:
-    """The user key of a retry: the first attempt's key plus ``.a<attempt>``."""
-    root = user_key.rsplit(".a", 1)[0] if attempt > 2 else user_key
-    return f"{root}.a{attempt}"
+def retry_key(first_key: str, round_no: int) -> str:
+    """The user key of a retry: the first attempt's key plus ``.r<round>``."""
+    return f"{first_key}.r{round_no}"
+
+
+def _first_key(user_key: str, attempt: int) -> str:
+    return user_key if attempt == 1 else user_key.rsplit(".r", 1)[0]
 
 
 def _in(states: Iterable[JobState]) -> str:
@@ -185,14 +188,15 @@ class JobTransitions(JournalStore):
         at: datetime,
         *,
         users_per_batch: int = 1000,
-        key_for: Callable[[str, int], str] = next_attempt_key,
+        key_for: Callable[[str, int], str] = retry_key,
     ) -> list[str]:
         """Plan new attempts for every job in ``error`` not retried yet; returns new batch ids.
 
-        Each retried user gets a new user key (``key_for(old_key, attempt)``) carrying only its
-        errored actions; each new job links to the job it retries (attempt + 1). Users are
-        grouped by request options (opt-out-of-sale apart) into planned batches named
-        ``retry<round>-<n>``. A finished or paused run goes back to planned.
+        Round ``n`` gives each retried user (subject and part) one new user key,
+        ``key_for(first attempt's key, n)``, carrying only its errored actions; each new job
+        links to the job it retries (attempt + 1). Users are grouped by request options
+        (opt-out-of-sale apart) into planned batches ``retry<n>-<k>``. A finished or paused
+        run goes back to planned.
         """
         now = to_us(at)
         with self._tx() as c:
@@ -206,9 +210,9 @@ class JobTransitions(JournalStore):
             ).fetchall()
             if not rows:
                 return []
-            by_user: dict[int, list[Any]] = {}
-            for r in rows:
-                by_user.setdefault(r[3], []).append(r)
+            by_user: dict[tuple[str, int], list[Any]] = {}
+            for r in rows:  # one new user per (subject, part), however many old ones erred
+                by_user.setdefault((r[5], r[6]), []).append(r)
             groups: dict[tuple[str, bool], list[list[Any]]] = defaultdict(list)
             for user_rows in by_user.values():
                 opt_out = user_rows[0][1] == Action.OPT_OUT_OF_SALE
@@ -220,8 +224,8 @@ class JobTransitions(JournalStore):
             (uid,) = c.execute("SELECT max(uid) FROM user").fetchone()
             (jid,) = c.execute("SELECT max(jid) FROM job").fetchone()
             batch_ids: list[str] = []
-            for key in sorted(groups):
-                members = groups[key]
+            for group in sorted(groups):
+                members = groups[group]
                 for start in range(0, len(members), users_per_batch):
                     seq += 1
                     batch_id = f"retry{rounds + 1}-{len(batch_ids) + 1:05d}"
@@ -235,12 +239,11 @@ class JobTransitions(JournalStore):
                     for user_rows in members[start : start + users_per_batch]:
                         uid += 1
                         old = user_rows[0]
-                        attempt = max(r[2] for r in user_rows) + 1
+                        key = key_for(_first_key(old[4], old[2]), rounds + 1)
                         c.execute(
                             "INSERT INTO user VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                            (uid, key_for(old[4], attempt), old[5], old[6], seq, old[7], old[8],
-                             old[9]),
-                        )  # fmt: skip
+                            (uid, key, old[5], old[6], seq, old[7], old[8], old[9]),
+                        )
                         for r in user_rows:
                             jid += 1
                             c.execute(

@@ -108,8 +108,8 @@ def test_retry_plans_new_attempts_linked_to_the_errored_jobs(journal: Journal) -
     assert journal.plan_retry(at(12)) == ["retry1-00001"]
     retry = journal.load_batch("retry1-00001")
     assert [(u.user_key, u.request.actions) for u in retry.users] == [
-        ("uk-0000000.a2", (A,)),
-        ("uk-0000001.a2", (D,)),
+        ("uk-0000000.r1", (A,)),
+        ("uk-0000001.r1", (D,)),
     ]
     assert retry.users[0].request.identities[0].value == email(0)
     assert journal.plan_retry(at(13)) == []  # nothing new has failed
@@ -125,10 +125,17 @@ def test_a_second_retry_round_keys_attempts_from_the_first_key(journal: Journal)
     journal.observe([_obs("uk-0000000-access", "error")], at(11))
     journal.plan_retry(at(12))
     journal.record_intent("retry1-00001", "d", at(13))
-    journal.mark_submitted("retry1-00001", "r2", {("uk-0000000.a2", A): "again"}, at(14))
-    journal.observe([_obs("again", "error")], at(15))
+    journal.mark_submitted("retry1-00001", "r2", {("uk-0000000.r1", A): "again"}, at(14))
+    # round 2: the retried access and the first delete both fail: one new user carries both
+    journal.observe([_obs("again", "error"), _obs("uk-0000000-delete", "error")], at(15))
     assert journal.plan_retry(at(16)) == ["retry2-00001"]
-    assert [u.user_key for u in journal.load_batch("retry2-00001").users] == ["uk-0000000.a3"]
+    (again,) = journal.load_batch("retry2-00001").users
+    assert (again.user_key, again.request.actions) == ("uk-0000000.r2", (A, D))
+    rows = [r for c in journal.iter_status_rows() for r in c if r.subject_key == "subj-0000000"]
+    assert sorted((r.action, r.attempt, r.user_key) for r in rows) == [
+        ("access", 3, "uk-0000000.r2"),
+        ("delete", 2, "uk-0000000.r2"),
+    ]
 
 
 def test_run_state_moves_and_refuses_illegal_moves(journal: Journal) -> None:
