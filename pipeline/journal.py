@@ -139,6 +139,11 @@ class Journal(JobTransitions, JournalQueries):
                 jobs += len(job_rows)
         return jobs
 
+    def set_rejects_count(self, count: int) -> None:
+        """Record the rejected input rows once planning has counted them all."""
+        with self._tx() as c:
+            c.execute("UPDATE run SET rejects_count = ?", (count,))
+
     # -- the run ----------------------------------------------------------------------------
 
     def activate(self, at: datetime) -> None:
