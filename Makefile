@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 install: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/python -m pipeline.emulator.demo
+	$(BIN)/dsar run data/sample_subjects.csv
 
 lint: $(STAMP)
 	$(BIN)/ruff check pipeline tests data

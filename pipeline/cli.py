@@ -16,31 +16,17 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from . import __version__
+from .cli_common import Registrar, add_common, settings_from_args
+from .cli_run import RUN_COMMANDS
 from .errors import PipelineError
 from .logs import configure_logging
-from .settings import Settings, load_settings
 
 log = logging.getLogger("dsar")
 
 Handler = Callable[[argparse.Namespace], int]
 
 
-def settings_from_args(args: argparse.Namespace) -> Settings:
-    """Settings from ``--config`` (if any), the environment, and the flags in ``args``."""
-    path: Path | None = getattr(args, "config", None)
-    overrides: dict[str, dict[str, object]] = {}
-    workspace = getattr(args, "workspace", None)
-    if workspace:
-        overrides.setdefault("output", {})["workspace"] = str(workspace)
-    return load_settings(path, env=os.environ, overrides=overrides)
-
-
-def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", type=Path, help="TOML configuration file")
-    p.add_argument(
-        "--log-format", choices=("text", "json"), default="text", help="log line format"
-    )
-    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+_add_common = add_common
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,10 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-Registrar = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
-
 # Each command adds itself here: a function that registers its subparser and handler.
-_COMMANDS: list[Registrar] = []
+_COMMANDS: list[Registrar] = [*RUN_COMMANDS]
 
 
 def _register_validate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -120,6 +104,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_logging(fmt=args.log_format, verbose=args.verbose)
+    # Everything dsar writes (journal, reports, results) is personal data: private by default.
+    os.umask(0o077)
     handler: Handler = args.handler
     try:
         return handler(args)

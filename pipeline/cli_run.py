@@ -1,0 +1,172 @@
+"""The run commands of the CLI: run, resume, status, retry, and jobs list|get|download.
+
+Thin: parse, load settings, call :mod:`pipeline.runner` / :mod:`pipeline.jobs_cli`, print.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+from pathlib import Path
+
+import orjson
+
+from .cli_common import Registrar, SubParsers, add_common, settings_from_args
+from .errors import ConfigError
+from .runner import RunOutcome, resume_all, resume_run, start_run
+from .runstate import RunOptions
+from .status import render_outcome, run_status
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> float:
+    """``"2h"``, ``"90m"``, ``"45s"``, ``"1d"`` or plain seconds, as seconds."""
+    match = _DURATION.match(text)
+    if not match:
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (use e.g. 90m, 2h, 1d)")
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def _add_drive_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--no-wait", action="store_true", help="return once everything is submitted (exit 4)"
+    )
+    p.add_argument(
+        "--max-runtime",
+        type=parse_duration,
+        metavar="DURATION",
+        help="stop after this long (e.g. 2h), write the reports, exit 4",
+    )
+
+
+def _options(args: argparse.Namespace) -> RunOptions:
+    return RunOptions(
+        no_wait=args.no_wait,
+        max_runtime_s=args.max_runtime,
+        reconcile=os.environ.get("DSAR_UNSAFE_NO_RECONCILE") != "1",
+    )
+
+
+def _print_outcome(outcome: RunOutcome) -> int:
+    print(render_outcome(outcome, color=sys.stdout.isatty()))
+    print(outcome.message, file=sys.stderr)
+    return outcome.exit_code
+
+
+def _register_run(sub: SubParsers[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "run",
+        help="the main job: validate, batch, submit, poll to the end, download, report",
+        description="Plan INPUT into a new run directory and drive it to the end. Without "
+        "credentials and api.base_url the embedded emulator is used.",
+    )
+    p.add_argument("input", type=Path, help="CSV, Parquet, or JSON (Privacy Service UI upload)")
+    add_common(p)
+    p.add_argument("--workspace", type=Path, help="workspace directory (default ./dsar-runs)")
+    p.add_argument("--run-dir", type=Path, help="run directory (default WORKSPACE/RUN_ID)")
+    _add_drive_flags(p)
+    p.add_argument("--dry-run", action="store_true", help="plan and report; submit nothing")
+    p.add_argument("--yes", action="store_true", help="do not ask before submitting")
+    p.set_defaults(handler=_cmd_run)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    settings = settings_from_args(args)
+
+    def confirm(_target: object, jobs: int) -> bool:
+        if args.yes or not sys.stdin.isatty():
+            return True
+        answer = input(f"Submit {jobs:,} jobs to the Privacy Service? [y/N] ")
+        return answer.strip().lower() in ("y", "yes")
+
+    outcome = start_run(
+        args.input,
+        settings,
+        env=os.environ,
+        run_dir=args.run_dir,
+        options=_options(args),
+        dry_run=args.dry_run,
+        confirm=confirm,
+    )
+    return _print_outcome(outcome)
+
+
+def _register_resume(sub: SubParsers[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "resume",
+        help="continue a run from its journal (after a crash, the daily cap, --no-wait)",
+        description="Continue RUN_DIR; with --all, advance every unfinished run of WORKSPACE "
+        "(the one line a cron job needs).",
+    )
+    p.add_argument("path", type=Path, metavar="RUN_DIR", help="run directory (or WORKSPACE)")
+    p.add_argument("--all", action="store_true", help="PATH is a workspace: resume every run")
+    add_common(p)
+    _add_drive_flags(p)
+    p.set_defaults(handler=_cmd_resume)
+
+
+def _cmd_resume(args: argparse.Namespace) -> int:
+    options = _options(args)
+    if args.all:
+        if not args.path.is_dir():
+            raise ConfigError(f"{args.path}: not a workspace directory")
+        outcomes = resume_all(args.path, env=os.environ, options=options)
+        if not outcomes:
+            print("no unfinished run in the workspace", file=sys.stderr)
+            return 0
+        return max(_print_outcome(o) for o in outcomes)
+    return _print_outcome(resume_run(args.path, env=os.environ, options=options))
+
+
+def _register_retry(sub: SubParsers[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "retry",
+        help="resubmit the subjects whose jobs ended in error (a new attempt)",
+        description="Plan a new attempt, with a new user key, for every job of RUN_DIR that "
+        "ended in error, linked to it in the journal; then drive the run.",
+    )
+    p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    add_common(p)
+    _add_drive_flags(p)
+    p.set_defaults(handler=_cmd_retry)
+
+
+def _cmd_retry(args: argparse.Namespace) -> int:
+    options = _options(args)
+    outcome = resume_run(args.run_dir, env=os.environ, options=options, retry_errors=True)
+    return _print_outcome(outcome)
+
+
+def _register_status(sub: SubParsers[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "status",
+        help="counts by state, budget used, next actions (reads only the journal)",
+        description="Show where RUN_DIR stands. Makes no API call.",
+    )
+    p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    add_common(p)
+    p.set_defaults(handler=_cmd_status)
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    status = run_status(args.run_dir)
+    if args.json:
+        sys.stdout.write(orjson.dumps(status, option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        from .status import render_status
+
+        print(render_status(status))
+    return 0
+
+
+RUN_COMMANDS: list[Registrar] = [
+    _register_run,
+    _register_resume,
+    _register_status,
+    _register_retry,
+]

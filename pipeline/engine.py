@@ -1,0 +1,175 @@
+"""Driving a planned run: submit, poll to the end, download, checkpoint; pause or finish.
+
+:func:`drive` runs the submitter and the poller side by side over one client and writes the
+reports at every checkpoint. It returns when every job is terminal (and every access result
+downloaded), or pauses the run with a reason and the earliest useful resume time:
+
+- ``daily_cap``: the cap is reached; what is in flight is polled to the end first;
+- ``no_wait``: ``--no-wait`` and everything is submitted;
+- ``max_runtime`` / ``interrupted``: ``--max-runtime`` or SIGINT/SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from .journal_models import JobState, RunState
+from .poller import Poller
+from .progress import Counts, ProgressReporter
+from .runstate import RunContext
+from .submitter import Submitter
+
+log = logging.getLogger("dsar.run")
+
+OPEN_JOB_STATES = (JobState.PENDING, JobState.SUBMITTED, JobState.PROCESSING)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DriveResult:
+    """How driving ended: finished, or paused with a reason and a resume time."""
+
+    finished: bool
+    pause_reason: str | None = None
+    resume_after: datetime | None = None
+
+
+def progress_counts(ctx: RunContext) -> Counts:
+    """The journal's counts as progress figures (jobs of the latest attempts)."""
+    jobs = ctx.journal.counts().jobs
+    total = sum(jobs.values())
+    terminal = sum(jobs[s] for s in ("complete", "error", "downloaded", "failed"))
+    submitted = total - jobs["pending"]
+    downloaded = jobs["downloaded"]
+    waiting = len(ctx.journal.jobs_needing_download(limit=1_000_000))
+    return Counts(
+        jobs_total=total,
+        submitted=submitted,
+        terminal=terminal,
+        downloads_total=downloaded + waiting,
+        downloaded=downloaded,
+    )
+
+
+def _open_work(ctx: RunContext) -> tuple[int, int, int]:
+    """(jobs not yet submitted, jobs in flight, terminal jobs still needing details/download)."""
+    c = ctx.journal.counts()
+    pending = c.jobs[JobState.PENDING]
+    in_flight = c.jobs[JobState.SUBMITTED] + c.jobs[JobState.PROCESSING]
+    follow_up = len(ctx.journal.jobs_needing_details(limit=1)) + len(
+        ctx.journal.jobs_needing_download(limit=1)
+    )
+    return pending, in_flight, follow_up
+
+
+async def drive(
+    ctx: RunContext,
+    run_dir: Path,
+    *,
+    checkpoint: Callable[[], None],
+    reporter: ProgressReporter,
+) -> DriveResult:
+    """Submit and poll until the run finishes or pauses; checkpoint reports on the way."""
+    ctx.journal.activate(ctx.now())
+    submitter = Submitter(ctx)
+    poller = Poller(ctx, run_dir)
+    started = time.monotonic()
+    last_checkpoint = started
+    _install_signals(ctx)
+    if ctx.options.max_runtime_s is not None:
+        asyncio.get_running_loop().call_later(
+            ctx.options.max_runtime_s, ctx.request_stop, "max_runtime"
+        )
+
+    submit_task = asyncio.create_task(submitter.submit_all(), name="dsar-submit")
+    try:
+        while True:
+            if submit_task.done():
+                submit_task.result()  # re-raise a fatal error (auth, journal)
+            await poller.round()
+            reporter.update(progress_counts(ctx))
+            now = time.monotonic()
+            if now - last_checkpoint >= ctx.options.checkpoint_every_s:
+                _sync_calls(ctx)
+                checkpoint()
+                last_checkpoint = now
+            pending, in_flight, follow_up = _open_work(ctx)
+            if ctx.stopping:
+                break
+            submitting = not submit_task.done()
+            if not submitting and pending and not submitter.cap_reached:
+                # new child/retry batches appeared after the submitter ended: go again
+                submit_task = asyncio.create_task(submitter.submit_all(), name="dsar-submit")
+                submitting = True
+            if not submitting and ctx.options.no_wait and pending == 0:
+                break
+            if not submitting and in_flight == 0 and follow_up == 0:
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(ctx.stop.wait(), ctx.options.poll_interval_s or 60.0)
+    finally:
+        if not submit_task.done():
+            ctx.request_stop(ctx.stop_reason or "interrupted")
+        with contextlib.suppress(asyncio.CancelledError):
+            await submit_task
+        _remove_signals()
+        _sync_calls(ctx)
+    reporter.update(progress_counts(ctx), final=True)
+    pending, in_flight, follow_up = _open_work(ctx)
+    at = ctx.now()
+    if pending == 0 and in_flight == 0 and follow_up == 0:
+        ctx.journal.finish(at)
+        return DriveResult(finished=True)
+    if submitter.cap_reached and not ctx.stopping:
+        resume = _next_utc_midnight(at)
+        ctx.journal.pause("daily_cap", at, resume_after=resume)
+        return DriveResult(finished=False, pause_reason="daily_cap", resume_after=resume)
+    reason = ctx.stop_reason or ("no_wait" if ctx.options.no_wait else "interrupted")
+    ctx.journal.pause(reason, at)
+    return DriveResult(finished=False, pause_reason=reason)
+
+
+def _next_utc_midnight(at: datetime) -> datetime:
+    day = at.date() + timedelta(days=1)
+    return datetime(day.year, day.month, day.day, tzinfo=at.tzinfo)
+
+
+_calls_seen: dict[int, dict[tuple[str, str], int]] = {}
+
+
+def _sync_calls(ctx: RunContext) -> None:
+    """Add the client's API calls since the last sync to the journal's counters."""
+    seen = _calls_seen.setdefault(id(ctx), {})
+    delta: dict[tuple[str, int | str], int] = {}
+    for endpoint, by_status in ctx.client.call_counts.items():
+        for status, count in by_status.items():
+            key = (endpoint, status)
+            if count > seen.get(key, 0):
+                delta[key] = count - seen.get(key, 0)
+                seen[key] = count
+    if delta:
+        ctx.journal.add_api_calls(delta)
+
+
+def _install_signals(ctx: RunContext) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, ctx.request_stop, "interrupted")
+
+
+def _remove_signals() -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.remove_signal_handler(sig)
+
+
+__all__ = ["DriveResult", "RunState", "drive", "progress_counts"]

@@ -1,0 +1,134 @@
+"""Where a run stands, from its journal alone (``dsar status``), and the end-of-run table.
+
+Counts only: no identity value and no user key is ever shown.
+"""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console
+from rich.table import Table
+
+from .errors import ConfigError, JournalError
+from .journal import Journal
+from .journal_models import RunState
+from .journal_schema import JOURNAL_FILE
+from .ledger import Ledger
+
+if TYPE_CHECKING:
+    from .runner import RunOutcome
+
+
+def run_status(run_dir: Path) -> dict[str, Any]:
+    """The run's state, jobs and batches by state, rejects, API calls, today's budget use,
+    and the next action; reads only the journal and the workspace ledger."""
+    if not (run_dir / JOURNAL_FILE).exists():
+        raise ConfigError(f"{run_dir} holds no run journal")
+    with Journal.open(run_dir) as journal:
+        if not journal.has_plan:
+            raise JournalError(f"{run_dir}: the run was killed while planning; start it again")
+        info = journal.run_info()
+        counts = journal.counts()
+        calls = journal.api_calls()
+    meta = info.meta
+    budget: dict[str, Any] | None = None
+    workspace = Path(str(meta.settings.get("output", {}).get("workspace", run_dir.parent)))
+    cap = int(meta.settings.get("limits", {}).get("daily_job_cap", 0))
+    if meta.org_id and (workspace / "ledger.sqlite").exists():
+        today = datetime.now(UTC).date()
+        with Ledger.open(workspace) as ledger:
+            usage = ledger.usage(meta.org_id, today)
+        budget = {
+            "day": today.isoformat(),
+            "used": usage.used,
+            "reserved": usage.reserved,
+            "cap": cap,
+            "exhausted": usage.exhausted,
+        }
+    return {
+        "run_id": meta.run_id,
+        "run_dir": str(run_dir),
+        "state": info.state.value,
+        "pause_reason": info.pause_reason,
+        "resume_after": info.resume_after.isoformat() if info.resume_after else None,
+        "input_rows": meta.input_rows,
+        "rejected_rows": info.rejects_count,
+        "jobs": counts.jobs,
+        "batches": counts.batches,
+        "users": counts.users,
+        "api_calls": calls,
+        "daily_budget": budget,
+        "next": _next_action(info.state, info.pause_reason, run_dir, counts.jobs),
+    }
+
+
+def _next_action(state: RunState, reason: str | None, run_dir: Path, jobs: dict[str, int]) -> str:
+    if state == RunState.FINISHED:
+        if jobs.get("error", 0):
+            return f"`dsar retry {run_dir}` resubmits the {jobs['error']} jobs in error"
+        return "nothing: the run is finished"
+    if reason == "daily_cap":
+        return f"`dsar resume {run_dir}` after the next UTC midnight"
+    return f"`dsar resume {run_dir}`"
+
+
+def _state(state: str, reason: str | None) -> str:
+    return f"{state} ({reason})" if reason else state
+
+
+def _table(title: str, rows: list[tuple[str, str]]) -> Table:
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    for what, count in rows:
+        table.add_row(what, count)
+    return table
+
+
+def _render(tables: list[Table], color: bool) -> str:
+    buf = io.StringIO()
+    console = Console(file=buf, force_terminal=color, width=100, color_system=None)
+    for table in tables:
+        console.print(table)
+    return buf.getvalue().rstrip()
+
+
+def render_status(status: dict[str, Any]) -> str:
+    """``dsar status`` as readable text."""
+    head = [
+        ("run", status["run_id"]),
+        (
+            "state",
+            status["state"] + (f" ({status['pause_reason']})" if status["pause_reason"] else ""),
+        ),
+        ("input rows", f"{status['input_rows']:,}"),
+        ("rejected rows", f"{status['rejected_rows']:,}"),
+        ("users", f"{status['users']:,}"),
+    ]
+    if status["resume_after"]:
+        head.append(("resume after", status["resume_after"]))
+    budget = status["daily_budget"]
+    if budget:
+        head.append(("budget today", f"{budget['used']:,} / {budget['cap']:,} jobs"))
+    jobs = [(state, f"{n:,}") for state, n in status["jobs"].items() if n]
+    text = _render([_table("run", head), _table("jobs", jobs)], color=False)
+    return f"{text}\nnext: {status['next']}"
+
+
+def render_outcome(outcome: RunOutcome, *, color: bool = False) -> str:
+    """The summary table printed at the end of ``dsar run`` / ``resume``."""
+    rows = [
+        ("run", outcome.run_id),
+        ("run dir", str(outcome.run_dir)),
+        ("state", _state(outcome.state, outcome.pause_reason)),
+        ("rejected rows", f"{outcome.rejected_rows:,}"),
+    ]
+    rows += [(f"jobs {state}", f"{n:,}") for state, n in outcome.jobs.items() if n]
+    calls = sum(sum(by.values()) for by in outcome.api_calls.values())
+    rows.append(("API calls", f"{calls:,}"))
+    rows.append(("exit code", str(outcome.exit_code)))
+    return _render([_table("dsar run summary", rows)], color=color)

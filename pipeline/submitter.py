@@ -1,0 +1,233 @@
+"""Stage 4a: submit planned batches, and reconcile the ones whose POST was ambiguous.
+
+Write-ahead: the daily budget is reserved in the workspace ledger and the intent recorded in
+the journal *before* each POST; the job ids come back in the transaction that marks the batch
+submitted. A POST that fails in a way that may have created jobs is never sent again: the
+batch turns ``ambiguous`` and :meth:`Submitter.reconcile` lists the regulation's jobs since
+the intent, adopts those whose (user key, action) match, and moves only the missing users to
+a new batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import orjson
+
+from . import constants
+from .errors import (
+    AmbiguousSubmission,
+    AuthError,
+    DailyCapReached,
+    JournalError,
+    PermissionDeniedError,
+    RequestRejected,
+    ThrottledError,
+    TransientApiError,
+)
+from .journal_models import BatchInfo
+from .models import Action, PlannedBatch
+from .runstate import RunContext
+
+log = logging.getLogger("dsar.submit")
+
+
+@dataclass
+class SubmitReport:
+    """What one submission pass did (counts only)."""
+
+    posted: int = 0
+    jobs_created: int = 0
+    ambiguous: int = 0
+    deferred: int = 0
+    failed: int = 0
+    cap_reached: bool = False
+    reasons: dict[str, int] = field(default_factory=dict)
+
+
+class Submitter:
+    """Submits a run's planned batches with several workers sharing the client's limiter."""
+
+    def __init__(self, ctx: RunContext) -> None:
+        self.ctx = ctx
+        self.cap_reached = False
+
+    async def submit_all(self) -> SubmitReport:
+        """Reconcile, then submit every planned batch, round after round, until none is left,
+        the daily cap is reached, or the run is asked to stop."""
+        report = SubmitReport()
+        while not self.ctx.stopping and not self.cap_reached:
+            await self.reconcile_unresolved()
+            batch_ids = self.ctx.journal.batches_to_submit()
+            if not batch_ids:
+                break
+            await self._round(batch_ids, report)
+            if report.posted == 0 and report.deferred == 0 and report.ambiguous == 0:
+                break
+        report.cap_reached = self.cap_reached
+        return report
+
+    async def _round(self, batch_ids: list[str], report: SubmitReport) -> None:
+        queue: asyncio.Queue[str] = asyncio.Queue(maxsize=self.ctx.settings.limits.submit_workers)
+
+        async def produce() -> None:
+            for batch_id in batch_ids:
+                if self.ctx.stopping or self.cap_reached:
+                    break
+                await queue.put(batch_id)
+
+        async def work() -> None:
+            while True:
+                batch_id = await queue.get()
+                try:
+                    if not (self.ctx.stopping or self.cap_reached):
+                        await self.submit_one(batch_id, report)
+                finally:
+                    queue.task_done()
+
+        workers = [
+            asyncio.create_task(work(), name=f"dsar-submit-{i}")
+            for i in range(max(1, self.ctx.settings.limits.submit_workers))
+        ]
+        try:
+            await produce()
+            await queue.join()
+        finally:
+            for w in workers:
+                w.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+            for w in workers:
+                if not w.cancelled() and w.exception() is not None:
+                    raise w.exception()  # type: ignore[misc]
+
+    async def submit_one(self, batch_id: str, report: SubmitReport) -> None:
+        """Reserve budget, record the intent, POST, and record what came back."""
+        ctx = self.ctx
+        batch = ctx.journal.load_batch(batch_id)
+        if not batch.users:
+            return
+        n = batch.job_count
+        day = (await ctx.service_now()).date()
+        org = ctx.org_id
+        cap = ctx.settings.limits.daily_job_cap
+        if not ctx.ledger.reserve(org, day, n, cap):
+            self._cap(day, "the workspace ledger")
+            return
+        ctx.journal.record_intent(batch_id, payload_digest(batch), ctx.now())
+        try:
+            result = await ctx.client.create_jobs(batch.to_request())
+        except AmbiguousSubmission as exc:
+            ctx.ledger.commit(org, day, n)  # the jobs may exist: count them against the day
+            ctx.journal.mark_ambiguous(batch_id, ctx.now(), reason=_reason(exc))
+            report.ambiguous += 1
+            log.warning("batch %s: POST outcome unknown (%s); will reconcile", batch_id, exc)
+            return
+        except DailyCapReached:
+            ctx.ledger.release(org, day, n)
+            ctx.ledger.mark_exhausted(org, day)
+            ctx.journal.defer(batch_id, "daily_cap", ctx.now())
+            report.deferred += 1
+            self._cap(day, "the service")
+            return
+        except ThrottledError:
+            ctx.ledger.release(org, day, n)
+            ctx.journal.defer(batch_id, "throttled", ctx.now())
+            report.deferred += 1
+            return
+        except (AuthError, PermissionDeniedError):
+            ctx.ledger.release(org, day, n)
+            ctx.journal.defer(batch_id, "auth", ctx.now())
+            raise
+        except RequestRejected as exc:
+            ctx.ledger.release(org, day, n)
+            code = exc.code or f"HTTP-{exc.status}"
+            ctx.journal.mark_failed(batch_id, code, str(exc), ctx.now())
+            report.failed += 1
+            log.error("batch %s: rejected by the service: %s", batch_id, exc)
+            return
+        except TransientApiError:
+            ctx.ledger.commit(org, day, n)
+            ctx.journal.mark_ambiguous(batch_id, ctx.now(), reason="transient")
+            report.ambiguous += 1
+            return
+        ctx.ledger.commit(org, day, n)
+        report.posted += 1
+        report.jobs_created += len(result.jobs)
+        try:
+            created: dict[tuple[str, Action | str], str] = {
+                key: job_id for key, job_id in result.job_ids().items()
+            }
+            ctx.journal.mark_submitted(batch_id, result.request_id or "", created, ctx.now())
+        except JournalError:
+            # the answer does not cover the batch exactly: find out what exists instead
+            ctx.journal.mark_ambiguous(batch_id, ctx.now(), reason="partial_answer")
+            report.ambiguous += 1
+            log.warning("batch %s: the answer did not match the request; will reconcile", batch_id)
+
+    def _cap(self, day: object, who: str) -> None:
+        if not self.cap_reached:
+            log.warning("daily job cap reached for %s (said by %s): submitting stops", day, who)
+        self.cap_reached = True
+
+    async def reconcile_unresolved(self) -> int:
+        """Adopt the jobs that ambiguous batches created; returns the batches reconciled.
+
+        One list sweep per regulation covers every unresolved batch of it, from the day of the
+        oldest intent (at most the look-back limit) to the service's today.
+        """
+        ctx = self.ctx
+        ctx.journal.recover_submitting(ctx.now())
+        unresolved = ctx.journal.unresolved_batches()
+        if not unresolved:
+            return 0
+        by_regulation: dict[str, list[BatchInfo]] = defaultdict(list)
+        for info in unresolved:
+            by_regulation[info.regulation].append(info)
+        done = 0
+        for regulation, infos in by_regulation.items():
+            batches = [ctx.journal.load_batch(i.batch_id) for i in infos]
+            wanted: dict[tuple[str, str], str] = {}
+            for batch in batches:
+                for user in batch.users:
+                    for action in user.request.actions:
+                        wanted[(user.user_key, action.value)] = batch.batch_id
+            found: dict[str, dict[tuple[str, str], str]] = defaultdict(dict)
+            if ctx.options.reconcile:
+                today = (await ctx.service_now()).date()
+                oldest = min((i.intent_at or ctx.now()) for i in infos).date()
+                floor = today - timedelta(days=constants.MAX_LOOKBACK_DAYS - 1)
+                start = max(min(oldest - timedelta(days=1), today), floor)
+                async for job in ctx.client.list_jobs(
+                    regulation, from_date=start, to_date=today, page_size=ctx.page_size
+                ):
+                    key = (job.user_key or "", job.action)
+                    owner = wanted.get(key)
+                    if owner is not None and key not in found[owner]:
+                        found[owner][key] = job.job_id
+            for info in infos:
+                result = ctx.journal.reconcile(
+                    info.batch_id, found.get(info.batch_id, {}), ctx.now()
+                )
+                done += 1
+                log.info(
+                    "batch %s reconciled: %d jobs adopted, %d users to resubmit",
+                    info.batch_id,
+                    result.adopted,
+                    len(result.missing_user_keys),
+                )
+        return done
+
+
+def payload_digest(batch: PlannedBatch) -> str:
+    """sha256 of the batch's request body (without the org): what the intent promised."""
+    body = batch.to_request().to_wire("")
+    return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def _reason(exc: AmbiguousSubmission) -> str:
+    return f"ambiguous_{exc.status}" if exc.status else "ambiguous_connection"
