@@ -246,8 +246,9 @@ def load_settings(
                 raise ConfigError(f"config {path}: unknown section [{section}]")
             raw[section] = dict(body)
     env = env if env is not None else {}
-    if env.get("DSAR_API_BASE_URL"):
-        raw.setdefault("api", {})["base_url"] = env["DSAR_API_BASE_URL"]
+    for var, key in (("DSAR_API_BASE_URL", "base_url"), ("DSAR_IMS_URL", "ims_url")):
+        if env.get(var):
+            raw.setdefault("api", {})[key] = env[var]
     for section, body in (overrides or {}).items():
         raw.setdefault(section, {}).update(body)
     sections = {
