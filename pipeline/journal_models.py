@@ -223,6 +223,7 @@ class StatusRow(NamedTuple):
     error_code: str | None
     error_message: str | None
     input_rows: str  # JSON list of 0-based data-row numbers
+    received_at: str | None  # ISO-8601 from the input, as planned
 
 
 class ProductRow(NamedTuple):
