@@ -232,17 +232,20 @@ class PrivacyServiceClient:
 
     async def _pages(self, params: dict[str, str], page_size: int) -> AsyncIterator[JobSummary]:
         page = 0
+        seen = 0
         previous_first: str | None = None
         while True:
             resp = await self._json_call(
                 "GET", "jobs", EP_LIST, params={**params, "page": str(page)}
             )
-            jobs = parse_job_page(resp.json(), endpoint=EP_LIST)
+            body = resp.json()
+            jobs = parse_job_page(body, endpoint=EP_LIST)
             if jobs and jobs[0].job_id == previous_first:
                 raise MalformedResponse("paging does not advance", endpoint=EP_LIST)
             for job in jobs:
                 yield job
-            if len(jobs) < page_size:
+            seen += len(jobs)
+            if len(jobs) < page_size or _all_seen(body, seen, page_size):
                 return
             previous_first = jobs[0].job_id
             page += 1
@@ -394,3 +397,16 @@ class PrivacyServiceClient:
                         code=exc.code,
                     ) from None
                 raise
+
+
+def _all_seen(body: object, seen: int, page_size: int) -> bool:
+    """True when ``totalRecords`` is an overall count and every job has been read.
+
+    Sources disagree on whether ``totalRecords`` counts the page or every match; it is
+    trusted as an overall count only once it is larger than a page, which a page count cannot
+    be. That saves the empty page after a full last page; otherwise paging ends on a short one.
+    """
+    total = body.get("totalRecords") if isinstance(body, dict) else None
+    if not isinstance(total, int) or isinstance(total, bool):
+        return False
+    return total > page_size and seen >= total
