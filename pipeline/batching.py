@@ -11,6 +11,7 @@ users costs no Python loop; :meth:`BatchFrame.to_planned` gives the typed
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -170,17 +171,16 @@ class Batcher:
         self._sequence = 0
 
     def add(self, users: pa.Table) -> Iterator[BatchFrame]:
-        """Queue ``users`` (USER_SCHEMA); yield every batch that became full."""
+        """Queue ``users`` (USER_SCHEMA, grouped by options); yield every batch that filled."""
         if users.num_rows == 0:
             return
         regulation = users.column("regulation").to_numpy()
         opt_out = users.column("action").to_numpy() == _OPT_OUT
-        for code in np.unique(regulation):
-            for flag in (False, True):
-                mask = (regulation == code) & (opt_out == flag)
-                if mask.any():
-                    group = (REGULATION_LIST[int(code)], flag)
-                    yield from self._queue(group, users.filter(pa.array(mask)))
+        change = np.flatnonzero((regulation[1:] != regulation[:-1]) | (opt_out[1:] != opt_out[:-1]))
+        starts = np.concatenate([[0], change + 1, [len(regulation)]])
+        for start, stop in itertools.pairwise(starts):
+            group = (REGULATION_LIST[int(regulation[start])], bool(opt_out[start]))
+            yield from self._queue(group, users.slice(int(start), int(stop - start)))
 
     def _queue(self, group: tuple[str, bool], users: pa.Table) -> Iterator[BatchFrame]:
         queue = self._pending.setdefault(group, [])

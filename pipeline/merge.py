@@ -7,7 +7,8 @@ identities is cut into users of 9 (``part`` 0, 1, ...) or rejected with ``TOO_MA
 
 Vectorised on integer codes: keys and values are dictionary-encoded, then NumPy sorts and run
 boundaries do the grouping; no Python loop over subjects. Subjects come out in the order their
-keys first appear in the partition, which is deterministic for a given input.
+keys first appear in the partition (grouped by request options), which is deterministic for a
+given input.
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ import pyarrow.compute as pc
 
 from . import constants
 from .batching import USER_SCHEMA, UserColumns, build_users
-from .validate import REJECT_SCHEMA, Reason
+from .validate import CANONICAL_ACTIONS, REJECT_SCHEMA, Reason
 
 _PER_USER = constants.MAX_IDS_PER_USER
+_OPT_OUT = CANONICAL_ACTIONS.index(constants.OPT_OUT_OF_SALE)
 
 
 @dataclass(frozen=True)
@@ -113,7 +115,11 @@ def merge_partition(
     keep = ~bad_key[key]
     order = np.flatnonzero(keep)[np.lexsort((row[keep], value[keep], kind[keep], key[keep]))]
     firsts = order[run_starts(key[order], kind[order], value[order])]
-    firsts = firsts[np.lexsort((value[firsts], kind[firsts], row[firsts], key[firsts]))]
+    # users come out grouped by request options (regulation, opt-out), so batching slices
+    group = regulation.astype(np.int64) * 2 + (action == _OPT_OUT)
+    firsts = firsts[
+        np.lexsort((value[firsts], kind[firsts], row[firsts], key[firsts], group[firsts]))
+    ]
     id_starts = run_starts(key[firsts])
     sizes = np.diff(np.append(id_starts, len(firsts)))
     if on_too_many_ids == "reject" and (sizes > _PER_USER).any():
@@ -133,7 +139,7 @@ def merge_partition(
 
     # subjects: their rows, action, regulation and earliest received_at
     keep = ~bad_key[key]
-    order = np.flatnonzero(keep)[np.lexsort((row[keep], key[keep]))]
+    order = np.flatnonzero(keep)[np.lexsort((row[keep], key[keep], group[keep]))]
     subject_starts = run_starts(key[order])
     pair_starts = run_starts(key[order], row[order])
     subject_rows = row[order][pair_starts]

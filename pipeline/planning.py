@@ -50,7 +50,7 @@ from .validate import CELL_SCHEMA, REJECT_SCHEMA, IdentityKinds, Normalised, nor
 
 log = logging.getLogger("dsar.input")
 
-PARTITION_BYTES = 48 << 20  # input bytes per spill partition: bounds pass-2 memory
+PARTITION_BYTES = 8 << 20  # input bytes per spill partition: bounds pass-2 memory
 WORKERS = 2  # threads: Arrow kernels and NumPy sorts release the GIL
 T = TypeVar("T")
 R = TypeVar("R")

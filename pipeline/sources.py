@@ -28,7 +28,9 @@ import pyarrow.parquet as pq
 from .errors import InputError
 
 _DELIMITERS = ",;\t|"
-_BYTES_PER_ROW_GUESS = 128  # turns ``batch_rows`` into a CSV block size
+# The streaming CSV reader reads ahead about 30 blocks on its threads: a small block keeps that
+# bounded (~40 MB); small batches are then joined up to ``batch_rows`` rows.
+CSV_BLOCK_BYTES = 1 << 20
 JSON_COLUMNS = ("subject_key", "namespace", "value", "type", "action", "regulation")
 
 
@@ -95,7 +97,7 @@ def _csv_batches(source: Source, batch_rows: int) -> Iterator[pa.RecordBatch]:
     read = pcsv.ReadOptions(
         column_names=list(source.columns),
         skip_rows=1,
-        block_size=max(1 << 20, batch_rows * _BYTES_PER_ROW_GUESS),
+        block_size=CSV_BLOCK_BYTES,
     )
     parse = pcsv.ParseOptions(delimiter=source.delimiter or ",", newlines_in_values=True)
     convert = pcsv.ConvertOptions(
@@ -108,9 +110,7 @@ def _csv_batches(source: Source, batch_rows: int) -> Iterator[pa.RecordBatch]:
         reader = pcsv.open_csv(
             source.path, read_options=read, parse_options=parse, convert_options=convert
         )
-        for batch in reader:
-            if batch.num_rows:
-                yield batch
+        yield from rebatch(reader, batch_rows)
     except pa.ArrowInvalid as exc:
         message = str(exc)
         if "UTF8" in message or "utf8" in message.lower():
@@ -120,6 +120,28 @@ def _csv_batches(source: Source, batch_rows: int) -> Iterator[pa.RecordBatch]:
                 f"{source.path}: {where} is not valid UTF-8 (0-based, header excluded)"
             ) from None
         raise InputError(f"{source.path}: not a readable CSV file ({_first_line(exc)})") from None
+
+
+def rebatch(batches: Iterator[pa.RecordBatch], rows: int) -> Iterator[pa.RecordBatch]:
+    """Join small batches into batches of about ``rows`` rows (never more than one extra)."""
+    pending: list[pa.RecordBatch] = []
+    count = 0
+    for batch in batches:
+        if batch.num_rows == 0:
+            continue
+        pending.append(batch)
+        count += batch.num_rows
+        if count >= rows:
+            yield _joined(pending)
+            pending, count = [], 0
+    if pending:
+        yield _joined(pending)
+
+
+def _joined(batches: list[pa.RecordBatch]) -> pa.RecordBatch:
+    if len(batches) == 1:
+        return batches[0]
+    return pa.Table.from_batches(batches).combine_chunks().to_batches()[0]
 
 
 def find_invalid_utf8_row(path: Path, delimiter: str) -> int | None:
@@ -161,7 +183,8 @@ def as_strings(column: pa.Array) -> pa.Array:
     if pa.types.is_timestamp(kind):
         if kind.tz is None:
             column = pc.assume_timezone(column, "UTC")
-        return pc.strftime(column, "%Y-%m-%dT%H:%M:%SZ")
+        seconds = column.cast(pa.timestamp("s", tz="UTC"), safe=False)
+        return pc.strftime(seconds, "%Y-%m-%dT%H:%M:%SZ")
     if pa.types.is_dictionary(kind):
         return as_strings(column.cast(kind.value_type))
     if pa.types.is_floating(kind):

@@ -116,10 +116,52 @@ class Normalised:
     deprecated: Counter[str] = field(default_factory=Counter)
 
 
+def _buffers(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """The offsets (n + 1) and the data bytes of a string array, without copies."""
+    offsets = np.frombuffer(values.buffers()[1], dtype=np.int32)
+    offsets = offsets[values.offset : values.offset + len(values) + 1]
+    raw = values.buffers()[2]
+    data = np.frombuffer(raw, dtype=np.uint8) if raw is not None else np.zeros(0, np.uint8)
+    return offsets, data
+
+
+def _is_space(byte: np.ndarray) -> np.ndarray:
+    # non-ASCII bytes may start or end a Unicode space: let the kernel decide
+    space: np.ndarray = (byte == 32) | ((byte >= 9) & (byte <= 13)) | (byte >= 0x80)
+    return space
+
+
 def clean(values: pa.Array) -> pa.Array:
-    """Trimmed strings; empty and whitespace-only cells become null."""
-    trimmed = pc.utf8_trim_whitespace(values)
-    return pc.if_else(pc.greater(pc.binary_length(trimmed), 0), trimmed, _NULL)
+    """Trimmed strings; empty and whitespace-only cells become null.
+
+    The buffers are checked first, so that a clean column (the usual case) is not copied.
+    """
+    if not pa.types.is_string(values.type):
+        values = values.cast(pa.string())
+    if len(values) == 0:
+        return values
+    offsets, data = _buffers(values)
+    lengths = np.diff(offsets)
+    full = lengths > 0
+    if full.any() and (
+        _is_space(data[offsets[:-1][full]]).any() or _is_space(data[offsets[1:][full] - 1]).any()
+    ):
+        values = pc.utf8_trim_whitespace(values)
+        lengths = np.diff(_buffers(values)[0])
+    if (lengths == 0).any():
+        values = pc.if_else(pa.array(lengths > 0), values, _NULL)
+    return values
+
+
+def _longest(values: pa.Array) -> int:
+    offsets, _ = _buffers(values)
+    return int(np.diff(offsets).max()) if len(values) else 0
+
+
+def _has_upper(values: pa.Array) -> bool:
+    offsets, data = _buffers(values)
+    used = data[offsets[0] : offsets[-1]] if len(values) else data[:0]
+    return bool((((used >= 65) & (used <= 90)) | (used >= 0x80)).any())
 
 
 def _lookup(values: pa.Array, mapping: dict[str, str]) -> pa.Array:
@@ -134,34 +176,77 @@ def _column(batch: pa.RecordBatch, name: str | None) -> pa.Array:
 
 
 class _Verdict:
-    """First failing rule per row: reason code and message, null where the row is fine."""
+    """First failing rule per row: a reason and a message number, 0 where the row is fine."""
 
     def __init__(self, rows: int) -> None:
-        self.reason: pa.Array = pa.nulls(rows, pa.string())
-        self.message: pa.Array = pa.nulls(rows, pa.string())
+        self.code = np.zeros(rows, dtype=np.int16)
+        self.messages: list[tuple[str | None, str | None]] = [(None, None)]
 
-    def fail(self, mask: pa.Array, reason: Reason, message: str) -> None:
-        mask = pc.fill_null(mask, False)
-        fresh = pc.and_(mask, pc.is_null(self.reason))
-        self.reason = pc.if_else(fresh, pa.scalar(reason.value), self.reason)
-        self.message = pc.if_else(fresh, pa.scalar(message), self.message)
+    def fail(self, mask: pa.Array | bool, reason: Reason, message: str) -> None:
+        """Rows where ``mask`` holds (nulls do not) fail with ``reason`` unless failed before."""
+        if isinstance(mask, bool):
+            hits = np.full(len(self.code), mask)
+        else:
+            if not pc.any(mask).as_py():
+                return
+            hits = pc.fill_null(mask, False).to_numpy(zero_copy_only=False)
+        self.messages.append((reason.value, message))
+        self.code[hits & (self.code == 0)] = len(self.messages) - 1
+
+    @property
+    def ok(self) -> np.ndarray:
+        """True for the rows that passed every rule so far."""
+        passed: np.ndarray = self.code == 0
+        return passed
+
+    def columns(self, failed: np.ndarray) -> tuple[pa.Array, pa.Array]:
+        """Reason codes and messages of the rows where ``failed``."""
+        reasons = pa.array([m[0] for m in self.messages], pa.string())
+        messages = pa.array([m[1] for m in self.messages], pa.string())
+        index = pa.array(self.code[failed])
+        return pc.take(reasons, index), pc.take(messages, index)
 
 
 def _received_at(values: pa.Array, verdict: _Verdict) -> pa.Array:
     """Epoch seconds (UTC; a time without offset is taken as UTC), NO_TIME when empty."""
     parsed = pa.nulls(len(values), pa.int64())
+    offsets, data = _buffers(values)
+    if len(values) and (data[offsets[0] : offsets[-1]] == ord(".")).any():
+        values = pc.replace_substring_regex(values, r"(:\d{2})\.\d+", r"\1")  # drop fractions
     for fmt in _TIME_FORMATS:
         missing = pc.and_(pc.is_valid(values), pc.is_null(parsed))
         if not pc.any(missing).as_py():
             break
         attempt = pc.strptime(values, format=fmt, unit="s", error_is_null=True)
         parsed = pc.coalesce(parsed, attempt.cast(pa.int64()))
+    parsed = pc.if_else(
+        _real_dates(values, pc.is_valid(parsed)), parsed, pa.scalar(None, pa.int64())
+    )
     verdict.fail(
         pc.and_(pc.is_valid(values), pc.is_null(parsed)),
         Reason.BAD_RECEIVED_AT,
         "received_at is not an ISO-8601 date or date-time",
     )
     return pc.fill_null(parsed, NO_TIME)
+
+
+_DAYS = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
+
+
+def _real_dates(values: pa.Array, parsed: pa.Array) -> pa.Array:
+    """False where a parsed value's date does not exist (strptime rolls 02-30 over to March)."""
+    ok = np.ones(len(values), dtype=bool)
+    where = np.flatnonzero(pc.fill_null(parsed, False).to_numpy(zero_copy_only=False))
+    if len(where):
+        dates = pc.take(values, pa.array(where))
+        year, month, day = (
+            pc.utf8_slice_codeunits(dates, a, b).cast(pa.int64()).to_numpy()
+            for a, b in ((0, 4), (5, 7), (8, 10))
+        )
+        leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
+        last = _DAYS[np.clip(month, 0, 12)] + (leap & (month == 2))
+        ok[where] = (month >= 1) & (month <= 12) & (day >= 1) & (day <= last)
+    return pa.array(ok)
 
 
 def _identity_checks(
@@ -177,14 +262,15 @@ def _identity_checks(
             pc.fill_null(pc.equal(names, name), False) if names is not None else namespace == name
         )
 
-    verdict.fail(
-        pc.greater(pc.utf8_length(value), MAX_VALUE_CHARS),
-        Reason.VALUE_TOO_LONG,
-        f"{where}: longer than {MAX_VALUE_CHARS} characters",
-    )
+    if _longest(value) > MAX_VALUE_CHARS:  # bytes >= characters: usually nothing to count
+        verdict.fail(
+            pc.greater(pc.utf8_length(value), MAX_VALUE_CHARS),
+            Reason.VALUE_TOO_LONG,
+            f"{where}: longer than {MAX_VALUE_CHARS} characters",
+        )
     is_email, is_ecid = among("email"), among("ECID")
     if is_email is not False:
-        lowered = pc.utf8_lower(value)
+        lowered = pc.utf8_lower(value) if _has_upper(value) else value
         value = lowered if is_email is True else pc.if_else(is_email, lowered, value)
         bad = pc.invert(pc.match_substring_regex(value, _EMAIL))
         verdict.fail(
@@ -274,13 +360,16 @@ def normalise_batch(
         if layout.key_column is None:
             key = _derived_keys(layout, columns, key_secret)
 
-    ok = pc.is_null(verdict.reason)
-    rejects = pa.table([rows, key, verdict.reason, verdict.message], schema=REJECT_SCHEMA).filter(
-        pc.invert(ok)
+    ok = verdict.ok
+    failed = ~ok
+    reasons, messages = verdict.columns(failed)
+    rejects = pa.table(
+        [rows.filter(pa.array(failed)), key.filter(pa.array(failed)), reasons, messages],
+        schema=REJECT_SCHEMA,
     )
     parts = []
     for code, value in columns:
-        keep = pc.and_(ok, pc.is_valid(value))
+        keep = pa.array(ok & value.is_valid().to_numpy(zero_copy_only=False))
         arrays = [rows, key, code, value, action, regulation, received]
         parts.append(pa.table(arrays, schema=CELL_SCHEMA).filter(keep))
     cells = pa.concat_tables(parts) if parts else CELL_SCHEMA.empty_table()

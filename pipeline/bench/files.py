@@ -26,7 +26,9 @@ def write_subjects(
                 writer = (
                     pq.ParquetWriter(path, table.schema)
                     if fmt == "parquet"
-                    else pcsv.CSVWriter(path, table.schema)
+                    else pcsv.CSVWriter(
+                        path, table.schema, write_options=pcsv.WriteOptions(quoting_style="needed")
+                    )
                 )
             writer.write_table(table)
     finally:

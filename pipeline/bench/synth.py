@@ -131,7 +131,7 @@ def _dirty(cols: dict[str, pa.Array], kind: np.ndarray, rng: np.random.Generator
     cols["action"] = pc.if_else(mask("unknown_action"), "erase", cols["action"])
     cols["regulation"] = pc.if_else(mask("unknown_regulation"), "gdrp", cols["regulation"])
     cols["subject_key"] = pc.if_else(mask("empty_key"), empty, cols["subject_key"])
-    cols["crm_id"] = pc.if_else(mask("too_long"), "X" * 300, cols["crm_id"])
+    cols["ecid"] = pc.if_else(mask("too_long"), "9" * 300, cols["ecid"])
     # a conflict repeats the key of an earlier row with another action; an exact repeat
     # (one row in 200) copies an earlier row whole and merges into it
     earlier = np.maximum(np.arange(n) - rng.integers(1, 50, n), 0)
