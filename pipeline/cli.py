@@ -17,6 +17,7 @@ from pathlib import Path
 
 from . import __version__
 from .cli_common import Registrar, add_common, settings_from_args
+from .cli_handoff import HANDOFF_COMMANDS
 from .cli_run import RUN_COMMANDS
 from .errors import PipelineError
 from .logs import configure_logging
@@ -147,6 +148,7 @@ def _cmd_emulator(args: argparse.Namespace) -> int:
 
 
 _COMMANDS.append(_register_emulator)
+_COMMANDS.extend(HANDOFF_COMMANDS)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,329 @@
+"""What report.html shows, computed from a run directory's report files.
+
+:func:`gather` reads status.parquet, products.parquet, rejects.parquet and summary.json with
+pyarrow and reduces them to small, plain tables (counts by status, regulation, product and
+outcome; time series; error, reject and deadline tables). It never reads identity values:
+only ``subject_key`` leaves it, in the error examples and the deadline table, through the
+``key_label`` function the caller chooses (identity, or a keyed hash with ``--redact-keys``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from . import runfiles as rf
+from .sla import TIMESTAMP, sla_columns
+
+OPEN_STATUSES = ("pending", "submitted", "processing", "error")
+MAX_GROUPS = 25  # rows of the error and reject tables
+DEADLINE_ROWS = 25
+EXAMPLE_KEYS = 5
+DUE_SOON_DAYS = 7
+
+_STATUS_COLS = [
+    "subject_key", "action", "regulation", "job_id", "status", "submitted_at", "completed_at",
+    "error_code", "error_message", "received_at", "due_at", "days_left", "overdue",
+]  # fmt: skip
+
+
+@dataclass(frozen=True, kw_only=True)
+class ErrorGroup:
+    """Errors sharing a response code and message: where they came from, how many, examples."""
+
+    source: str  # "job" (status.parquet) or "product" (products.parquet)
+    code: str
+    message: str
+    count: int
+    example_keys: tuple[str, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeadlineRow:
+    """One open subject near (or past) its legal deadline."""
+
+    subject_key: str
+    action: str
+    regulation: str
+    status: str
+    due_at: datetime
+    days_left: int
+    overdue: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class Series:
+    """Cumulative submitted and finished counts per time bucket (``unit`` is hour or day)."""
+
+    unit: str
+    labels: tuple[str, ...]
+    submitted: tuple[int, ...]
+    finished: tuple[int, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class CapTimeline:
+    """Jobs submitted per UTC day against the daily cap, and the days still needed."""
+
+    cap: int
+    days: tuple[tuple[str, int], ...]
+    pending: int
+    days_needed: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReportData:
+    """Everything report.html shows; small whatever the run's size."""
+
+    generated_at: datetime
+    run_id: str
+    tool_version: str
+    input_rows: int | None
+    headline: dict[str, int]
+    by_status: dict[str, int]
+    by_regulation: dict[str, dict[str, int]]
+    products: dict[str, dict[str, int]]
+    series: Series
+    cap: CapTimeline
+    errors: tuple[ErrorGroup, ...]
+    rejects: tuple[tuple[str, int, str], ...]
+    deadlines: tuple[DeadlineRow, ...]
+    overdue: int
+    due_soon: int
+
+
+def gather(run_dir: Path, *, now: datetime, key_label: Callable[[str], str] = str) -> ReportData:
+    """Read the run's report files and reduce them to what the report shows."""
+    summary = rf.read_summary(run_dir)
+    status = rf.read_table(run_dir, rf.STATUS_FILE, _STATUS_COLS) or _empty_status()
+    products = rf.read_table(run_dir, rf.PRODUCTS_FILE, ["product", "outcome", "response_code",
+                                                          "message", "subject_key"])  # fmt: skip
+    rejects = rf.read_table(run_dir, rf.REJECTS_FILE, ["reason_code", "message"])
+    status = _with_sla(status, now=now, seen_at=rf.created_at(summary))
+    deadlines, overdue, due_soon = _deadlines(status, key_label)
+    return ReportData(
+        generated_at=now,
+        run_id=rf.run_id(summary) or run_dir.name,
+        tool_version=rf.tool_version(summary) or "unknown",
+        input_rows=rf.input_facts(summary)["rows"],
+        headline=rf.headline_counts(summary),
+        by_status=_counts(status, ["status"]).get("", {}),
+        by_regulation=_counts(status, ["regulation", "status"]),
+        products=_counts(products, ["product", "outcome"]) if products is not None else {},
+        series=_series(status),
+        cap=_cap(status, rf.daily_job_cap(summary)),
+        errors=_errors(status, products, key_label),
+        rejects=_rejects(rejects),
+        deadlines=deadlines,
+        overdue=overdue,
+        due_soon=due_soon,
+    )
+
+
+def _empty_status() -> pa.Table:
+    return pa.table({"status": pa.array([], pa.string())})
+
+
+def _col(table: pa.Table, name: str, type_: pa.DataType) -> pa.ChunkedArray:
+    """Column ``name``, or an all-null column of ``type_`` when the file lacks it."""
+    if name in table.column_names:
+        return table.column(name)
+    return pa.chunked_array([pa.nulls(table.num_rows, type_)])
+
+
+def _with_sla(status: pa.Table, *, now: datetime, seen_at: datetime | None) -> pa.Table:
+    """status with due_at/days_left/overdue: as written by the reports, else computed here."""
+    if "due_at" in status.column_names and "days_left" in status.column_names:
+        return status
+    cols = sla_columns(
+        _col(status, "regulation", pa.string()),
+        _col(status, "received_at", TIMESTAMP),
+        now=now,
+        completed_at=_col(status, "completed_at", TIMESTAMP),
+        status=_col(status, "status", pa.string()),
+        seen_at=seen_at,
+    )
+    for name in ("due_at", "days_left", "overdue"):
+        if name in status.column_names:
+            status = status.drop_columns([name])
+    return (
+        status.append_column("due_at", cols.due_at)
+        .append_column("days_left", cols.days_left)
+        .append_column("overdue", cols.overdue)
+    )
+
+
+def _counts(table: pa.Table, keys: list[str]) -> dict[str, dict[str, int]]:
+    """``{first key: {second key: count}}``; with one key, ``{"": {key: count}}``."""
+    if table.num_rows == 0 or any(k not in table.column_names for k in keys):
+        return {}
+    grouped = table.select(keys).group_by(keys).aggregate([([], "count_all")]).to_pylist()
+    out: dict[str, dict[str, int]] = {}
+    for row in sorted(grouped, key=lambda r: tuple(str(r[k] or "") for k in keys)):
+        outer = "" if len(keys) == 1 else str(row[keys[0]] or "(none)")
+        inner = str(row[keys[-1]] or "(none)")
+        out.setdefault(outer, {})[inner] = int(row["count_all"])
+    return out
+
+
+def _times(table: pa.Table, name: str) -> pa.ChunkedArray:
+    return _col(table, name, TIMESTAMP).cast(TIMESTAMP)
+
+
+def _series(status: pa.Table) -> Series:
+    submitted = _times(status, "submitted_at").drop_null()
+    finished = _times(status, "completed_at").drop_null()
+    both = pa.chunked_array(submitted.chunks + finished.chunks, TIMESTAMP)
+    if len(both) == 0:
+        return Series(unit="day", labels=(), submitted=(), finished=())
+    lo, hi = pc.min(both).as_py(), pc.max(both).as_py()
+    unit = "hour" if hi - lo <= timedelta(days=2) else "day"
+    step = timedelta(hours=1) if unit == "hour" else timedelta(days=1)
+    start = _floor(lo, unit)
+    buckets = int((hi - start) // step) + 1
+    labels = tuple(
+        (start + i * step).strftime("%Y-%m-%d %H:00" if unit == "hour" else "%Y-%m-%d")
+        for i in range(buckets)
+    )
+    return Series(
+        unit=unit,
+        labels=labels,
+        submitted=_cumulative(submitted, start, step, buckets),
+        finished=_cumulative(finished, start, step, buckets),
+    )
+
+
+def _floor(at: datetime, unit: str) -> datetime:
+    at = at.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    return at if unit == "hour" else at.replace(hour=0)
+
+
+def _cumulative(
+    times: pa.ChunkedArray, start: datetime, step: timedelta, buckets: int
+) -> tuple[int, ...]:
+    """Running totals of ``times`` per bucket of ``step`` from ``start``."""
+    if len(times) == 0:
+        return (0,) * buckets
+    offsets = pc.subtract(times.cast(pa.int64()), int(start.timestamp() * 1_000_000))
+    index = pc.divide(offsets, int(step / timedelta(microseconds=1))).combine_chunks()
+    counts = [0] * buckets
+    for value in index.value_counts().to_pylist():
+        counts[min(int(value["values"]), buckets - 1)] += int(value["counts"])
+    total, out = 0, []
+    for c in counts:
+        total += c
+        out.append(total)
+    return tuple(out)
+
+
+def _cap(status: pa.Table, cap: int) -> CapTimeline:
+    """Jobs per UTC submit day; days needed for the pending jobs at the cap."""
+    submitted = _times(status, "submitted_at").drop_null()
+    days: list[tuple[str, int]] = []
+    if len(submitted):
+        per_day = pc.floor_temporal(submitted, unit="day").combine_chunks().value_counts()
+        for value in sorted(per_day.to_pylist(), key=lambda v: v["values"]):
+            days.append((value["values"].strftime("%Y-%m-%d"), int(value["counts"])))
+    pending = int(pc.sum(pc.equal(_col(status, "status", pa.string()), "pending")).as_py() or 0)
+    needed = math.ceil(pending / cap)
+    return CapTimeline(cap=cap, days=tuple(days), pending=pending, days_needed=needed)
+
+
+def _errors(
+    status: pa.Table, products: pa.Table | None, key_label: Callable[[str], str]
+) -> tuple[ErrorGroup, ...]:
+    """Errors grouped by code and message, jobs first, then products; largest groups first."""
+    groups: list[ErrorGroup] = []
+    failed = status.filter(pc.equal(_col(status, "status", pa.string()), "error"))
+    groups += _error_groups("job", failed, "error_code", "error_message", key_label)
+    if products is not None and "outcome" in products.column_names:
+        bad = products.filter(pc.equal(products.column("outcome"), "error"))
+        groups += _error_groups("product", bad, "response_code", "message", key_label)
+    groups.sort(key=lambda g: (-g.count, g.source, g.code, g.message))
+    return tuple(groups[:MAX_GROUPS])
+
+
+def _error_groups(
+    source: str, table: pa.Table, code: str, message: str, key_label: Callable[[str], str]
+) -> list[ErrorGroup]:
+    if table.num_rows == 0:
+        return []
+    table = pa.table(
+        {
+            "code": _col(table, code, pa.string()).fill_null(""),
+            "message": _col(table, message, pa.string()).fill_null(""),
+            "subject_key": _col(table, "subject_key", pa.string()).fill_null(""),
+        }
+    )
+    counted = table.group_by(["code", "message"]).aggregate([([], "count_all")])
+    top = counted.sort_by([("count_all", "descending")]).slice(0, MAX_GROUPS).to_pylist()
+    out = []
+    for row in top:
+        mask = pc.and_(
+            pc.equal(table.column("code"), row["code"]),
+            pc.equal(table.column("message"), row["message"]),
+        )
+        keys = pc.unique(table.filter(mask).column("subject_key")).slice(0, EXAMPLE_KEYS)
+        out.append(
+            ErrorGroup(
+                source=source,
+                code=row["code"] or "(no code)",
+                message=row["message"],
+                count=int(row["count_all"]),
+                example_keys=tuple(key_label(k) for k in keys.to_pylist() if k),
+            )
+        )
+    return out
+
+
+def _rejects(rejects: pa.Table | None) -> tuple[tuple[str, int, str], ...]:
+    """(reason code, rows, the most frequent message) per reason, largest first."""
+    if rejects is None or rejects.num_rows == 0 or "reason_code" not in rejects.column_names:
+        return ()
+    table = pa.table(
+        {
+            "reason_code": rejects.column("reason_code").fill_null("(none)"),
+            "message": _col(rejects, "message", pa.string()).fill_null(""),
+        }
+    )
+    pairs = table.group_by(["reason_code", "message"]).aggregate([([], "count_all")]).to_pylist()
+    by_reason: dict[str, list[Any]] = {}
+    for row in sorted(pairs, key=lambda r: -int(r["count_all"])):
+        entry = by_reason.setdefault(row["reason_code"], [0, row["message"]])
+        entry[0] += int(row["count_all"])
+    ranked = sorted(by_reason.items(), key=lambda kv: (-kv[1][0], kv[0]))
+    return tuple((reason, int(n), str(msg)) for reason, (n, msg) in ranked[:MAX_GROUPS])
+
+
+def _deadlines(
+    status: pa.Table, key_label: Callable[[str], str]
+) -> tuple[tuple[DeadlineRow, ...], int, int]:
+    """The open subjects closest to their deadline, the overdue count, and those due soon."""
+    open_mask = pc.is_in(_col(status, "status", pa.string()), pa.array(OPEN_STATUSES))
+    table = status.filter(pc.and_(open_mask, pc.is_valid(status.column("due_at"))))
+    left = table.column("days_left")
+    overdue = int(pc.sum(pc.fill_null(table.column("overdue"), False)).as_py() or 0)
+    soon = pc.and_(pc.greater_equal(left, 0), pc.less(left, DUE_SOON_DAYS))
+    due_soon = int(pc.sum(soon).as_py() or 0)
+    closest = table.sort_by([("due_at", "ascending")]).slice(0, DEADLINE_ROWS).to_pylist()
+    rows = tuple(_deadline_row(r, key_label) for r in closest)
+    return rows, overdue, due_soon
+
+
+def _deadline_row(row: Mapping[str, Any], key_label: Callable[[str], str]) -> DeadlineRow:
+    return DeadlineRow(
+        subject_key=key_label(str(row.get("subject_key") or "")),
+        action=str(row.get("action") or ""),
+        regulation=str(row.get("regulation") or ""),
+        status=str(row["status"]),
+        due_at=row["due_at"],
+        days_left=int(row["days_left"]),
+        overdue=bool(row["overdue"]),
+    )

@@ -1,0 +1,178 @@
+"""The report files of a run directory, as the hand-off (report, manifest, export) reads them.
+
+One place knows the file names of DESIGN.md section 6 and the shape of ``summary.json``, so
+that a change in the reports writer touches this module only. ``summary.json`` is read
+tolerantly: a key the writer has not produced yet reads as absent, never as a crash.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .constants import DEFAULT_DAILY_JOB_CAP
+from .errors import InputError
+from .reports import (
+    PRODUCTS_FILE,
+    REJECTS_FILE,
+    STATUS_FILE,
+    STATUSES,
+    SUMMARY_FILE,
+    atomic_file,
+)
+
+RESULTS_DIR = "results"
+REPORT_FILE = "report.html"
+MANIFEST_FILE = "manifest.json"
+__all__ = [
+    "MANIFEST_FILE", "PRODUCTS_FILE", "REJECTS_FILE", "REPORT_FILE", "REPORT_FILES",
+    "RESULTS_DIR", "STATUSES", "STATUS_FILE", "SUMMARY_FILE", "atomic_text", "atomic_write",
+    "config_digest", "created_at", "daily_job_cap", "headline_counts", "input_facts",
+    "read_json", "read_summary", "read_table", "run_id", "summary_int", "summary_text",
+    "summary_time", "tool_version",
+]  # fmt: skip
+REPORT_FILES = (STATUS_FILE, PRODUCTS_FILE, REJECTS_FILE, SUMMARY_FILE)
+
+
+def read_json(path: Path, *, missing: str) -> dict[str, Any]:
+    """A JSON object file; :class:`InputError` (``missing`` says why) when absent or not JSON."""
+    try:
+        data = orjson.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise InputError(f"{path}: missing ({missing})") from None
+    except orjson.JSONDecodeError as exc:
+        raise InputError(f"{path}: not JSON ({exc.msg})") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: not a JSON object")
+    return data
+
+
+def read_summary(run_dir: Path) -> dict[str, Any]:
+    """``RUN_DIR/summary.json`` as a dict; :class:`InputError` when missing or not JSON."""
+    return read_json(run_dir / SUMMARY_FILE, missing="has the run written its reports?")
+
+
+def read_table(run_dir: Path, name: str, columns: list[str] | None = None) -> pa.Table | None:
+    """One Parquet report (optionally only ``columns`` that exist); None when the file is absent."""
+    path = run_dir / name
+    if not path.exists():
+        return None
+    try:
+        pf = pq.ParquetFile(path)
+        if columns is not None:
+            present = set(pf.schema_arrow.names)
+            columns = [c for c in columns if c in present]
+        return pf.read(columns=columns)
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise InputError(f"{path}: unreadable Parquet ({exc})") from None
+
+
+def headline_counts(summary: Mapping[str, Any]) -> dict[str, int]:
+    """The run's headline counts from summary.json: every status of status.parquet, and total.
+
+    The reports writer nests them as ``summary["counts"]["status"]``; a flat
+    ``summary["counts"]`` (status -> count) is read too. Missing statuses are 0.
+    """
+    counts: Any = summary.get("counts", {})
+    if isinstance(counts, Mapping) and isinstance(counts.get("status"), Mapping):
+        counts = counts["status"]
+    out = {s: int(counts.get(s, 0)) if isinstance(counts, Mapping) else 0 for s in STATUSES}
+    out["total"] = sum(out.values())
+    return out
+
+
+def _first(summary: Mapping[str, Any], *paths: str) -> Any:
+    """The value at the first dotted path present in ``summary``."""
+    for path in paths:
+        node: Any = summary
+        for part in path.split("."):
+            if not isinstance(node, Mapping) or part not in node:
+                break
+            node = node[part]
+        else:
+            return node
+    return None
+
+
+def summary_text(summary: Mapping[str, Any], *paths: str) -> str | None:
+    """A string field of summary.json under any of ``paths`` (dotted), or None."""
+    value = _first(summary, *paths)
+    return None if value is None else str(value)
+
+
+def summary_int(summary: Mapping[str, Any], *paths: str) -> int | None:
+    """An integer field of summary.json under any of ``paths`` (dotted), or None."""
+    value = _first(summary, *paths)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def summary_time(summary: Mapping[str, Any], *paths: str) -> datetime | None:
+    """An ISO-8601 time of summary.json under any of ``paths`` (dotted), or None."""
+    value = _first(summary, *paths)
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def run_id(summary: Mapping[str, Any]) -> str | None:
+    """The run's id."""
+    return summary_text(summary, "run_id", "run.run_id")
+
+
+def tool_version(summary: Mapping[str, Any]) -> str | None:
+    """The dsar version that wrote the reports."""
+    return summary_text(summary, "tool_version", "version", "run.tool_version")
+
+
+def config_digest(summary: Mapping[str, Any]) -> str | None:
+    """The digest of the run's configuration (secrets excluded by the writer)."""
+    return summary_text(summary, "config_digest", "run.config_digest")
+
+
+def input_facts(summary: Mapping[str, Any]) -> dict[str, Any]:
+    """The input file's name, sha256 and data-row count as summary.json records them."""
+    return {
+        "path": summary_text(summary, "input.path", "input_path"),
+        "sha256": summary_text(summary, "input.sha256", "input_sha256"),
+        "rows": summary_int(summary, "input.rows", "input_rows"),
+    }
+
+
+def daily_job_cap(summary: Mapping[str, Any]) -> int:
+    """The daily job cap the run planned with (the service's default when not recorded)."""
+    cap = summary_int(summary, "limits.daily_job_cap", "daily_job_cap", "budget.daily_job_cap")
+    return cap if cap and cap > 0 else DEFAULT_DAILY_JOB_CAP
+
+
+def created_at(summary: Mapping[str, Any]) -> datetime | None:
+    """When the run was planned: the receipt time of subjects without ``received_at``."""
+    return summary_time(summary, "created_at", "run.created_at", "timings.created_at")
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` (UTF-8) atomically, as the reports writer does."""
+    with atomic_file(path) as fh:
+        fh.write(text.encode("utf-8"))
+
+
+@contextmanager
+def atomic_text(path: Path) -> Iterator[IO[str]]:
+    """A UTF-8 text file (no newline translation) that replaces ``path`` only on success."""
+    with atomic_file(path) as raw:
+        text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
+        try:
+            yield text
+            text.flush()
+        finally:
+            text.detach()
