@@ -96,6 +96,10 @@ _SCHEMA_V1: tuple[str, ...] = (
     "CREATE UNIQUE INDEX job_by_id ON job (job_id) WHERE job_id IS NOT NULL",
     "CREATE INDEX job_by_state ON job (state)",
     "CREATE INDEX job_by_parent ON job (parent_jid) WHERE parent_jid IS NOT NULL",
+    # the poller's two work queues, each round: small partial indexes, not table scans
+    """CREATE INDEX job_needs_details ON job (completed_at, jid)
+        WHERE state IN ('complete', 'error') AND details_at IS NULL""",
+    "CREATE INDEX job_needs_download ON job (jid) WHERE state = 'complete' AND has_result = 1",
     """CREATE TABLE product (
         job_id TEXT NOT NULL,
         product TEXT NOT NULL,

@@ -34,6 +34,13 @@ def test_the_plan_and_run_metadata_survive_a_reopen(tmp_path: Path) -> None:
         assert batch == next(b for b in iter_plan(7, per_batch=3) if b.batch_id == "b00003")
 
 
+def test_the_rejects_count_is_recorded_once_planning_has_counted_them(tmp_path: Path) -> None:
+    with Journal.open(tmp_path) as j:
+        j.write_plan(meta(), iter_plan(2), rejects_count=0)
+        j.set_rejects_count(17)
+        assert j.run_info().rejects_count == 17
+
+
 def test_a_second_plan_is_refused(journal: Journal) -> None:
     with pytest.raises(JournalError, match="already holds a plan"):
         journal.write_plan(meta(), iter_plan(1), rejects_count=0)
