@@ -122,19 +122,23 @@ def line_chart(
 
 
 def cap_chart(
-    days: Sequence[tuple[str, int]], cap: int, days_needed: int, *, label: str, width: int = 640
+    days: Sequence[tuple[str, int]], cap: int, pending: int, *, label: str, width: int = 640
 ) -> str:
-    """Columns of jobs per day, a dashed line at the cap, and hatched columns for days ahead."""
+    """Columns of jobs per day, hatched columns for the days the pending jobs still need, and a
+    dashed line at the cap (or a note when the cap is far above every column)."""
     height, left, bottom = 200, 84, 36
-    columns = len(days) + days_needed
-    peak = max([cap, *(n for _, n in days)]) or 1
+    ahead = [min(cap, pending - k * cap) for k in range(-(-pending // cap))] if cap > 0 else []
+    peak = max([*(n for _, n in days), *ahead, 1])
+    cap_in_scale = cap <= peak * 3  # else the columns would be slivers under the line
+    peak = max(peak, cap) if cap_in_scale else peak
     plot_h, plot_w = height - bottom - 10, width - left - 20
-    step = plot_w / max(columns, 1)
+    step = plot_w / max(len(days) + len(ahead), 1)
     bar_w = max(1.0, min(40.0, step * 0.8))
     parts = [_open(width, height, label)]
     parts.append(
         '<defs><pattern id="ahead" width="6" height="6" patternUnits="userSpaceOnUse" '
         'patternTransform="rotate(45)"><rect width="3" height="6" fill="#d4a72c"/></pattern></defs>'
+        f'<text x="{left - 6}" y="{10 + plot_h}" text-anchor="end">0</text>'
     )
 
     def column(i: int, n: int, fill: str, tip: str) -> str:
@@ -146,15 +150,21 @@ def cap_chart(
 
     for i, (day, n) in enumerate(days):
         parts.append(column(i, n, "#0969da", f"{day}: {n:,} jobs"))
-    for k in range(days_needed):
-        parts.append(column(len(days) + k, cap, "url(#ahead)", f"day +{k + 1} still needed"))
-    cap_y = 10 + plot_h - cap * plot_h / peak
+    for k, n in enumerate(ahead):
+        parts.append(column(len(days) + k, n, "url(#ahead)", f"day +{k + 1}: {n:,} jobs to go"))
+    if cap_in_scale:
+        cap_y = 10 + plot_h - cap * plot_h / peak
+        parts.append(
+            f'<line x1="{left}" y1="{cap_y:.1f}" x2="{width - 20}" y2="{cap_y:.1f}" '
+            'stroke="#cf222e" stroke-dasharray="4 3"/>'
+            f'<text x="{left - 6}" y="{cap_y + 4:.1f}" text-anchor="end">cap {cap:,}</text>'
+        )
+    else:
+        parts.append(f'<text x="{left - 6}" y="20" text-anchor="end">{peak:,}</text>')
+    note = "" if cap_in_scale else f"; cap {cap:,}: off scale"
+    plural = "day" if len(ahead) == 1 else "days"
     parts.append(
-        f'<line x1="{left}" y1="{cap_y:.1f}" x2="{width - 20}" y2="{cap_y:.1f}" '
-        'stroke="#cf222e" stroke-dasharray="4 3"/>'
-        f'<text x="{left - 6}" y="{cap_y + 4:.1f}" text-anchor="end">cap {cap:,}</text>'
-        f'<text x="{left}" y="{height - 8}">submitted per UTC day (blue); '
-        f"days still needed at the cap (hatched): {days_needed}</text>"
+        f'<text x="{left}" y="{height - 8}">blue: submitted per UTC day; hatched: still to '
+        f"submit, {len(ahead)} {plural} at the cap{escape(note)}</text></svg>"
     )
-    parts.append("</svg>")
     return "".join(parts)

@@ -158,7 +158,7 @@ def _over_time(data: ReportData) -> str:
 def _cap(data: ReportData) -> str:
     cap = data.cap
     chart = charts.cap_chart(
-        cap.days, cap.cap, cap.days_needed, label="Jobs submitted per day against the daily cap"
+        cap.days, cap.cap, cap.pending, label="Jobs submitted per day against the daily cap"
     )
     return (
         '<section id="daily-cap"><h2>Daily cap</h2>'
