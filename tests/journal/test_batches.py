@@ -173,3 +173,20 @@ def test_a_planned_batch_may_fail_but_a_submitted_one_may_not(journal: Journal) 
     with pytest.raises(JournalError, match="submitted -> failed"):
         journal.mark_failed("b00001", "X", "late", at(3))
     assert journal.counts().jobs[JobState.SUBMITTED] == 4
+
+
+def test_journal_errors_never_name_a_user_key_or_an_identity(journal: Journal) -> None:
+    journal.record_intent("b00001", "d", at(1))
+    attempts = [
+        lambda: journal.mark_submitted("b00001", "r", _ids(["uk-0000000"]), at(2)),
+        lambda: journal.mark_submitted("b00001", "r", _ids(["uk-0000004"]), at(2)),
+        lambda: journal.reconcile("b00001", {("uk-0000000", A): "x"}, at(2)),
+        lambda: journal.record_intent("b00001", email(0), at(2)),
+    ]
+    messages = []
+    for attempt in attempts:
+        with pytest.raises(JournalError) as caught:
+            attempt()
+        messages.append(str(caught.value))
+    assert len(messages) == 4
+    assert not [m for m in messages if "uk-" in m or "@example" in m], messages
