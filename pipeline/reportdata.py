@@ -114,7 +114,7 @@ def gather(run_dir: Path, *, now: datetime, key_label: Callable[[str], str] = st
         tool_version=rf.tool_version(summary) or "unknown",
         input_rows=rf.input_facts(summary)["rows"],
         headline=rf.headline_counts(summary),
-        by_status=_counts(status, ["status"]).get("", {}),
+        by_status=_by_status(status, rejects),
         by_regulation=_counts(status, ["regulation", "status"]),
         products=_counts(products, ["product", "outcome"]) if products is not None else {},
         series=_series(status),
@@ -158,6 +158,15 @@ def _with_sla(status: pa.Table, *, now: datetime, seen_at: datetime | None) -> p
         .append_column("days_left", cols.days_left)
         .append_column("overdue", cols.overdue)
     )
+
+
+def _by_status(status: pa.Table, rejects: pa.Table | None) -> dict[str, int]:
+    """Rows per status; rejected input rows come from rejects.parquet when status.parquet
+    does not carry them (the reports writer keeps them in their own file)."""
+    counts = _counts(status, ["status"]).get("", {})
+    if "rejected" not in counts and rejects is not None and rejects.num_rows:
+        counts["rejected"] = rejects.num_rows
+    return counts
 
 
 def _counts(table: pa.Table, keys: list[str]) -> dict[str, dict[str, int]]:

@@ -156,3 +156,13 @@ def test_a_100k_subject_report_is_written_in_under_2_s_and_2_mb(tmp_path: Path) 
     size = (built.run_dir / "report.html").stat().st_size
     assert elapsed < 2.0, f"report + manifest took {elapsed:.2f} s"
     assert size < 2_000_000, f"report.html is {size:,} bytes"
+
+
+def test_rejected_rows_come_from_rejects_parquet_when_status_lacks_them(
+    run: SyntheticRun,
+) -> None:
+    path = run.run_dir / "status.parquet"
+    status = pq.read_table(path)
+    pq.write_table(status.filter(pc.not_equal(status.column("status"), "rejected")), path)
+    rejects = pq.read_table(run.run_dir / "rejects.parquet").num_rows
+    assert gather(run.run_dir, now=NOW).by_status["rejected"] == rejects > 0
