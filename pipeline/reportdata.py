@@ -10,7 +10,7 @@ only ``subject_key`` leaves it, in the error examples and the deadline table, th
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,13 +20,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import runfiles as rf
-from .sla import TIMESTAMP, sla_columns
+from .deadlines import DeadlineRow, open_deadlines, with_clocks
+from .sla import TIMESTAMP
 
-OPEN_STATUSES = ("pending", "submitted", "processing", "error")
 MAX_GROUPS = 25  # rows of the error and reject tables
 DEADLINE_ROWS = 25
 EXAMPLE_KEYS = 5
-DUE_SOON_DAYS = 7
 
 _STATUS_COLS = [
     "subject_key", "action", "regulation", "job_id", "status", "submitted_at", "completed_at",
@@ -43,19 +42,6 @@ class ErrorGroup:
     message: str
     count: int
     example_keys: tuple[str, ...]
-
-
-@dataclass(frozen=True, kw_only=True)
-class DeadlineRow:
-    """One open subject near (or past) its legal deadline."""
-
-    subject_key: str
-    action: str
-    regulation: str
-    status: str
-    due_at: datetime
-    days_left: int
-    overdue: bool
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -106,8 +92,8 @@ def gather(run_dir: Path, *, now: datetime, key_label: Callable[[str], str] = st
     products = rf.read_table(run_dir, rf.PRODUCTS_FILE, ["product", "outcome", "response_code",
                                                           "message", "subject_key"])  # fmt: skip
     rejects = rf.read_table(run_dir, rf.REJECTS_FILE, ["reason_code", "message"])
-    status = _with_sla(status, now=now, seen_at=rf.created_at(summary))
-    deadlines, overdue, due_soon = _deadlines(status, key_label)
+    status = with_clocks(status, now=now, seen_at=rf.created_at(summary))
+    watch = open_deadlines(status, limit=DEADLINE_ROWS, key_label=key_label)
     return ReportData(
         generated_at=now,
         run_id=rf.run_id(summary) or run_dir.name,
@@ -121,43 +107,14 @@ def gather(run_dir: Path, *, now: datetime, key_label: Callable[[str], str] = st
         cap=_cap(status, rf.daily_job_cap(summary)),
         errors=_errors(status, products, key_label),
         rejects=_rejects(rejects),
-        deadlines=deadlines,
-        overdue=overdue,
-        due_soon=due_soon,
+        deadlines=watch.rows,
+        overdue=watch.overdue,
+        due_soon=watch.due_soon,
     )
 
 
 def _empty_status() -> pa.Table:
     return pa.table({"status": pa.array([], pa.string())})
-
-
-def _col(table: pa.Table, name: str, type_: pa.DataType) -> pa.ChunkedArray:
-    """Column ``name``, or an all-null column of ``type_`` when the file lacks it."""
-    if name in table.column_names:
-        return table.column(name)
-    return pa.chunked_array([pa.nulls(table.num_rows, type_)])
-
-
-def _with_sla(status: pa.Table, *, now: datetime, seen_at: datetime | None) -> pa.Table:
-    """status with due_at/days_left/overdue: as written by the reports, else computed here."""
-    if "due_at" in status.column_names and "days_left" in status.column_names:
-        return status
-    cols = sla_columns(
-        _col(status, "regulation", pa.string()),
-        _col(status, "received_at", TIMESTAMP),
-        now=now,
-        completed_at=_col(status, "completed_at", TIMESTAMP),
-        status=_col(status, "status", pa.string()),
-        seen_at=seen_at,
-    )
-    for name in ("due_at", "days_left", "overdue"):
-        if name in status.column_names:
-            status = status.drop_columns([name])
-    return (
-        status.append_column("due_at", cols.due_at)
-        .append_column("days_left", cols.days_left)
-        .append_column("overdue", cols.overdue)
-    )
 
 
 def _by_status(status: pa.Table, rejects: pa.Table | None) -> dict[str, int]:
@@ -183,7 +140,7 @@ def _counts(table: pa.Table, keys: list[str]) -> dict[str, dict[str, int]]:
 
 
 def _times(table: pa.Table, name: str) -> pa.ChunkedArray:
-    return _col(table, name, TIMESTAMP).cast(TIMESTAMP)
+    return rf.column_or_nulls(table, name, TIMESTAMP).cast(TIMESTAMP)
 
 
 def _series(status: pa.Table) -> Series:
@@ -240,7 +197,9 @@ def _cap(status: pa.Table, cap: int) -> CapTimeline:
         per_day = pc.floor_temporal(submitted, unit="day").combine_chunks().value_counts()
         for value in sorted(per_day.to_pylist(), key=lambda v: v["values"]):
             days.append((value["values"].strftime("%Y-%m-%d"), int(value["counts"])))
-    pending = int(pc.sum(pc.equal(_col(status, "status", pa.string()), "pending")).as_py() or 0)
+    pending = int(
+        pc.sum(pc.equal(rf.column_or_nulls(status, "status", pa.string()), "pending")).as_py() or 0
+    )
     needed = math.ceil(pending / cap)
     return CapTimeline(cap=cap, days=tuple(days), pending=pending, days_needed=needed)
 
@@ -250,7 +209,7 @@ def _errors(
 ) -> tuple[ErrorGroup, ...]:
     """Errors grouped by code and message, jobs first, then products; largest groups first."""
     groups: list[ErrorGroup] = []
-    failed = status.filter(pc.equal(_col(status, "status", pa.string()), "error"))
+    failed = status.filter(pc.equal(rf.column_or_nulls(status, "status", pa.string()), "error"))
     groups += _error_groups("job", failed, "error_code", "error_message", key_label)
     if products is not None and "outcome" in products.column_names:
         bad = products.filter(pc.equal(products.column("outcome"), "error"))
@@ -266,9 +225,9 @@ def _error_groups(
         return []
     table = pa.table(
         {
-            "code": _col(table, code, pa.string()).fill_null(""),
-            "message": _col(table, message, pa.string()).fill_null(""),
-            "subject_key": _col(table, "subject_key", pa.string()).fill_null(""),
+            "code": rf.column_or_nulls(table, code, pa.string()).fill_null(""),
+            "message": rf.column_or_nulls(table, message, pa.string()).fill_null(""),
+            "subject_key": rf.column_or_nulls(table, "subject_key", pa.string()).fill_null(""),
         }
     )
     counted = table.group_by(["code", "message"]).aggregate([([], "count_all")])
@@ -299,7 +258,7 @@ def _rejects(rejects: pa.Table | None) -> tuple[tuple[str, int, str], ...]:
     table = pa.table(
         {
             "reason_code": rejects.column("reason_code").fill_null("(none)"),
-            "message": _col(rejects, "message", pa.string()).fill_null(""),
+            "message": rf.column_or_nulls(rejects, "message", pa.string()).fill_null(""),
         }
     )
     pairs = table.group_by(["reason_code", "message"]).aggregate([([], "count_all")]).to_pylist()
@@ -309,30 +268,3 @@ def _rejects(rejects: pa.Table | None) -> tuple[tuple[str, int, str], ...]:
         entry[0] += int(row["count_all"])
     ranked = sorted(by_reason.items(), key=lambda kv: (-kv[1][0], kv[0]))
     return tuple((reason, int(n), str(msg)) for reason, (n, msg) in ranked[:MAX_GROUPS])
-
-
-def _deadlines(
-    status: pa.Table, key_label: Callable[[str], str]
-) -> tuple[tuple[DeadlineRow, ...], int, int]:
-    """The open subjects closest to their deadline, the overdue count, and those due soon."""
-    open_mask = pc.is_in(_col(status, "status", pa.string()), pa.array(OPEN_STATUSES))
-    table = status.filter(pc.and_(open_mask, pc.is_valid(status.column("due_at"))))
-    left = table.column("days_left")
-    overdue = int(pc.sum(pc.fill_null(table.column("overdue"), False)).as_py() or 0)
-    soon = pc.and_(pc.greater_equal(left, 0), pc.less(left, DUE_SOON_DAYS))
-    due_soon = int(pc.sum(soon).as_py() or 0)
-    closest = table.sort_by([("due_at", "ascending")]).slice(0, DEADLINE_ROWS).to_pylist()
-    rows = tuple(_deadline_row(r, key_label) for r in closest)
-    return rows, overdue, due_soon
-
-
-def _deadline_row(row: Mapping[str, Any], key_label: Callable[[str], str]) -> DeadlineRow:
-    return DeadlineRow(
-        subject_key=key_label(str(row.get("subject_key") or "")),
-        action=str(row.get("action") or ""),
-        regulation=str(row.get("regulation") or ""),
-        status=str(row["status"]),
-        due_at=row["due_at"],
-        days_left=int(row["days_left"]),
-        overdue=bool(row["overdue"]),
-    )

@@ -20,25 +20,16 @@ import pyarrow.parquet as pq
 
 from .constants import DEFAULT_DAILY_JOB_CAP
 from .errors import InputError
-from .reports import (
-    PRODUCTS_FILE,
-    REJECTS_FILE,
-    STATUS_FILE,
-    STATUSES,
-    SUMMARY_FILE,
-    atomic_file,
-)
+from .reports import PRODUCTS_FILE as PRODUCTS_FILE
+from .reports import REJECTS_FILE as REJECTS_FILE
+from .reports import STATUS_FILE as STATUS_FILE
+from .reports import STATUSES as STATUSES
+from .reports import SUMMARY_FILE as SUMMARY_FILE
+from .reports import atomic_file
 
 RESULTS_DIR = "results"
 REPORT_FILE = "report.html"
 MANIFEST_FILE = "manifest.json"
-__all__ = [
-    "MANIFEST_FILE", "PRODUCTS_FILE", "REJECTS_FILE", "REPORT_FILE", "REPORT_FILES",
-    "RESULTS_DIR", "STATUSES", "STATUS_FILE", "SUMMARY_FILE", "atomic_text", "atomic_write",
-    "config_digest", "created_at", "daily_job_cap", "headline_counts", "input_facts",
-    "read_json", "read_summary", "read_table", "run_id", "summary_int", "summary_text",
-    "summary_time", "tool_version",
-]  # fmt: skip
 REPORT_FILES = (STATUS_FILE, PRODUCTS_FILE, REJECTS_FILE, SUMMARY_FILE)
 
 
@@ -73,6 +64,13 @@ def read_table(run_dir: Path, name: str, columns: list[str] | None = None) -> pa
         return pf.read(columns=columns)
     except (OSError, pa.ArrowInvalid) as exc:
         raise InputError(f"{path}: unreadable Parquet ({exc})") from None
+
+
+def column_or_nulls(table: pa.Table, name: str, type_: pa.DataType) -> pa.ChunkedArray:
+    """Column ``name`` of ``table``, or an all-null column of ``type_`` when it lacks it."""
+    if name in table.column_names:
+        return table.column(name)
+    return pa.chunked_array([pa.nulls(table.num_rows, type_)], type_)
 
 
 def headline_counts(summary: Mapping[str, Any]) -> dict[str, int]:

@@ -184,6 +184,24 @@ def sla_columns(
         rows = np.flatnonzero(pc.equal(regs, reg).fill_null(False).to_numpy(zero_copy_only=False))
         rows = rows[received[rows] != _NULL]
         due[rows] = _due_vector(RESPONSE_WINDOWS[reg], received[rows])
+    known = due != _NULL
+    due_at = pa.array(due, type=pa.int64(), mask=~known).cast(TIMESTAMP)
+    return clock_columns(due_at, now=now, completed_at=completed_at, status=status)
+
+
+def clock_columns(
+    due_at: pa.Array | pa.ChunkedArray,
+    *,
+    now: datetime,
+    completed_at: pa.Array | pa.ChunkedArray | None = None,
+    status: pa.Array | pa.ChunkedArray | None = None,
+) -> SlaColumns:
+    """``days_left`` and ``overdue`` of known due times at ``now`` (see :func:`sla_columns`).
+
+    Lets a report written later than status.parquet recount the clocks from ``due_at``.
+    """
+    due_at = _combine(due_at).cast(TIMESTAMP)
+    due = _micros(due_at)
     stop = np.full(len(due), _to_us(now), dtype=np.int64)
     if completed_at is not None:
         done = _micros(_combine(completed_at).cast(TIMESTAMP))
@@ -192,9 +210,9 @@ def sla_columns(
             done = np.where(answered.to_numpy(zero_copy_only=False), done, _NULL)
         stop = np.where(done == _NULL, stop, done)
     known = due != _NULL
-    left = np.floor_divide(due - stop, _US_PER_DAY)
+    left = np.floor_divide(np.where(known, due, 0) - stop, _US_PER_DAY)
     return SlaColumns(
-        due_at=pa.array(due, type=pa.int64(), mask=~known).cast(TIMESTAMP),
+        due_at=due_at,
         days_left=pa.array(left.astype(np.int32), type=pa.int32(), mask=~known),
         overdue=pa.array(stop > due, type=pa.bool_(), mask=~known),
     )
