@@ -7,12 +7,10 @@ tolerantly: a key the writer has not produced yet reads as absent, never as a cr
 
 from __future__ import annotations
 
-import io
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import orjson
 import pyarrow as pa
@@ -25,7 +23,7 @@ from .reports import REJECTS_FILE as REJECTS_FILE
 from .reports import STATUS_FILE as STATUS_FILE
 from .reports import STATUSES as STATUSES
 from .reports import SUMMARY_FILE as SUMMARY_FILE
-from .reports import atomic_file
+from .reports import atomic_file as atomic_file
 
 RESULTS_DIR = "results"
 REPORT_FILE = "report.html"
@@ -162,15 +160,3 @@ def atomic_write(path: Path, text: str) -> None:
     """Replace ``path`` with ``text`` (UTF-8) atomically, as the reports writer does."""
     with atomic_file(path) as fh:
         fh.write(text.encode("utf-8"))
-
-
-@contextmanager
-def atomic_text(path: Path) -> Iterator[IO[str]]:
-    """A UTF-8 text file (no newline translation) that replaces ``path`` only on success."""
-    with atomic_file(path) as raw:
-        text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
-        try:
-            yield text
-            text.flush()
-        finally:
-            text.detach()

@@ -32,7 +32,7 @@ def test_clocks_are_recounted_at_the_time_of_asking(run: SyntheticRun) -> None:
     now = deadline_watch(run.run_dir, now=NOW, limit=10_000)
     later = deadline_watch(run.run_dir, now=NOW + timedelta(days=60), limit=10_000)
     assert later.overdue > now.overdue
-    # every open subject received within the last 40 days is past its window (45 days at most) by then
+    # every open subject (received in the last 40 days) is past its window (<= 45 days) by then
     assert later.overdue == len(_open_rows(run))
     first = now.rows[0]
     same = next(r for r in later.rows if r.subject_key == first.subject_key)
