@@ -24,9 +24,10 @@ from . import constants
 from .keys import user_key, user_keys
 from .models import Action, Identity, PlannedBatch, PlannedUser, RequestOptions, UserRequest
 from .settings import JobSettings
+from .textcols import has_bytes
 from .validate import CANONICAL_ACTIONS, NO_TIME, REGULATION_LIST
 
-__all__ = ["BatchFrame", "Batcher", "UserColumns", "build_users", "json_string", "user_key"]
+__all__ = ["BatchFrame", "Batcher", "UserColumns", "build_users", "json_escape", "user_key"]
 
 _ACTION_JSON = {action: orjson.dumps(action.split("+")).decode() for action in CANONICAL_ACTIONS}
 _OPT_OUT = CANONICAL_ACTIONS.index(constants.OPT_OUT_OF_SALE)
@@ -34,30 +35,17 @@ _BOTH = CANONICAL_ACTIONS.index("access+delete")
 _CONTROL = [chr(c) for c in range(32)]
 
 
-def _has_bytes(values: pa.Array, low: int, high: int) -> bool:
-    """True if any string of ``values`` holds a byte in ``low..high`` (a scan of the buffer)."""
-    values = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
-    if len(values) == 0 or values.buffers()[2] is None:
-        return False
-    offsets = np.frombuffer(values.buffers()[1], dtype=np.int32)
-    first, last = offsets[values.offset], offsets[values.offset + len(values)]
-    data = np.frombuffer(values.buffers()[2], dtype=np.uint8)[first:last]
-    return (
-        bool(((data >= low) & (data <= high)).any()) if low != high else bool((data == low).any())
-    )
-
-
-def json_string(values: pa.Array) -> pa.Array:
-    """Each string as a JSON string literal, quotes included (vectorised)."""
+def json_escape(values: pa.Array) -> pa.Array:
+    """Each string escaped for use between JSON quotes (vectorised; a no-op when clean)."""
     escaped = values
-    if _has_bytes(values, ord("\\"), ord("\\")):
+    if has_bytes(values, ord("\\"), ord("\\")):
         escaped = pc.replace_substring(escaped, "\\", "\\\\")
-    if _has_bytes(values, ord('"'), ord('"')):
+    if has_bytes(values, ord('"'), ord('"')):
         escaped = pc.replace_substring(escaped, '"', '\\"')
-    if _has_bytes(values, 0, 31):
+    if has_bytes(values, 0, 31):
         for char in _CONTROL:  # rare: a tab or newline inside a value
             escaped = pc.replace_substring(escaped, char, f"\\u{ord(char):04x}")
-    return pc.binary_join_element_wise('"', escaped, '"', "")
+    return escaped
 
 
 def request_options(job: JobSettings, regulation: str) -> RequestOptions:
@@ -258,23 +246,20 @@ def build_users(run_id: str, c: UserColumns, kinds: Sequence[tuple[str, str]]) -
     )
     prefixes = pa.array(
         [
-            '{"namespace":'
-            + orjson.dumps(ns).decode()
-            + ',"type":'
-            + orjson.dumps(t).decode()
-            + ',"value":'
+            '{"namespace":' + orjson.dumps(ns).decode() + ',"type":' + orjson.dumps(t).decode()
+            + ',"value":"'
             for ns, t in kinds
         ],
         pa.string(),
-    )
+    )  # fmt: skip
     id_json = pc.binary_join_element_wise(
-        pc.take(prefixes, kind_codes), json_string(c.id_values), "}", ""
+        pc.take(prefixes, kind_codes), json_escape(c.id_values), '"}', ""
     )
     action_json = pc.take(pa.array(list(_ACTION_JSON.values())), pa.array(c.actions))
     user_json = pc.binary_join_element_wise(
-        '{"key":',
-        json_string(keys),
-        ',"action":',
+        '{"key":"',
+        json_escape(keys),
+        '","action":',
         action_json,
         ',"userIDs":[',
         pc.binary_join(pa.ListArray.from_arrays(offsets, id_json), ","),

@@ -49,6 +49,8 @@ def user_keys(run_id: str, subject_keys: pa.Array, parts: pa.Array) -> pa.Array:
     """The user key of each (subject, part) of run ``run_id``: see :func:`user_key`."""
     digest = keyed_hex(subject_keys.cast(pa.string()), run_id.encode("utf-8"), 20)
     base = pc.binary_join_element_wise(pa.scalar(run_id), digest, "-")
+    if not pc.any(pc.greater(parts, 0)).as_py():
+        return base
     part_text = pc.binary_join_element_wise("-p", parts.cast(pa.string()), "")
     suffix = pc.if_else(pc.greater(parts, 0), part_text, pa.scalar("", pa.string()))
     return pc.binary_join_element_wise(base, suffix, "")

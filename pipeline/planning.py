@@ -33,7 +33,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import TypeVar
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -46,6 +45,7 @@ from .merge import Merged, merge_partition
 from .models import PlannedBatch
 from .settings import Settings
 from .sources import open_source
+from .spill import SpillWriter, read_partition, split_by_bucket
 from .validate import CELL_SCHEMA, REJECT_SCHEMA, IdentityKinds, Normalised, normalise_batch
 
 log = logging.getLogger("dsar.input")
@@ -149,8 +149,7 @@ class Plan:
             )
 
     def _merge(self, path: Path) -> Merged:
-        with pa.memory_map(str(path)) as source:
-            cells = pa.ipc.open_stream(source).read_all()
+        cells = read_partition(path)
         return merge_partition(
             cells, self.run_id, self.settings.input.on_too_many_ids, self.kinds.pairs
         )
@@ -226,7 +225,7 @@ def plan_input(
     workdir = Path(tempfile.mkdtemp(prefix="dsar-plan-", dir=spill_dir))
     size = path.stat().st_size
     count = max(1, math.ceil(size / PARTITION_BYTES))
-    partitions = [workdir / f"part-{i:04d}.arrows" for i in range(count)]
+    spill = SpillWriter(workdir, count, CELL_SCHEMA)
     rejects = RejectsWriter(rejects_path)
     summary = PlanSummary(
         daily_job_cap=settings.limits.daily_job_cap, ignored_columns=layout.ignored
@@ -234,13 +233,13 @@ def plan_input(
     plan = Plan(
         settings=settings,
         run_id=run_id,
-        partitions=partitions,
+        partitions=spill.paths,
         spill_dir=workdir,
         rejects=rejects,
         summary=summary,
     )
     try:
-        _spill(source.batches(settings.input.batch_rows), layout, plan, partitions, env)
+        _spill(source.batches(settings.input.batch_rows), layout, plan, spill, env)
     except BaseException:
         plan.close()
         raise
@@ -258,27 +257,29 @@ def _spill(
     batches: Iterator[pa.RecordBatch],
     layout: Layout,
     plan: Plan,
-    partitions: list[Path],
+    spill: SpillWriter,
     env: Mapping[str, str],
 ) -> None:
     secret = key_secret(plan.settings, env)
-    writers = [pa.ipc.new_stream(str(p), CELL_SCHEMA) for p in partitions]
     settings = plan.settings
+    buckets = len(spill.paths)
 
-    def normalise(item: tuple[int, pa.RecordBatch]) -> Normalised:
+    def normalise(
+        item: tuple[int, pa.RecordBatch],
+    ) -> tuple[Normalised, list[tuple[int, pa.Table]]]:
         first_row, batch = item
-        return normalise_batch(batch, first_row, layout, settings.job, secret, plan.kinds)
+        result = normalise_batch(batch, first_row, layout, settings.job, secret, plan.kinds)
+        return result, split_by_bucket(result.cells, buckets)
 
     try:
         with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="dsar-rules") as pool:
-            for result in ordered_map(pool, normalise, _numbered(batches), ahead=WORKERS):
+            for result, parts in ordered_map(pool, normalise, _numbered(batches), ahead=WORKERS):
                 plan.summary.rows += result.rows
                 plan.summary.deprecated_regulations.update(result.deprecated)
                 plan._reject(result.rejects)
-                _partition(result.cells, writers)
+                spill.write(parts)
     finally:
-        for writer in writers:
-            writer.close()
+        spill.close()
 
 
 def _numbered(batches: Iterator[pa.RecordBatch]) -> Iterator[tuple[int, pa.RecordBatch]]:
@@ -299,50 +300,6 @@ def ordered_map(
             yield pending.popleft().result()
     while pending:
         yield pending.popleft().result()
-
-
-def _partition(cells: pa.Table, writers: list[pa.ipc.RecordBatchStreamWriter]) -> None:
-    if cells.num_rows == 0:
-        return
-    if len(writers) == 1:
-        writers[0].write_table(cells)
-        return
-    bucket = bucket_of(cells.column("key").combine_chunks(), len(writers))
-    order = np.argsort(bucket, kind="stable")
-    sorted_cells = cells.take(pa.array(order))
-    counts = np.bincount(bucket, minlength=len(writers))
-    start = 0
-    for writer, n in zip(writers, counts, strict=True):
-        if n:
-            writer.write_table(sorted_cells.slice(start, int(n)))
-        start += int(n)
-
-
-_WEIGHTS = np.random.default_rng(20261128).integers(1, 2**63, 64, dtype=np.uint64) | np.uint64(1)
-
-
-def bucket_of(values: pa.Array, buckets: int) -> np.ndarray:
-    """A stable bucket in ``range(buckets)`` for each string (a position-weighted byte hash)."""
-    values = values.cast(pa.string())
-    n = len(values)
-    raw_offsets = values.buffers()[1]
-    offsets = np.frombuffer(raw_offsets, dtype=np.int32)[values.offset : values.offset + n + 1]
-    lengths = np.diff(offsets)
-    start = int(offsets[0])
-    total = int(offsets[-1]) - start
-    digest = np.zeros(n, dtype=np.uint64)
-    if total:
-        data = np.frombuffer(values.buffers()[2], dtype=np.uint8)[start : start + total]
-        local = (offsets[:-1] - start).astype(np.int64)
-        position = np.arange(total, dtype=np.int64) - np.repeat(local, lengths)
-        weighted = data.astype(np.uint64) * _WEIGHTS[position % 64]
-        digest = np.add.reduceat(weighted, np.minimum(local, total - 1))
-        digest[lengths == 0] = 0
-    with np.errstate(over="ignore"):
-        digest ^= lengths.astype(np.uint64)
-        digest *= np.uint64(0x9E3779B97F4A7C15)
-        digest ^= digest >> np.uint64(31)
-    return (digest % np.uint64(buckets)).astype(np.int64)
 
 
 def render_summary(summary: PlanSummary) -> str:

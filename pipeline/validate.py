@@ -22,6 +22,7 @@ from . import constants
 from .columns import Layout
 from .keys import keyed_hex
 from .settings import JobSettings
+from .textcols import clean, has_upper, longest, string_buffers
 
 
 class Reason(enum.StrEnum):
@@ -116,54 +117,6 @@ class Normalised:
     deprecated: Counter[str] = field(default_factory=Counter)
 
 
-def _buffers(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """The offsets (n + 1) and the data bytes of a string array, without copies."""
-    offsets = np.frombuffer(values.buffers()[1], dtype=np.int32)
-    offsets = offsets[values.offset : values.offset + len(values) + 1]
-    raw = values.buffers()[2]
-    data = np.frombuffer(raw, dtype=np.uint8) if raw is not None else np.zeros(0, np.uint8)
-    return offsets, data
-
-
-def _is_space(byte: np.ndarray) -> np.ndarray:
-    # non-ASCII bytes may start or end a Unicode space: let the kernel decide
-    space: np.ndarray = (byte == 32) | ((byte >= 9) & (byte <= 13)) | (byte >= 0x80)
-    return space
-
-
-def clean(values: pa.Array) -> pa.Array:
-    """Trimmed strings; empty and whitespace-only cells become null.
-
-    The buffers are checked first, so that a clean column (the usual case) is not copied.
-    """
-    if not pa.types.is_string(values.type):
-        values = values.cast(pa.string())
-    if len(values) == 0:
-        return values
-    offsets, data = _buffers(values)
-    lengths = np.diff(offsets)
-    full = lengths > 0
-    if full.any() and (
-        _is_space(data[offsets[:-1][full]]).any() or _is_space(data[offsets[1:][full] - 1]).any()
-    ):
-        values = pc.utf8_trim_whitespace(values)
-        lengths = np.diff(_buffers(values)[0])
-    if (lengths == 0).any():
-        values = pc.if_else(pa.array(lengths > 0), values, _NULL)
-    return values
-
-
-def _longest(values: pa.Array) -> int:
-    offsets, _ = _buffers(values)
-    return int(np.diff(offsets).max()) if len(values) else 0
-
-
-def _has_upper(values: pa.Array) -> bool:
-    offsets, data = _buffers(values)
-    used = data[offsets[0] : offsets[-1]] if len(values) else data[:0]
-    return bool((((used >= 65) & (used <= 90)) | (used >= 0x80)).any())
-
-
 def _lookup(values: pa.Array, mapping: dict[str, str]) -> pa.Array:
     index = pc.index_in(values, value_set=pa.array(list(mapping), pa.string()))
     return pc.take(pa.array(list(mapping.values()), pa.string()), index)
@@ -210,7 +163,7 @@ class _Verdict:
 def _received_at(values: pa.Array, verdict: _Verdict) -> pa.Array:
     """Epoch seconds (UTC; a time without offset is taken as UTC), NO_TIME when empty."""
     parsed = pa.nulls(len(values), pa.int64())
-    offsets, data = _buffers(values)
+    offsets, data = string_buffers(values)
     if len(values) and (data[offsets[0] : offsets[-1]] == ord(".")).any():
         values = pc.replace_substring_regex(values, r"(:\d{2})\.\d+", r"\1")  # drop fractions
     for fmt in _TIME_FORMATS:
@@ -234,15 +187,18 @@ _DAYS = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
 
 
 def _real_dates(values: pa.Array, parsed: pa.Array) -> pa.Array:
-    """False where a parsed value's date does not exist (strptime rolls 02-30 over to March)."""
+    """False where a parsed value's date does not exist (strptime rolls 02-30 over to March).
+
+    Every accepted format starts with ``YYYY-MM-DD``: the digits are read from the buffer.
+    """
     ok = np.ones(len(values), dtype=bool)
     where = np.flatnonzero(pc.fill_null(parsed, False).to_numpy(zero_copy_only=False))
     if len(where):
-        dates = pc.take(values, pa.array(where))
-        year, month, day = (
-            pc.utf8_slice_codeunits(dates, a, b).cast(pa.int64()).to_numpy()
-            for a, b in ((0, 4), (5, 7), (8, 10))
-        )
+        offsets, data = string_buffers(values)
+        digits = data[offsets[where][:, None] + np.arange(10)].astype(np.int64) - ord("0")
+        year = digits[:, 0] * 1000 + digits[:, 1] * 100 + digits[:, 2] * 10 + digits[:, 3]
+        month = digits[:, 5] * 10 + digits[:, 6]
+        day = digits[:, 8] * 10 + digits[:, 9]
         leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
         last = _DAYS[np.clip(month, 0, 12)] + (leap & (month == 2))
         ok[where] = (month >= 1) & (month <= 12) & (day >= 1) & (day <= last)
@@ -262,7 +218,7 @@ def _identity_checks(
             pc.fill_null(pc.equal(names, name), False) if names is not None else namespace == name
         )
 
-    if _longest(value) > MAX_VALUE_CHARS:  # bytes >= characters: usually nothing to count
+    if longest(value) > MAX_VALUE_CHARS:  # bytes >= characters: usually nothing to count
         verdict.fail(
             pc.greater(pc.utf8_length(value), MAX_VALUE_CHARS),
             Reason.VALUE_TOO_LONG,
@@ -270,7 +226,7 @@ def _identity_checks(
         )
     is_email, is_ecid = among("email"), among("ECID")
     if is_email is not False:
-        lowered = pc.utf8_lower(value) if _has_upper(value) else value
+        lowered = pc.utf8_lower(value) if has_upper(value) else value
         value = lowered if is_email is True else pc.if_else(is_email, lowered, value)
         bad = pc.invert(pc.match_substring_regex(value, _EMAIL))
         verdict.fail(
