@@ -79,7 +79,11 @@ class BatchFrame:
     def payload(self, org_id: str) -> bytes:
         """The POST /jobs body for ``org_id``, equal to ``to_planned().to_request().to_wire()``."""
         users = self.users.column("user_json").combine_chunks()
-        joined = pc.binary_join(pa.ListArray.from_arrays([0, len(users)], users), ",")
+        # each user's JSON ends in a comma and the strings are contiguous: one slice of the
+        # buffer, without its last comma, is the users array
+        offsets = np.frombuffer(users.buffers()[1], dtype=np.int32)
+        first, last = int(offsets[users.offset]), int(offsets[users.offset + len(users)])
+        joined = users.buffers()[2][first : last - 1].to_pybytes() if len(users) else b""
         options: dict[str, object] = {
             "include": list(self.options.include),
             "expandIds": self.options.expand_ids,
@@ -95,7 +99,7 @@ class BatchFrame:
                 b'{"companyContexts":',
                 context,
                 b',"users":[',
-                str(joined[0].as_py()).encode("utf-8"),
+                joined,
                 b"],",
                 tail,
             ]
@@ -137,7 +141,7 @@ USER_SCHEMA = pa.schema(
         ("received_at", pa.string()),
         ("input_rows", pa.list_(pa.int64())),
         ("identities", pa.list_(IDENTITY_TYPE)),
-        ("user_json", pa.string()),
+        ("user_json", pa.string()),  # the users[] JSON object and a trailing comma
     ]
 )
 
@@ -263,7 +267,7 @@ def build_users(run_id: str, c: UserColumns, kinds: Sequence[tuple[str, str]]) -
         action_json,
         ',"userIDs":[',
         pc.binary_join(pa.ListArray.from_arrays(offsets, id_json), ","),
-        "]}",
+        "]},",
         "",
     )
     row_offsets = np.zeros(len(c.row_counts) + 1, dtype=np.int32)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,7 +120,17 @@ def _csv_batches(source: Source, batch_rows: int) -> Iterator[pa.RecordBatch]:
             raise InputError(
                 f"{source.path}: {where} is not valid UTF-8 (0-based, header excluded)"
             ) from None
-        raise InputError(f"{source.path}: not a readable CSV file ({_first_line(exc)})") from None
+        raise InputError(
+            f"{source.path}: not a readable CSV file ({_csv_reason(message)})"
+        ) from None
+
+
+def _csv_reason(message: str) -> str:
+    """The parser's complaint without the row text it quotes (the row may hold identities)."""
+    found = re.search(r"Expected \d+ columns?, got \d+", message)
+    if found:
+        return f"a row has the wrong number of fields: {found.group(0).lower()}"
+    return "the CSV parser refused it"
 
 
 def rebatch(batches: Iterator[pa.RecordBatch], rows: int) -> Iterator[pa.RecordBatch]:

@@ -22,7 +22,7 @@ from . import constants
 from .columns import Layout
 from .keys import keyed_hex
 from .settings import JobSettings
-from .textcols import clean, has_upper, longest, string_buffers
+from .textcols import clean, has_bytes, has_upper, longest, string_buffers
 
 
 class Reason(enum.StrEnum):
@@ -333,7 +333,9 @@ def normalise_batch(
 
 
 def _actions(raw: pa.Array, job: JobSettings, verdict: _Verdict) -> pa.Array:
-    spelled = pc.replace_substring(pc.utf8_lower(raw), " ", "")
+    spelled = pc.utf8_lower(raw) if has_upper(raw) else raw
+    if has_bytes(spelled, ord(" "), ord(" ")):
+        spelled = pc.replace_substring(spelled, " ", "")
     spelled = pc.coalesce(spelled, pa.scalar(job.default_action))
     codes = [CANONICAL_ACTIONS.index(c) for c in _ACTION_SPELLINGS.values()]
     index = pc.index_in(spelled, value_set=pa.array(list(_ACTION_SPELLINGS), pa.string()))
@@ -349,7 +351,7 @@ def _actions(raw: pa.Array, job: JobSettings, verdict: _Verdict) -> pa.Array:
 def _regulations(
     raw: pa.Array, job: JobSettings, verdict: _Verdict
 ) -> tuple[pa.Array, Counter[str]]:
-    lowered = pc.coalesce(pc.utf8_lower(raw), pa.scalar(job.regulation))
+    lowered = pc.coalesce(pc.utf8_lower(raw) if has_upper(raw) else raw, pa.scalar(job.regulation))
     mapping = {r: r for r in REGULATION_LIST} | dict(constants.DEPRECATED_REGULATIONS)
     codes = [REGULATION_LIST.index(current) for current in mapping.values()]
     index = pc.index_in(lowered, value_set=pa.array(list(mapping), pa.string()))

@@ -172,3 +172,10 @@ def test_the_ui_json_upload_format_is_accepted(write: Write) -> None:
 def test_json_without_users_array_is_unreadable(write: Write) -> None:
     with pytest.raises(InputError, match="users"):
         plan_file(write(b'{"jobs": []}', "request.json"))
+
+
+def test_a_ragged_row_is_refused_without_quoting_its_text(write: Write) -> None:
+    path = write("subject_key,email\nk1,a@example.com\nk2,secret@example.com,extra\n")
+    with pytest.raises(InputError, match="wrong number of fields") as err:
+        plan_file(path)
+    assert "secret" not in str(err.value)
