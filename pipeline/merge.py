@@ -49,6 +49,19 @@ def run_starts(*columns: np.ndarray) -> np.ndarray:
     return np.flatnonzero(change)
 
 
+def _first_occurrences(key: np.ndarray, kind: np.ndarray, value: np.ndarray) -> np.ndarray:
+    """Positions of the first occurrence of each distinct (key, kind, value) triple."""
+    kinds, values = int(kind.max(initial=0)) + 1, int(value.max(initial=0)) + 1
+    if (int(key.max(initial=0)) + 1) * kinds * values < 2**62:
+        ident = (key * kinds + kind) * values + value  # exact: one int64 per triple
+        first: np.ndarray = np.unique(ident, return_index=True)[1]
+        return first
+    triples = np.lexsort((np.arange(len(key)), value, kind, key))
+    starts = run_starts(key[triples], kind[triples], value[triples])
+    fallback: np.ndarray = triples[starts]
+    return fallback
+
+
 def _encode(column: pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
     encoded = pc.dictionary_encode(column.combine_chunks())
     return encoded.indices.to_numpy().astype(np.int64), encoded.dictionary
@@ -97,7 +110,10 @@ def merge_partition(
     rejects = _Rejects(row, key, key_dict)
     bad_key = np.zeros(len(key_dict), dtype=bool)
 
-    order = np.lexsort((row, key))
+    # (key, row) order by two stable sorts: cells are nearly in row order already (timsort
+    # runs), and a row's cells keep their column order
+    by_row = np.argsort(row, kind="stable")
+    order = by_row[np.argsort(key[by_row], kind="stable")]
     starts = run_starts(key[order])
     for codes in (action, regulation):
         ordered = codes[order]
@@ -111,15 +127,12 @@ def merge_partition(
             "rows of this subject_key disagree on action or regulation",
         )
 
-    # distinct identities, each with the first row it appears in, by key then first row
-    keep = ~bad_key[key]
-    order = np.flatnonzero(keep)[np.lexsort((row[keep], value[keep], kind[keep], key[keep]))]
-    firsts = order[run_starts(key[order], kind[order], value[order])]
-    # users come out grouped by request options (regulation, opt-out), so batching slices
-    group = regulation.astype(np.int64) * 2 + (action == _OPT_OUT)
-    firsts = firsts[
-        np.lexsort((value[firsts], kind[firsts], row[firsts], key[firsts], group[firsts]))
-    ]
+    # distinct identities in order of first appearance; users grouped by request options
+    # (regulation, opt-out) so that batching only slices
+    kept = order[~bad_key[key[order]]]
+    group = (regulation.astype(np.int16) * 2 + (action == _OPT_OUT)).astype(np.int16)
+    firsts = kept[np.sort(_first_occurrences(key[kept], kind[kept], value[kept]))]
+    firsts = firsts[np.argsort(group[firsts], kind="stable")]  # radix sort (16-bit)
     id_starts = run_starts(key[firsts])
     sizes = np.diff(np.append(id_starts, len(firsts)))
     if on_too_many_ids == "reject" and (sizes > _PER_USER).any():
@@ -138,8 +151,8 @@ def merge_partition(
         return Merged(USER_SCHEMA.empty_table(), rejects.table(), 0)
 
     # subjects: their rows, action, regulation and earliest received_at
-    keep = ~bad_key[key]
-    order = np.flatnonzero(keep)[np.lexsort((row[keep], key[keep], group[keep]))]
+    kept = order[~bad_key[key[order]]]
+    order = kept[np.argsort(group[kept], kind="stable")]
     subject_starts = run_starts(key[order])
     pair_starts = run_starts(key[order], row[order])
     subject_rows = row[order][pair_starts]
