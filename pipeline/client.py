@@ -39,7 +39,15 @@ from .errors import (
 )
 from .models import Identity, JobRequest, JobStatus
 from .ratelimit import Clock, RateLimiter, SystemClock
-from .responses import CreateResult, JobDetails, JobSummary, parse_create, parse_job, parse_job_page
+from .responses import (
+    CreateResult,
+    JobDetails,
+    JobPage,
+    JobSummary,
+    parse_create,
+    parse_job,
+    parse_job_page,
+)
 from .retry import RetryPolicy, call_with_retries
 from .settings import Secret, Settings
 from .transport import CallStats, RawResponse, Redactor, download, exchange, raise_for_status
@@ -229,6 +237,34 @@ class PrivacyServiceClient:
         ):
             async for job in self._pages(params, page_size):
                 yield job
+
+    async def list_page(
+        self,
+        regulation: str,
+        *,
+        status: JobStatus | str | None,
+        from_date: date,
+        to_date: date,
+        page: int,
+        page_size: int,
+    ) -> JobPage:
+        """GET jobs: one page of one window of at most 30 days (for callers that page
+        themselves, e.g. backwards); ``total`` is ``totalRecords`` when the service sent it."""
+        (params,) = list_queries(
+            regulation,
+            status=status,
+            from_date=from_date,
+            to_date=to_date,
+            page_size=page_size,
+            window_days=(to_date - from_date).days + 1,
+        )
+        resp = await self._json_call("GET", "jobs", EP_LIST, params={**params, "page": str(page)})
+        body = resp.json()
+        total = body.get("totalRecords") if isinstance(body, dict) else None
+        return JobPage(
+            jobs=tuple(parse_job_page(body, endpoint=EP_LIST)),
+            total=total if isinstance(total, int) and not isinstance(total, bool) else None,
+        )
 
     async def _pages(self, params: dict[str, str], page_size: int) -> AsyncIterator[JobSummary]:
         page = 0

@@ -16,10 +16,11 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from .journal_models import JobState, RunState
 from .poller import Poller
@@ -73,7 +74,7 @@ async def drive(
     ctx: RunContext,
     run_dir: Path,
     *,
-    checkpoint: Callable[[], None],
+    checkpoint: Callable[[Mapping[str, Any]], None],
     reporter: ProgressReporter,
 ) -> DriveResult:
     """Submit and poll until the run finishes or pauses; checkpoint reports on the way."""
@@ -82,6 +83,7 @@ async def drive(
     poller = Poller(ctx, run_dir)
     started = time.monotonic()
     last_checkpoint = started
+    interval = ctx.options.checkpoint_every_s
     _install_signals(ctx)
     if ctx.options.max_runtime_s is not None:
         asyncio.get_running_loop().call_later(
@@ -91,29 +93,43 @@ async def drive(
     submit_task = asyncio.create_task(submitter.submit_all(), name="dsar-submit")
     try:
         while True:
-            if submit_task.done():
+            submitting = not submit_task.done()
+            if not submitting:
                 submit_task.result()  # re-raise a fatal error (auth, journal)
-            await poller.round()
+                pending = _open_work(ctx)[0]
+                if pending and not submitter.cap_reached and not ctx.stopping:
+                    # child batches (ambiguous, deferred) or retries appeared: submit them
+                    submit_task = asyncio.create_task(submitter.submit_all(), name="dsar-submit")
+                    submitting = True
+            if not submitting and not ctx.stopping and not ctx.options.no_wait:
+                # Sweep only while no POST is in flight, so the open jobs a sweep expects
+                # are exactly the ones it can find.
+                await poller.round()
             reporter.update(progress_counts(ctx))
             now = time.monotonic()
-            if now - last_checkpoint >= ctx.options.checkpoint_every_s:
+            if now - last_checkpoint >= interval:
                 _sync_calls(ctx)
-                checkpoint()
-                last_checkpoint = now
+                checkpoint({"polling": poller.stats()})
+                last_checkpoint = time.monotonic()
+                # a big run's reports take seconds: checkpoint less often than that costs
+                interval = max(ctx.options.checkpoint_every_s, 10 * (last_checkpoint - now))
             pending, in_flight, follow_up = _open_work(ctx)
             if ctx.stopping:
                 break
-            submitting = not submit_task.done()
-            if not submitting and pending and not submitter.cap_reached:
-                # new child/retry batches appeared after the submitter ended: go again
-                submit_task = asyncio.create_task(submitter.submit_all(), name="dsar-submit")
-                submitting = True
-            if not submitting and ctx.options.no_wait and pending == 0:
+            if not submitting and ctx.options.no_wait:
                 break
             if not submitting and in_flight == 0 and follow_up == 0:
                 break
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(ctx.stop.wait(), ctx.options.poll_interval_s or 60.0)
+            waits: set[asyncio.Future[Any]] = {asyncio.ensure_future(ctx.stop.wait())}
+            if submitting:
+                waits.add(submit_task)
+            await asyncio.wait(
+                waits,
+                timeout=ctx.options.poll_interval_s or 60.0,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            for fut in waits - {submit_task}:
+                fut.cancel()
     finally:
         if not submit_task.done():
             ctx.request_stop(ctx.stop_reason or "interrupted")
@@ -122,12 +138,19 @@ async def drive(
         _remove_signals()
         _sync_calls(ctx)
     reporter.update(progress_counts(ctx), final=True)
+    result = _settle_run(ctx, submitter.cap_reached)
+    checkpoint({"polling": poller.stats()})
+    return result
+
+
+def _settle_run(ctx: RunContext, cap_reached: bool) -> DriveResult:
+    """Finish the run if nothing is left, else pause it with its reason."""
     pending, in_flight, follow_up = _open_work(ctx)
     at = ctx.now()
     if pending == 0 and in_flight == 0 and follow_up == 0:
         ctx.journal.finish(at)
         return DriveResult(finished=True)
-    if submitter.cap_reached and not ctx.stopping:
+    if cap_reached and not ctx.stopping:
         resume = _next_utc_midnight(at)
         ctx.journal.pause("daily_cap", at, resume_after=resume)
         return DriveResult(finished=False, pause_reason="daily_cap", resume_after=resume)
@@ -141,19 +164,15 @@ def _next_utc_midnight(at: datetime) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=at.tzinfo)
 
 
-_calls_seen: dict[int, dict[tuple[str, str], int]] = {}
-
-
 def _sync_calls(ctx: RunContext) -> None:
     """Add the client's API calls since the last sync to the journal's counters."""
-    seen = _calls_seen.setdefault(id(ctx), {})
     delta: dict[tuple[str, int | str], int] = {}
     for endpoint, by_status in ctx.client.call_counts.items():
         for status, count in by_status.items():
-            key = (endpoint, status)
-            if count > seen.get(key, 0):
-                delta[key] = count - seen.get(key, 0)
-                seen[key] = count
+            before = ctx.calls_synced.get((endpoint, status), 0)
+            if count > before:
+                delta[(endpoint, status)] = count - before
+                ctx.calls_synced[(endpoint, status)] = count
     if delta:
         ctx.journal.add_api_calls(delta)
 

@@ -17,6 +17,7 @@ import orjson
 from .errors import JournalError
 from .journal_models import (
     JOB_TRANSITIONS,
+    JobDetailRecord,
     JobObservation,
     JobState,
     ProductOutcome,
@@ -127,52 +128,74 @@ class JobTransitions(JournalStore):
         Messages that echo an identity value of the job's user are masked. Raises
         :class:`JournalError` unless the job is complete or error.
         """
+        detail = JobDetailRecord(
+            job_id=job_id,
+            products=tuple(products),
+            has_result=has_result,
+            error_code=error_code,
+            error_message=error_message,
+        )
+        self.record_details_many([detail], at)
+
+    def record_details_many(self, details: Sequence[JobDetailRecord], at: datetime) -> None:
+        """:meth:`record_details` for many jobs in one transaction (one fsync per poll round)."""
         with self._tx() as c:
-            row = c.execute("SELECT uid, state FROM job WHERE job_id = ?", (job_id,)).fetchone()
-            if row is None:
-                raise JournalError(f"job {job_id}: unknown job")
-            if row[1] not in (JobState.COMPLETE, JobState.ERROR):
-                raise JournalError(f"job {job_id}: details need a terminal job, not {row[1]}")
-            values = identity_values(c, "WHERE uid = ?", (row[0],))
-            c.execute("DELETE FROM product WHERE job_id = ?", (job_id,))
-            c.executemany(
-                "INSERT INTO product VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        job_id, p.product, p.status, p.response_code, redact(p.message, values),
-                        to_us(p.processed_date) if p.processed_date else None, p.retry_count,
-                    )
-                    for p in products
-                ],
-            )  # fmt: skip
-            c.execute(
-                "UPDATE job SET details_at = ?, has_result = ?, products_total = ?,"
-                " products_complete = ?, products_error = ?, error_code = ?, error_message = ?"
-                " WHERE job_id = ?",
+            for d in details:
+                self._record_details_in(c, d, to_us(at))
+
+    @staticmethod
+    def _record_details_in(c: sqlite3.Connection, d: JobDetailRecord, at_us: int) -> None:
+        job_id, products = d.job_id, d.products
+        row = c.execute("SELECT uid, state FROM job WHERE job_id = ?", (job_id,)).fetchone()
+        if row is None:
+            raise JournalError(f"job {job_id}: unknown job")
+        if row[1] not in (JobState.COMPLETE, JobState.ERROR):
+            raise JournalError(f"job {job_id}: details need a terminal job, not {row[1]}")
+        values = identity_values(c, "WHERE uid = ?", (row[0],))
+        c.execute("DELETE FROM product WHERE job_id = ?", (job_id,))
+        c.executemany(
+            "INSERT INTO product VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
                 (
-                    to_us(at), int(has_result), len(products),
-                    sum(p.status == JobStatus.COMPLETE for p in products),
-                    sum(p.status == JobStatus.ERROR for p in products),
-                    error_code, redact(error_message, values), job_id,
-                ),
-            )  # fmt: skip
+                    job_id, p.product, p.status, p.response_code, redact(p.message, values),
+                    to_us(p.processed_date) if p.processed_date else None, p.retry_count,
+                )
+                for p in products
+            ],
+        )  # fmt: skip
+        c.execute(
+            "UPDATE job SET details_at = ?, has_result = ?, products_total = ?,"
+            " products_complete = ?, products_error = ?, error_code = ?, error_message = ?"
+            " WHERE job_id = ?",
+            (
+                at_us, int(d.has_result), len(products),
+                sum(p.status == JobStatus.COMPLETE for p in products),
+                sum(p.status == JobStatus.ERROR for p in products),
+                d.error_code, redact(d.error_message, values), job_id,
+            ),
+        )  # fmt: skip
 
     def mark_downloaded(self, job_id: str, result_path: str, sha256: str, at: datetime) -> None:
         """complete -> downloaded, for a job whose details offered a result."""
+        self.mark_downloaded_many([(job_id, result_path, sha256)], at)
+
+    def mark_downloaded_many(self, done: Sequence[tuple[str, str, str]], at: datetime) -> None:
+        """:meth:`mark_downloaded` for many ``(job_id, result_path, sha256)`` in one transaction."""
         with self._tx() as c:
-            cur = c.execute(
-                "UPDATE job SET state = 'downloaded', result_path = ?, result_sha256 = ?,"
-                " updated_at = ? WHERE job_id = ? AND state = 'complete' AND has_result = 1",
-                (result_path, sha256, to_us(at), job_id),
-            )
-            if cur.rowcount != 1:
-                row = c.execute(
-                    "SELECT state, has_result FROM job WHERE job_id = ?", (job_id,)
-                ).fetchone()
-                if row is None:
-                    raise JournalError(f"job {job_id}: unknown job")
-                what = "has no result to download" if not row[1] else f"is {row[0]}"
-                raise JournalError(f"job {job_id}: cannot mark downloaded, it {what}")
+            for job_id, result_path, sha256 in done:
+                cur = c.execute(
+                    "UPDATE job SET state = 'downloaded', result_path = ?, result_sha256 = ?,"
+                    " updated_at = ? WHERE job_id = ? AND state = 'complete' AND has_result = 1",
+                    (result_path, sha256, to_us(at), job_id),
+                )
+                if cur.rowcount != 1:
+                    row = c.execute(
+                        "SELECT state, has_result FROM job WHERE job_id = ?", (job_id,)
+                    ).fetchone()
+                    if row is None:
+                        raise JournalError(f"job {job_id}: unknown job")
+                    what = "has no result to download" if not row[1] else f"is {row[0]}"
+                    raise JournalError(f"job {job_id}: cannot mark downloaded, it {what}")
 
     def add_api_calls(self, counts: Mapping[tuple[str, int | str], int]) -> None:
         """Add ``{(endpoint template, status): n}`` to the run's API-call counters."""

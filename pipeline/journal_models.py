@@ -183,6 +183,17 @@ class ProductOutcome:
 
 
 @dataclass(frozen=True, kw_only=True)
+class JobDetailRecord:
+    """What one ``GET /jobs/{id}`` of a terminal job taught: products, result, error."""
+
+    job_id: str
+    products: tuple[ProductOutcome, ...]
+    has_result: bool
+    error_code: str | None = None
+    error_message: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class OpenWindow:
     """Open jobs of one regulation and the oldest submit time: where a list sweep starts."""
 

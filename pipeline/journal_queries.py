@@ -8,6 +8,7 @@ report of 1,000,000 rows neither blocks the runner's writes nor sees half of one
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -199,6 +200,17 @@ class JournalQueries(JournalStore):
                 (regulation,),
             ).fetchall()
         return {r[0] for r in rows}
+
+    def open_jobs(self, regulation: str) -> dict[str, datetime]:
+        """Job id -> submit time of one regulation's jobs still submitted or processing."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT j.job_id, j.submitted_at FROM job j JOIN user u ON u.uid = j.uid"
+                " JOIN batch b ON b.seq = u.batch_seq"
+                " WHERE j.state IN ('submitted', 'processing') AND b.regulation = ?",
+                (regulation,),
+            ).fetchall()
+        return {job_id: from_us_required(at) for job_id, at in rows}
 
     def jobs_needing_details(self, limit: int = 1000) -> list[str]:
         """Terminal jobs whose ``GET /jobs/{id}`` has not been recorded yet, oldest first."""

@@ -18,19 +18,22 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from . import constants
 from .errors import NotFoundError, TransientApiError
-from .journal_models import JobObservation, OpenWindow, ProductOutcome
+from .journal_models import JobDetailRecord, JobObservation, OpenWindow, ProductOutcome
 from .models import Action, JobStatus
 from .responses import JobDetails
 from .runstate import RunContext
+from .wire import date_windows
 
 log = logging.getLogger("dsar.poll")
 
 DETAIL_CONCURRENCY = 8
+MAX_SWEEPS_KEPT = 200
+FLUSH_EVERY = 500  # journal writes per transaction while polling
 RESULTS_DIR = "results"
 
 
@@ -51,10 +54,25 @@ class Poller:
         self.ctx = ctx
         self.results_dir = run_dir / RESULTS_DIR
         self._list_submitted: set[str] = set()
+        self.rounds = 0
+        self.sweeps: list[dict[str, int | str]] = []  # the latest MAX_SWEEPS_KEPT sweeps
+        self.sweeps_total = 0
+        self.sweeps_over_bound = 0
+
+    def stats(self) -> dict[str, object]:
+        """Polling figures for summary.json: rounds, sweeps, and sweeps over the call bound."""
+        return {
+            "rounds": self.rounds,
+            "sweeps_total": self.sweeps_total,
+            "sweeps_over_bound": self.sweeps_over_bound,
+            "page_size": self.ctx.page_size,
+            "sweeps": self.sweeps,
+        }
 
     async def round(self) -> PollRound:
         """One round: sweep every regulation, then details, then downloads."""
         out = PollRound()
+        self.rounds += 1
         for window in self.ctx.journal.open_windows():
             if self.ctx.stopping:
                 break
@@ -65,38 +83,93 @@ class Poller:
 
     async def _sweep(self, window: OpenWindow, out: PollRound) -> None:
         ctx = self.ctx
-        open_ids = ctx.journal.open_job_ids(window.regulation)
+        open_jobs = ctx.journal.open_jobs(window.regulation)
         today = (await ctx.service_now()).date()
         start = _window_start(window.oldest_submitted_at.date(), today)
         statuses = [JobStatus.PROCESSING]
         if window.regulation in self._list_submitted:
             statuses.append(JobStatus.SUBMITTED)
         in_progress: dict[str, str] = {}
-        for status in statuses:
-            before = ctx.client.stats.total("GET jobs")
-            async for job in ctx.client.list_jobs(
-                window.regulation,
-                status=status,
-                from_date=start,
-                to_date=today,
-                page_size=ctx.page_size,
-            ):
-                if job.job_id in open_ids:
-                    in_progress[job.job_id] = job.status.value
-            out.list_calls += ctx.client.stats.total("GET jobs") - before
+        calls = 0
+        for first, last in date_windows(start, today, constants.MAX_LIST_WINDOW_DAYS):
+            ours = sum(1 for at in open_jobs.values() if first <= _day(at, start) <= last)
+            if not ours:
+                continue  # none of this run's open jobs were created in this window
+            for status in statuses:
+                calls += await self._sweep_window(
+                    window.regulation, status, first, last, ours, open_jobs, in_progress
+                )
+        out.list_calls += calls
+        self._note_sweep(window.regulation, len(open_jobs), calls)
         seen = [
             JobObservation(job_id=j, status=s)
             for j, s in in_progress.items()
             if s == JobStatus.PROCESSING
         ]
         ctx.journal.observe(seen, ctx.now())
-        left = sorted(open_ids - in_progress.keys())
+        left = sorted(open_jobs.keys() - in_progress.keys())
         if left:
             await self._settle(window.regulation, left, out)
+
+    async def _sweep_window(
+        self,
+        regulation: str,
+        status: JobStatus,
+        first: date,
+        last: date,
+        expected: int,
+        open_jobs: dict[str, datetime],
+        found: dict[str, str],
+    ) -> int:
+        """Page one date window backwards; returns the list calls made.
+
+        Jobs leave the in-progress list while it is being paged, which shifts later jobs
+        towards page 0. Paged forwards, a job that shifts across a page boundary already read
+        would be missed (and then fetched needlessly); paged from the last page to the first,
+        a shifting job moves into a page still to be read. The last page is guessed from this
+        run's open jobs in the window, and probed upwards while pages come back full.
+        """
+        size = self.ctx.page_size
+        last_page = max(0, -(-expected // size) - 1)
+        calls = 0
+
+        async def read(page: int) -> tuple[int, int | None]:
+            nonlocal calls
+            result = await self.ctx.client.list_page(
+                regulation,
+                status=status,
+                from_date=first,
+                to_date=last,
+                page=page,
+                page_size=size,
+            )
+            calls += 1
+            for job in result.jobs:
+                if job.job_id in open_jobs:
+                    found[job.job_id] = job.status.value
+            return len(result.jobs), result.total
+
+        page = last_page
+        count, total = await read(page)
+        # more jobs than guessed (other runs of the org): probe upwards until a short page
+        while count == size and not (total is not None and total <= (page + 1) * size):
+            page += 1
+            count, total = await read(page)
+        for back in range(last_page - 1, -1, -1):
+            await read(back)
+        return calls
+
+    def _note_sweep(self, regulation: str, open_jobs: int, calls: int) -> None:
+        bound = max(1, -(-open_jobs // self.ctx.page_size))
+        self.sweeps_total += 1
+        self.sweeps_over_bound += calls > bound
+        self.sweeps.append({"regulation": regulation, "open_jobs": open_jobs, "list_calls": calls})
+        del self.sweeps[:-MAX_SWEEPS_KEPT]
 
     async def _settle(self, regulation: str, job_ids: list[str], out: PollRound) -> None:
         """GET the jobs a sweep no longer shows in progress: terminal ones are recorded."""
         ctx = self.ctx
+        batch = _Pending(self)
 
         async def one(job_id: str) -> None:
             try:
@@ -107,26 +180,23 @@ class Poller:
             except TransientApiError as exc:
                 log.warning("job %s: details not read this round (%s)", job_id, exc)
                 return
+            batch.seen.append(JobObservation(job_id=job_id, status=details.status.value))
             if not details.status.terminal:
                 # the filter did not cover this status: list it too from now on
                 self._list_submitted.add(regulation)
-                ctx.journal.observe(
-                    [JobObservation(job_id=job_id, status=details.status.value)], ctx.now()
-                )
-                return
-            ctx.journal.observe(
-                [JobObservation(job_id=job_id, status=details.status.value)], ctx.now()
-            )
-            self._record(details)
-            out.turned_terminal += 1
-            out.details += 1
+            else:
+                batch.details.append(detail_record(details))
+                out.turned_terminal += 1
+                out.details += 1
+            batch.flush_if_full()
 
         await _bounded(one, job_ids)
+        batch.flush()
 
     async def fetch_details(self, out: PollRound) -> None:
         """GET every terminal job whose details are not recorded yet (after a crash)."""
         ctx = self.ctx
-        pending = ctx.journal.jobs_needing_details()
+        batch = _Pending(self)
 
         async def one(job_id: str) -> None:
             try:
@@ -134,37 +204,12 @@ class Poller:
             except (NotFoundError, TransientApiError) as exc:
                 log.warning("job %s: details not read (%s)", job_id, exc)
                 return
-            self._record(details)
+            batch.details.append(detail_record(details))
             out.details += 1
+            batch.flush_if_full()
 
-        await _bounded(one, pending)
-
-    def _record(self, details: JobDetails) -> None:
-        products = [
-            ProductOutcome(
-                product=p.product,
-                status=p.status,
-                response_code=p.response_code,
-                message=p.message,
-                processed_date=p.processed_at,
-                retry_count=p.retry_count,
-            )
-            for p in details.products
-        ]
-        failing = next((p for p in details.products if p.status == JobStatus.ERROR), None)
-        has_result = (
-            details.status is JobStatus.COMPLETE
-            and details.action == Action.ACCESS
-            and details.download_url is not None
-        )
-        self.ctx.journal.record_details(
-            details.job_id,
-            products,
-            self.ctx.now(),
-            has_result=has_result,
-            error_code=failing.response_code if failing else None,
-            error_message=failing.message if failing else None,
-        )
+        await _bounded(one, ctx.journal.jobs_needing_details())
+        batch.flush()
 
     async def download_results(self, out: PollRound) -> None:
         """Download every offered access result into RUN_DIR/results/ (0600 in 0700)."""
@@ -173,6 +218,7 @@ class Poller:
         if not pending:
             return
         self.results_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        batch = _Pending(self)
 
         async def one(job_id: str) -> None:
             dest = self.results_dir / f"{job_id}.zip"
@@ -181,10 +227,69 @@ class Poller:
             except (NotFoundError, TransientApiError) as exc:
                 log.warning("job %s: result not downloaded (%s)", job_id, exc)
                 return
-            ctx.journal.mark_downloaded(job_id, f"{RESULTS_DIR}/{dest.name}", digest, ctx.now())
+            batch.downloaded.append((job_id, f"{RESULTS_DIR}/{dest.name}", digest))
             out.downloads += 1
+            batch.flush_if_full()
 
         await _bounded(one, pending)
+        batch.flush()
+
+
+class _Pending:
+    """What a poll step learned, written to the journal in a few transactions, not one a job."""
+
+    def __init__(self, poller: Poller) -> None:
+        self.ctx = poller.ctx
+        self.seen: list[JobObservation] = []
+        self.details: list[JobDetailRecord] = []
+        self.downloaded: list[tuple[str, str, str]] = []
+
+    def flush_if_full(self) -> None:
+        if len(self.seen) + len(self.details) + len(self.downloaded) >= FLUSH_EVERY:
+            self.flush()
+
+    def flush(self) -> None:
+        journal, now = self.ctx.journal, self.ctx.now()
+        if self.seen:
+            journal.observe(self.seen, now)
+        if self.details:
+            journal.record_details_many(self.details, now)
+        if self.downloaded:
+            journal.mark_downloaded_many(self.downloaded, now)
+        self.seen, self.details, self.downloaded = [], [], []
+
+
+def detail_record(details: JobDetails) -> JobDetailRecord:
+    """The journal record of a terminal job's details."""
+    products = tuple(
+        ProductOutcome(
+            product=p.product,
+            status=p.status,
+            response_code=p.response_code,
+            message=p.message,
+            processed_date=p.processed_at,
+            retry_count=p.retry_count,
+        )
+        for p in details.products
+    )
+    failing = next((p for p in details.products if p.status == JobStatus.ERROR), None)
+    has_result = (
+        details.status is JobStatus.COMPLETE
+        and details.action == Action.ACCESS
+        and details.download_url is not None
+    )
+    return JobDetailRecord(
+        job_id=details.job_id,
+        products=products,
+        has_result=has_result,
+        error_code=failing.response_code if failing else None,
+        error_message=failing.message if failing else None,
+    )
+
+
+def _day(at: datetime, floor: date) -> date:
+    """The UTC day of ``at``, no earlier than ``floor`` (older jobs are listed from it)."""
+    return max(at.date(), floor)
 
 
 def _window_start(oldest: date, today: date) -> date:

@@ -286,11 +286,13 @@ def write_reports(
     now: datetime | None = None,
     rejects_source: Path | None = None,
     chunk_rows: int = REPORT_CHUNK_ROWS,
+    extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Rewrite all four reports of ``run_dir`` from ``journal``; returns the summary written.
 
     ``now`` stamps summary.json (default: the current UTC time); ``rejects_source`` is the
-    input stage's rejects file when it is not already RUN_DIR/rejects.parquet.
+    input stage's rejects file when it is not already RUN_DIR/rejects.parquet; ``extra``
+    adds top-level sections to summary.json (the runner's polling figures).
     """
     now = now or datetime.now(UTC)
     statuses = write_status(journal, run_dir, chunk_rows)
@@ -299,6 +301,7 @@ def write_reports(
     summary = build_summary(
         journal, now=now, statuses=statuses, outcomes=outcomes, rejected=rejected
     )
+    summary.update(extra or {})
     with atomic_file(run_dir / SUMMARY_FILE) as fh:
         fh.write(orjson.dumps(summary, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
     return summary

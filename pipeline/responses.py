@@ -108,6 +108,14 @@ class JobSummary:
 
 
 @dataclass(frozen=True, slots=True)
+class JobPage:
+    """One page of GET /jobs and its ``totalRecords`` (None when absent)."""
+
+    jobs: tuple[JobSummary, ...]
+    total: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class JobDetails(JobSummary):
     """A job as GET /jobs/{id} returns it, with one :class:`ProductResponse` per application."""
 

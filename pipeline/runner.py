@@ -258,6 +258,8 @@ def _drive(journal: Journal, run_dir: Path, target: Target, options: RunOptions)
     info = journal.run_info()
     regulations = tuple(sorted({settings.job.regulation, *_batch_regulations(journal)}))
 
+    last_extra: dict[str, Any] = {}
+
     async def main() -> DriveResult:
         async with target.client() as client:
             ledger = Ledger.open(Path(settings.output.workspace))
@@ -272,8 +274,10 @@ def _drive(journal: Journal, run_dir: Path, target: Target, options: RunOptions)
                     regulations=regulations,
                 )
 
-                def checkpoint() -> None:
-                    write_reports(journal, run_dir)
+                def checkpoint(extra: Mapping[str, Any]) -> None:
+                    nonlocal last_extra
+                    last_extra = dict(extra)
+                    write_reports(journal, run_dir, extra=last_extra)
 
                 with ProgressReporter() as reporter:
                     return await drive(ctx, run_dir, checkpoint=checkpoint, reporter=reporter)
@@ -282,8 +286,9 @@ def _drive(journal: Journal, run_dir: Path, target: Target, options: RunOptions)
 
     try:
         asyncio.run(main())
-    finally:
-        write_reports(journal, run_dir)
+    except BaseException:
+        write_reports(journal, run_dir, extra=last_extra)  # what is known, for the reader
+        raise
     return _outcome(journal, run_dir)
 
 

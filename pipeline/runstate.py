@@ -45,6 +45,8 @@ class RunContext:
     regulations: tuple[str, ...]
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     stop_reason: str | None = None
+    calls_synced: dict[tuple[str, str], int] = field(default_factory=dict)
+    _clock_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _offset: timedelta = timedelta(0)
     _seen_date: datetime | None = None
 
@@ -78,10 +80,12 @@ class RunContext:
         return datetime.now(UTC) + self._offset
 
     async def service_now(self) -> datetime:
-        """Like :meth:`now`, after one cheap call if the service's clock is not known yet."""
-        if self.client.last_server_date is None:
-            pages = self.client.list_jobs(self.regulations[0], page_size=1)
-            async for _ in pages:
-                break
-            await pages.aclose()  # type: ignore[attr-defined]
+        """Like :meth:`now`, after one cheap call if the service's clock is not known yet
+        (one call however many workers ask at once)."""
+        async with self._clock_lock:
+            if self.client.last_server_date is None:
+                pages = self.client.list_jobs(self.regulations[0], page_size=1)
+                async for _ in pages:
+                    break
+                await pages.aclose()  # type: ignore[attr-defined]
         return self.now()
