@@ -15,6 +15,7 @@ import orjson
 
 from .cli_common import Registrar, SubParsers, add_common, settings_from_args
 from .errors import ConfigError
+from .handoff import key_hasher, key_secret_from_env
 from .runner import RunOutcome, resume_all, resume_run, start_run
 from .runstate import RunOptions
 from .status import render_outcome, run_status
@@ -41,12 +42,19 @@ def _add_drive_flags(p: argparse.ArgumentParser) -> None:
         metavar="DURATION",
         help="stop after this long (e.g. 2h), write the reports, exit 4",
     )
+    p.add_argument(
+        "--redact-keys",
+        action="store_true",
+        help="report.html shows keyed hashes (DSAR_KEY_SECRET) instead of subject keys",
+    )
 
 
 def _options(args: argparse.Namespace) -> RunOptions:
     return RunOptions(
         no_wait=args.no_wait,
         max_runtime_s=args.max_runtime,
+        redact_keys=args.redact_keys,
+        env=dict(os.environ),
         reconcile=os.environ.get("DSAR_UNSAFE_NO_RECONCILE") != "1",
     )
 
@@ -149,12 +157,16 @@ def _register_status(sub: SubParsers[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument(
+        "--redact-keys", action="store_true", help="show keyed hashes instead of subject keys"
+    )
     add_common(p)
     p.set_defaults(handler=_cmd_status)
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    status = run_status(args.run_dir)
+    label = key_hasher(key_secret_from_env(os.environ)) if args.redact_keys else str
+    status = run_status(args.run_dir, key_label=label)
     if args.json:
         sys.stdout.write(orjson.dumps(status, option=orjson.OPT_INDENT_2).decode() + "\n")
     else:

@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import IO, Any
 
@@ -29,6 +30,7 @@ from .errors import InputError
 from .journal_models import JobState, ProductRow, StatusRow, to_us
 from .journal_queries import REPORT_CHUNK_ROWS, JournalQueries
 from .responses import product_outcome
+from .sla import sla_columns
 
 STATUS_FILE = "status.parquet"
 PRODUCTS_FILE = "products.parquet"
@@ -61,6 +63,10 @@ STATUS_SCHEMA = pa.schema(
         ("part", pa.int32()),
         ("attempt", pa.int32()),
         ("received_at", TIMESTAMP),
+        # the legal clock (pipeline.sla): due date, days left at the report's time, overdue
+        ("due_at", TIMESTAMP),
+        ("days_left", pa.int32()),
+        ("overdue", pa.bool_()),
     ]
 )
 PRODUCTS_SCHEMA = pa.schema(
@@ -131,7 +137,9 @@ def _iso_us(text: str | None) -> int | None:
     return to_us(at.replace(tzinfo=UTC) if at.tzinfo is None else at)
 
 
-def _status_batch(rows: list[StatusRow], counts: Counter[str]) -> pa.RecordBatch:
+def _status_batch(
+    rows: list[StatusRow], counts: Counter[str], *, now: datetime, seen_at: datetime | None
+) -> pa.RecordBatch:
     c = list(zip(*rows, strict=True))
     statuses = [REPORT_STATUS[s] for s in c[8]]
     counts.update(statuses)
@@ -146,6 +154,10 @@ def _status_batch(rows: list[StatusRow], counts: Counter[str]) -> pa.RecordBatch
         pa.array(c[2], pa.int32()), pa.array(c[3], pa.int32()),
         pa.array([_iso_us(r) for r in c[20]], TIMESTAMP),
     ]  # fmt: skip
+    sla = sla_columns(
+        arrays[3], arrays[20], now=now, completed_at=arrays[9], status=arrays[6], seen_at=seen_at
+    )
+    arrays += [sla.due_at, sla.days_left, sla.overdue]
     return pa.RecordBatch.from_arrays(arrays, schema=STATUS_SCHEMA)
 
 
@@ -176,11 +188,22 @@ def _write_parquet(
 
 
 def write_status(
-    journal: JournalQueries, run_dir: Path, chunk_rows: int = REPORT_CHUNK_ROWS
+    journal: JournalQueries,
+    run_dir: Path,
+    chunk_rows: int = REPORT_CHUNK_ROWS,
+    *,
+    now: datetime | None = None,
 ) -> Counter[str]:
-    """Write status.parquet; returns the row count of each status."""
+    """Write status.parquet; returns the row count of each status.
+
+    The SLA columns count from each subject's ``received_at``, or from when the run first saw
+    it (the run's creation) when the input had none, to ``now``.
+    """
     chunks = journal.iter_status_rows(chunk_rows)
-    return _write_parquet(run_dir / STATUS_FILE, STATUS_SCHEMA, chunks, _status_batch)
+    to_batch = partial(
+        _status_batch, now=now or datetime.now(UTC), seen_at=journal.run_info().meta.created_at
+    )
+    return _write_parquet(run_dir / STATUS_FILE, STATUS_SCHEMA, chunks, to_batch)
 
 
 def write_products(
@@ -295,7 +318,7 @@ def write_reports(
     adds top-level sections to summary.json (the runner's polling figures).
     """
     now = now or datetime.now(UTC)
-    statuses = write_status(journal, run_dir, chunk_rows)
+    statuses = write_status(journal, run_dir, chunk_rows, now=now)
     outcomes = write_products(journal, run_dir, chunk_rows)
     rejected = write_rejects(run_dir, rejects_source)
     summary = build_summary(

@@ -24,6 +24,7 @@ from typing import Any
 from . import __version__
 from .engine import DriveResult, drive
 from .errors import ConfigError, InputError, JournalError, RunPaused
+from .handoff import key_secret_from_env, write_handoff
 from .journal import Journal
 from .journal_models import RunMeta, RunState
 from .journal_schema import JOURNAL_FILE, make_private_dir
@@ -106,7 +107,7 @@ def start_run(
     confirm: Callable[[Target, int], bool] | None = None,
 ) -> RunOutcome:
     """Validate, plan and drive ``input_path`` as a new run; see the module docstring."""
-    options = options or RunOptions()
+    options = options or RunOptions(env=env)
     now = datetime.now(UTC)
     run_id = new_run_id(now)
     workspace = Path(settings.output.workspace)
@@ -148,13 +149,13 @@ def _start(
         with Journal.open(run_dir) as journal:
             _plan(journal, input_path, settings, run_id, run_dir, env, org_id=None)
             journal.pause("dry_run", datetime.now(UTC))
-            write_reports(journal, run_dir)
+            publish(journal, run_dir, options=options)
             return _outcome(journal, run_dir)
     with api_target(settings, workspace=workspace, env=env) as target:
         org_id = target.settings.credentials.org_id
         with Journal.open(run_dir) as journal:
             jobs = _plan(journal, input_path, settings, run_id, run_dir, env, org_id=org_id)
-            write_reports(journal, run_dir)
+            publish(journal, run_dir, options=options)
             if confirm is not None and not target.embedded and not confirm(target, jobs):
                 journal.pause("not_confirmed", datetime.now(UTC))
                 raise RunPaused("not confirmed; nothing was submitted", str(run_dir))
@@ -214,6 +215,7 @@ def resume_run(
     ``retry_errors``, which first plans new attempts for the jobs that ended in error)."""
     if not (run_dir / JOURNAL_FILE).exists():
         raise ConfigError(f"{run_dir} holds no run journal")
+    options = options or RunOptions(env=env)
     with Journal.open(run_dir) as journal:
         if not journal.has_plan:
             raise JournalError(f"{run_dir}: the run was killed while planning; start it again")
@@ -225,9 +227,8 @@ def resume_run(
             )
             log.info("retry: %d new batches for the jobs that ended in error", len(batches))
         elif info.state == RunState.FINISHED:
-            write_reports(journal, run_dir)
+            publish(journal, run_dir, options=options)
             return _outcome(journal, run_dir)
-        options = options or RunOptions()
         workspace = Path(settings.output.workspace)
         with api_target(settings, workspace=workspace, env=env) as target:
             org = target.settings.credentials.org_id
@@ -277,7 +278,7 @@ def _drive(journal: Journal, run_dir: Path, target: Target, options: RunOptions)
                 def checkpoint(extra: Mapping[str, Any]) -> None:
                     nonlocal last_extra
                     last_extra = dict(extra)
-                    write_reports(journal, run_dir, extra=last_extra)
+                    publish(journal, run_dir, options=options, extra=last_extra)
 
                 with ProgressReporter() as reporter:
                     return await drive(ctx, run_dir, checkpoint=checkpoint, reporter=reporter)
@@ -287,9 +288,28 @@ def _drive(journal: Journal, run_dir: Path, target: Target, options: RunOptions)
     try:
         asyncio.run(main())
     except BaseException:
-        write_reports(journal, run_dir, extra=last_extra)  # what is known, for the reader
+        publish(journal, run_dir, options=options, extra=last_extra)  # what is known
         raise
     return _outcome(journal, run_dir)
+
+
+def publish(
+    journal: Journal,
+    run_dir: Path,
+    *,
+    options: RunOptions,
+    extra: Mapping[str, Any] | None = None,
+) -> None:
+    """Rewrite every report of the run: the Parquet files and summary.json, then report.html
+    and manifest.json (whose checksums cover the others), each atomically."""
+    now = datetime.now(UTC)
+    write_reports(journal, run_dir, now=now, extra=extra)
+    write_handoff(
+        run_dir,
+        now=now,
+        redact_keys=options.redact_keys,
+        key_secret=key_secret_from_env(options.env),
+    )
 
 
 def _batch_regulations(journal: Journal) -> set[str]:

@@ -8,6 +8,7 @@ that clock, so a skewed local clock cannot mis-budget it.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -27,6 +28,8 @@ class RunOptions:
     max_runtime_s: float | None = None
     poll_interval_s: float | None = None  # None: the run's poll.interval_s
     checkpoint_every_s: float = 10.0
+    redact_keys: bool = False  # report.html shows keyed hashes instead of subject keys
+    env: Mapping[str, str] = field(default_factory=dict)  # for DSAR_KEY_SECRET
     # Testing switch: reconciliation off turns every ambiguous POST into a blind re-POST.
     # It exists to prove that the crash and fault tests can fail; never turn it off in use.
     reconcile: bool = True

@@ -6,6 +6,7 @@ Counts only: no identity value and no user key is ever shown.
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.table import Table
 
+from .deadlines import deadline_watch
 from .errors import ConfigError, JournalError
 from .journal import Journal
 from .journal_models import RunState
@@ -23,9 +25,10 @@ if TYPE_CHECKING:
     from .runner import RunOutcome
 
 
-def run_status(run_dir: Path) -> dict[str, Any]:
+def run_status(run_dir: Path, *, key_label: Callable[[str], str] = str) -> dict[str, Any]:
     """The run's state, jobs and batches by state, rejects, API calls, today's budget use,
-    and the next action; reads only the journal and the workspace ledger."""
+    the subjects overdue or due within 7 days, and the next action. Makes no API call: reads
+    the journal, the workspace ledger and the run's status.parquet."""
     if not (run_dir / JOURNAL_FILE).exists():
         raise ConfigError(f"{run_dir} holds no run journal")
     with Journal.open(run_dir) as journal:
@@ -49,6 +52,24 @@ def run_status(run_dir: Path) -> dict[str, Any]:
             "cap": cap,
             "exhausted": usage.exhausted,
         }
+    now = datetime.now(UTC)
+    watch = deadline_watch(run_dir, now=now, key_label=key_label)
+    deadlines = {
+        "overdue": watch.overdue,
+        "due_within_7_days": watch.due_soon,
+        "closest": [
+            {
+                "subject_key": r.subject_key,
+                "action": r.action,
+                "regulation": r.regulation,
+                "status": r.status,
+                "due_at": r.due_at.isoformat(),
+                "days_left": r.days_left,
+                "overdue": r.overdue,
+            }
+            for r in watch.rows
+        ],
+    }
     return {
         "run_id": meta.run_id,
         "run_dir": str(run_dir),
@@ -62,6 +83,7 @@ def run_status(run_dir: Path) -> dict[str, Any]:
         "users": counts.users,
         "api_calls": calls,
         "daily_budget": budget,
+        "deadlines": deadlines,
         "next": _next_action(info.state, info.pause_reason, run_dir, counts.jobs),
     }
 
@@ -115,7 +137,22 @@ def render_status(status: dict[str, Any]) -> str:
     if budget:
         head.append(("budget today", f"{budget['used']:,} / {budget['cap']:,} jobs"))
     jobs = [(state, f"{n:,}") for state, n in status["jobs"].items() if n]
-    text = _render([_table("run", head), _table("jobs", jobs)], color=False)
+    tables = [_table("run", head), _table("jobs", jobs)]
+    deadlines = status["deadlines"]
+    if deadlines["closest"]:
+        table = Table(
+            title=f"deadlines: {deadlines['overdue']:,} overdue, "
+            f"{deadlines['due_within_7_days']:,} due within 7 days",
+            title_justify="left",
+        )
+        for column in ("subject_key", "action", "regulation", "status", "due", "days left"):
+            table.add_column(column)
+        for r in deadlines["closest"]:
+            left = "overdue" if r["overdue"] else str(r["days_left"])
+            row = (r["subject_key"], r["action"], r["regulation"], r["status"], r["due_at"][:10])
+            table.add_row(*row, left)
+        tables.append(table)
+    text = _render(tables, color=False)
     return f"{text}\nnext: {status['next']}"
 
 

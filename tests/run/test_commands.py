@@ -1,0 +1,156 @@
+"""dsar status, retry, resume (--no-wait, --max-runtime, --all), --dry-run and bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+
+from tests.run.conftest import assert_every_row_once, run_cli, write_config, write_subjects
+
+
+def _only_run(workspace: Path) -> Path:
+    runs = [p for p in workspace.iterdir() if p.is_dir()]
+    assert len(runs) == 1
+    return runs[0]
+
+
+def test_no_wait_returns_after_submitting_and_resume_finishes(
+    tmp_path: Path, emulator_factory: Any, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    emu = emulator_factory()
+    write_subjects(tmp_path / "in.csv", 200)
+    cfg = write_config(tmp_path / "c.toml")
+    ws = tmp_path / "ws"
+    argv = ["run", str(tmp_path / "in.csv"), "--config", str(cfg), "--workspace", str(ws)]
+    assert run_cli([*argv, "--no-wait"], emu.env, monkeypatch) == 4
+    run_dir = _only_run(ws)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["state"] == "paused"
+    assert summary["counts"]["status"]["pending"] == 0
+    assert "dsar resume" in capsys.readouterr().err
+    assert run_cli(["status", str(run_dir), "--json"], emu.env, monkeypatch) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["state"] == "paused"
+    assert status["pause_reason"] == "no_wait"
+    assert status["deadlines"]["overdue"] == 0
+    assert run_cli(["resume", "--all", str(ws)], emu.env, monkeypatch) in (0, 1)
+    assert json.loads((run_dir / "summary.json").read_text())["state"] == "finished"
+    assert emu.stats()["duplicate_user_keys"] == []
+
+
+def test_status_lists_the_subjects_due_soonest(
+    tmp_path: Path, emulator_factory: Any, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    emu = emulator_factory()
+    path = tmp_path / "in.csv"
+    path.write_text(
+        "subject_key,email,action,regulation,received_at\n"
+        "K-old,a@example.org,access,lgpd_bra,2026-01-01T00:00:00Z\n"
+        "K-new,b@example.org,access,gdpr,2026-11-27T00:00:00Z\n",
+        encoding="utf-8",
+    )
+    cfg = write_config(tmp_path / "c.toml")
+    ws = tmp_path / "ws"
+    argv = ["run", str(path), "--config", str(cfg), "--workspace", str(ws), "--no-wait"]
+    assert run_cli(argv, emu.env, monkeypatch) == 4
+    run_dir = _only_run(ws)
+    status = pq.read_table(run_dir / "status.parquet").to_pylist()
+    by_key = {r["subject_key"]: r for r in status}
+    assert by_key["K-old"]["overdue"] is True
+    assert run_cli(["status", str(run_dir)], emu.env, monkeypatch) == 0
+    out = capsys.readouterr().out
+    assert "K-old" in out
+    assert "overdue" in out
+    assert run_cli(["status", str(run_dir), "--redact-keys"], emu.env, monkeypatch) == 0
+    assert "K-old" not in capsys.readouterr().out
+
+
+def test_retry_resubmits_error_jobs_as_new_attempts(
+    tmp_path: Path, emulator_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    emu = emulator_factory(simulation={"product_error_rate": 0.3})
+    write_subjects(tmp_path / "in.csv", 150, actions=("access",))
+    cfg = write_config(tmp_path / "c.toml")
+    ws = tmp_path / "ws"
+    argv = ["run", str(tmp_path / "in.csv"), "--config", str(cfg), "--workspace", str(ws)]
+    assert run_cli(argv, emu.env, monkeypatch) == 1
+    run_dir = _only_run(ws)
+    before = pq.read_table(run_dir / "status.parquet").to_pylist()
+    errors = {r["subject_key"] for r in before if r["status"] == "error"}
+    assert errors
+    emu.control("config", {"simulation": {"product_error_rate": 0.0}})
+    assert run_cli(["retry", str(run_dir)], emu.env, monkeypatch) == 0
+    after = {r["subject_key"]: r for r in pq.read_table(run_dir / "status.parquet").to_pylist()}
+    for key in errors:
+        assert after[key]["status"] == "complete"
+        assert after[key]["attempt"] == 2
+    assert len(after) == 150
+    assert emu.stats()["duplicate_user_keys"] == []
+
+
+def test_max_runtime_pauses_and_resume_continues(
+    tmp_path: Path, emulator_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    emu = emulator_factory(
+        simulation={"processing_s": [864_000.0, 864_000.0], "product_error_rate": 0.0}
+    )  # each job takes 10 s of real time
+    write_subjects(tmp_path / "in.csv", 50, actions=("delete",))
+    cfg = write_config(tmp_path / "c.toml")
+    ws = tmp_path / "ws"
+    argv = ["run", str(tmp_path / "in.csv"), "--config", str(cfg), "--workspace", str(ws)]
+    assert run_cli([*argv, "--max-runtime", "1s"], emu.env, monkeypatch) == 4
+    run_dir = _only_run(ws)
+    assert json.loads((run_dir / "summary.json").read_text())["pause_reason"] == "max_runtime"
+    emu.control("advance", {"days": 11})
+    assert run_cli(["resume", str(run_dir)], emu.env, monkeypatch) == 0
+    assert_every_row_once(run_dir, 50)
+
+
+def test_dry_run_plans_and_reports_without_any_api_call(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_subjects(tmp_path / "in.csv", 40, bad_every=10)
+    ws = tmp_path / "ws"
+    for var in ("DSAR_API_BASE_URL", "ADOBE_CLIENT_ID", "ADOBE_CLIENT_SECRET", "ADOBE_ORG_ID"):
+        monkeypatch.delenv(var, raising=False)
+    argv = ["run", str(tmp_path / "in.csv"), "--workspace", str(ws), "--dry-run"]
+    assert run_cli(argv, {}, monkeypatch) == 4
+    run_dir = _only_run(ws)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["api_calls_total"] == 0
+    assert summary["counts"]["status"]["pending"] > 0
+    assert summary["counts"]["status"]["rejected"] == 4
+    assert not (ws / "emulator.sqlite").exists()
+
+
+def test_an_unreadable_input_exits_3_and_leaves_no_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: Any
+) -> None:
+    ws = tmp_path / "ws"
+    assert (
+        run_cli(["run", str(tmp_path / "missing.csv"), "--workspace", str(ws)], {}, monkeypatch)
+        == 3
+    )
+    bad = tmp_path / "bad.csv"
+    bad.write_text("nothing,useful\n1,2\n", encoding="utf-8")
+    code = run_cli(["run", str(bad), "--workspace", str(ws), "--dry-run"], {}, monkeypatch)
+    assert code == 3
+    err = capfd.readouterr().err
+    assert "Traceback" not in err
+    assert not ws.exists() or not [p for p in ws.iterdir() if p.is_dir()]
+
+
+def test_credentials_without_a_base_url_are_a_configuration_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_subjects(tmp_path / "in.csv", 5)
+    monkeypatch.delenv("DSAR_API_BASE_URL", raising=False)
+    env = {"ADOBE_CLIENT_ID": "x", "ADOBE_CLIENT_SECRET": "y", "ADOBE_ORG_ID": "z@AdobeOrg"}
+    argv = ["run", str(tmp_path / "in.csv"), "--workspace", str(tmp_path / "ws")]
+    assert run_cli(argv, env, monkeypatch) == 2
+    assert os.environ["ADOBE_CLIENT_ID"] == "x"
