@@ -9,6 +9,7 @@ import argparse
 import os
 import re
 import sys
+from datetime import date
 from pathlib import Path
 
 import orjson
@@ -16,6 +17,7 @@ import orjson
 from .cli_common import Registrar, SubParsers, add_common, settings_from_args
 from .errors import ConfigError
 from .handoff import key_hasher, key_secret_from_env
+from .jobs import JobQuery, details_dict, download_job, get_job, list_jobs, write_jobs_parquet
 from .runner import RunOutcome, resume_all, resume_run, start_run
 from .runstate import RunOptions
 from .status import render_outcome, run_status
@@ -176,9 +178,86 @@ def _cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _iso_date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date: {text!r} (use YYYY-MM-DD)") from None
+
+
+def _register_jobs(sub: SubParsers[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "jobs",
+        help="the service's jobs: list (all pages, 30-day windows), get one, download results",
+        description="Direct access to the Privacy Service's jobs (the embedded emulator "
+        "without credentials).",
+    )
+    jobs = p.add_subparsers(dest="jobs_command", metavar="ACTION", required=True)
+    ls = jobs.add_parser("list", help="every job of a regulation, all pages")
+    ls.add_argument("--regulation", required=True, help="e.g. gdpr, ccpa, cpra_ca_usa")
+    ls.add_argument("--status", choices=("submitted", "processing", "complete", "error"))
+    ls.add_argument("--from", dest="from_date", type=_iso_date, help="first day (YYYY-MM-DD)")
+    ls.add_argument("--to", dest="to_date", type=_iso_date, help="last day (YYYY-MM-DD)")
+    ls.add_argument("--out", type=Path, help="write the jobs to this Parquet file")
+    ls.add_argument("--json", action="store_true", help="one JSON object per line")
+    get = jobs.add_parser("get", help="one job with its product responses")
+    get.add_argument("job_id", metavar="JOB_ID")
+    get.add_argument("--json", action="store_true", help="machine-readable output")
+    dl = jobs.add_parser("download", help="a job's access results ZIP")
+    dl.add_argument("job_id", metavar="JOB_ID")
+    dl.add_argument("--out", type=Path, default=Path("."), help="directory (default: .)")
+    for child in (ls, get, dl):
+        add_common(child)
+        child.add_argument("--workspace", type=Path, help="workspace (embedded emulator state)")
+    p.set_defaults(handler=_cmd_jobs)
+    for child in (ls, get, dl):
+        child.set_defaults(handler=_cmd_jobs)
+
+
+def _cmd_jobs(args: argparse.Namespace) -> int:
+    settings = settings_from_args(args)
+    workspace = Path(settings.output.workspace)
+    if args.jobs_command == "list":
+        query = JobQuery(
+            regulation=args.regulation,
+            status=args.status,
+            from_date=args.from_date,
+            to_date=args.to_date,
+        )
+        rows = list_jobs(query, settings, workspace=workspace, env=os.environ)
+        if args.out:
+            write_jobs_parquet(rows, args.out)
+            print(f"{len(rows):,} jobs written to {args.out}", file=sys.stderr)
+        elif args.json:
+            for row in rows:
+                sys.stdout.write(orjson.dumps(row).decode() + "\n")
+        else:
+            for row in rows:
+                print(
+                    f"{row['job_id']}  {row['status']:<10}  {row['action']:<8}  {row['created_at']}"
+                )
+            print(f"{len(rows):,} jobs", file=sys.stderr)
+        return 0
+    if args.jobs_command == "get":
+        data = details_dict(get_job(args.job_id, settings, workspace=workspace, env=os.environ))
+        if args.json:
+            sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
+        else:
+            print(f"{data['job_id']}  {data['action']}  {data['status']}  {data['regulation']}")
+            for prod in data["products"]:
+                print(f"  {prod['product']:<18} {prod['status']:<10} {prod['response_code'] or ''}")
+        return 0
+    path, digest = download_job(
+        args.job_id, args.out, settings, workspace=workspace, env=os.environ
+    )
+    print(f"{path}  sha256 {digest}")
+    return 0
+
+
 RUN_COMMANDS: list[Registrar] = [
     _register_run,
     _register_resume,
     _register_status,
     _register_retry,
+    _register_jobs,
 ]

@@ -154,3 +154,36 @@ def test_credentials_without_a_base_url_are_a_configuration_error(
     argv = ["run", str(tmp_path / "in.csv"), "--workspace", str(tmp_path / "ws")]
     assert run_cli(argv, env, monkeypatch) == 2
     assert os.environ["ADOBE_CLIENT_ID"] == "x"
+
+
+def test_jobs_list_get_and_download_reach_the_service(
+    tmp_path: Path, emulator_factory: Any, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    emu = emulator_factory(simulation={"product_error_rate": 0.0})
+    write_subjects(tmp_path / "in.csv", 30, actions=("access",))
+    cfg = write_config(tmp_path / "c.toml")
+    ws = tmp_path / "ws"
+    argv = ["run", str(tmp_path / "in.csv"), "--config", str(cfg), "--workspace", str(ws)]
+    assert run_cli(argv, emu.env, monkeypatch) == 0
+    capsys.readouterr()
+    out = tmp_path / "jobs.parquet"
+    assert (
+        run_cli(["jobs", "list", "--regulation", "gdpr", "--out", str(out)], emu.env, monkeypatch)
+        == 0
+    )
+    table = pq.read_table(out)
+    assert table.num_rows == 30
+    job_id = table.column("job_id")[0].as_py()
+    assert run_cli(["jobs", "list", "--regulation", "gdpr", "--json"], emu.env, monkeypatch) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 30
+    assert run_cli(["jobs", "get", job_id, "--json"], emu.env, monkeypatch) == 0
+    details = json.loads(capsys.readouterr().out)
+    assert details["status"] == "complete"
+    assert details["products"]
+    dest = tmp_path / "dl"
+    assert run_cli(["jobs", "download", job_id, "--out", str(dest)], emu.env, monkeypatch) == 0
+    assert (dest / f"{job_id}.zip").stat().st_size > 0
+    assert run_cli(["jobs", "get", "no-such-job"], emu.env, monkeypatch) == 6
+    bad = ["jobs", "list", "--regulation", "gdpr", "--from", "2026-01-01"]
+    assert run_cli(bad, emu.env, monkeypatch) == 2

@@ -1,0 +1,152 @@
+"""Direct access to the service's jobs (``dsar jobs list|get|download``), as library calls.
+
+Each function opens the target the settings name (the embedded emulator when there are no
+credentials), makes its calls, and returns plain data; nothing here prints.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .errors import ConfigError
+from .models import JobStatus
+from .regulations import normalize_regulation
+from .reports import atomic_file
+from .responses import JobDetails, JobSummary
+from .settings import Settings
+from .target import api_target
+
+LIST_SCHEMA = pa.schema(
+    [
+        ("job_id", pa.string()),
+        ("request_id", pa.string()),
+        ("user_key", pa.string()),
+        ("action", pa.string()),
+        ("status", pa.string()),
+        ("regulation", pa.string()),
+        ("created_at", pa.timestamp("us", tz="UTC")),
+        ("last_modified_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobQuery:
+    """What ``dsar jobs list`` asks for."""
+
+    regulation: str
+    status: str | None = None
+    from_date: date | None = None
+    to_date: date | None = None
+
+    def __post_init__(self) -> None:
+        if (self.from_date is None) != (self.to_date is None):
+            raise ConfigError("--from and --to go together (the service needs both or neither)")
+        if self.from_date and self.to_date and self.to_date < self.from_date:
+            raise ConfigError("--to is before --from")
+        if self.status is not None and self.status not in {s.value for s in JobStatus}:
+            raise ConfigError(f"unknown status {self.status!r}")
+
+
+def _row(job: JobSummary, regulation: str) -> dict[str, Any]:
+    return {
+        "job_id": job.job_id,
+        "request_id": job.request_id,
+        "user_key": job.user_key,
+        "action": job.action,
+        "status": job.status.value,
+        "regulation": job.regulation or regulation,
+        "created_at": job.created_at,
+        "last_modified_at": job.last_modified_at,
+    }
+
+
+def list_jobs(
+    query: JobQuery, settings: Settings, *, workspace: Path, env: Mapping[str, str]
+) -> list[dict[str, Any]]:
+    """Every job of ``query`` (all pages; date ranges split into windows of at most 30 days)."""
+    regulation = normalize_regulation(query.regulation)
+
+    async def main() -> list[dict[str, Any]]:
+        with api_target(settings, workspace=workspace, env=env, quiet=True) as target:
+            async with target.client() as client:
+                return [
+                    _row(job, regulation)
+                    async for job in client.list_jobs(
+                        regulation,
+                        status=query.status,
+                        from_date=query.from_date,
+                        to_date=query.to_date,
+                        page_size=settings.poll.page_size,
+                    )
+                ]
+
+    return asyncio.run(main())
+
+
+def write_jobs_parquet(rows: list[dict[str, Any]], path: Path) -> None:
+    """``rows`` of :func:`list_jobs` as a Parquet file, written atomically."""
+    table = pa.Table.from_pylist(rows, schema=LIST_SCHEMA)
+    with atomic_file(path) as fh:
+        pq.write_table(table, fh, compression="zstd")
+
+
+def get_job(
+    job_id: str, settings: Settings, *, workspace: Path, env: Mapping[str, str]
+) -> JobDetails:
+    """One job with its product responses."""
+
+    async def main() -> JobDetails:
+        with api_target(settings, workspace=workspace, env=env, quiet=True) as target:
+            async with target.client() as client:
+                return await client.get_job(job_id)
+
+    return asyncio.run(main())
+
+
+def download_job(
+    job_id: str, out_dir: Path, settings: Settings, *, workspace: Path, env: Mapping[str, str]
+) -> tuple[Path, str]:
+    """A job's access results as ``OUT_DIR/<job_id>.zip`` (0600 in 0700); returns path, sha256."""
+
+    async def main() -> tuple[Path, str]:
+        with api_target(settings, workspace=workspace, env=env, quiet=True) as target:
+            async with target.client() as client:
+                dest = out_dir / f"{job_id}.zip"
+                return dest, await client.download_content(job_id, dest)
+
+    return asyncio.run(main())
+
+
+def details_dict(job: JobDetails) -> dict[str, Any]:
+    """A job's details as JSON-ready data (no identity values: the client keeps none)."""
+    return {
+        "job_id": job.job_id,
+        "request_id": job.request_id,
+        "action": job.action,
+        "status": job.status.value,
+        "regulation": job.regulation,
+        "created_at": job.created_at.isoformat() if job.created_at else None,
+        "last_modified_at": job.last_modified_at.isoformat() if job.last_modified_at else None,
+        "has_download": job.download_url is not None,
+        "products": [
+            {
+                "product": p.product,
+                "status": p.status,
+                "response_code": p.response_code,
+                "outcome": p.outcome,
+                "message": p.message,
+                "processed_at": p.processed_at.isoformat() if p.processed_at else None,
+                "retry_count": p.retry_count,
+            }
+            for p in job.products
+        ],
+    }
