@@ -106,27 +106,38 @@ class BatchFrame:
         )
 
     def to_planned(self) -> PlannedBatch:
-        """The typed batch (builds one object per user and identity: slower than payload)."""
-        users = []
-        for row in self.users.select(
-            ["subject_key", "part", "user_key", "action", "input_rows", "identities", "received_at"]
-        ).to_pylist():
-            identities = tuple(
-                Identity(namespace=i["namespace"], value=i["value"], type=i["type"])
-                for i in row["identities"]
+        """The typed batch: one object per user and identity (slower than :meth:`payload`)."""
+        users = self.users
+        ids = users.column("identities").combine_chunks()
+        flat = ids.flatten()  # the identities of these users only, even for a slice
+        id_offsets = _relative(ids.offsets.to_numpy())
+        namespaces = flat.field("namespace").cast(pa.string()).to_pylist()
+        values = flat.field("value").to_pylist()
+        kinds = flat.field("type").cast(pa.string()).to_pylist()
+        rows = users.column("input_rows").combine_chunks()
+        row_offsets = _relative(rows.offsets.to_numpy())
+        row_values = rows.flatten().to_pylist()
+        planned = []
+        for i, (subject, part, key, action, received) in enumerate(
+            zip(
+                *(users.column(n).to_pylist() for n in _SCALARS),
+                strict=True,
             )
-            actions = tuple(Action(a) for a in CANONICAL_ACTIONS[row["action"]].split("+"))
-            request = UserRequest(key=row["user_key"], actions=actions, identities=identities)
-            users.append(
-                PlannedUser(
-                    subject_key=row["subject_key"],
-                    part=row["part"],
-                    request=request,
-                    input_rows=tuple(row["input_rows"]),
-                    received_at=row["received_at"],
-                )
-            )
-        return PlannedBatch(batch_id=self.batch_id, options=self.options, users=tuple(users))
+        ):
+            lo, hi = id_offsets[i], id_offsets[i + 1]
+            identities = tuple(map(Identity, namespaces[lo:hi], values[lo:hi], kinds[lo:hi]))
+            request = UserRequest(key=key, actions=_ACTIONS[action], identities=identities)
+            input_rows = tuple(row_values[row_offsets[i] : row_offsets[i + 1]])
+            planned.append(PlannedUser(subject, part, request, input_rows, received))
+        return PlannedBatch(batch_id=self.batch_id, options=self.options, users=tuple(planned))
+
+
+_SCALARS = ("subject_key", "part", "user_key", "action", "received_at")
+_ACTIONS = [tuple(Action(a) for a in action.split("+")) for action in CANONICAL_ACTIONS]
+
+
+def _relative(offsets: np.ndarray) -> list[int]:
+    return [int(v) for v in (offsets - offsets[0]).tolist()]
 
 
 _DICT = pa.dictionary(pa.int32(), pa.string())

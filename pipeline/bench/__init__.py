@@ -8,6 +8,7 @@ Another part of dsar adds its section by adding its module name here.
 from __future__ import annotations
 
 import importlib
+import os
 import platform
 import sys
 import tempfile
@@ -60,17 +61,23 @@ def run_bench(*, quick: bool, only: Sequence[str] = (), out: Path | None = None)
         raise ConfigError(f"unknown bench section(s) {unknown}; known: {', '.join(SECTIONS)}")
     figures: list[Figure] = []
     started = time.time()
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="dsar-bench-") as tmp:
         for name in only or tuple(SECTIONS):
             module = importlib.import_module(SECTIONS[name], __name__)
             figures.extend(module.run(quick, Path(tmp) / name))
+    load_after = os.getloadavg()
     print(render_table(figures))
+    print(f"load average (1 min) before {load_before[0]:.2f}, after {load_after[0]:.2f}: other")
+    print("processes on this machine slow every figure; compare each with its baseline")
     if out is not None:
         report = {
             "quick": quick,
             "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
             "python": sys.version.split()[0],
             "machine": platform.machine(),
+            "cpus": os.cpu_count(),
+            "load_average_1min": {"before": load_before[0], "after": load_after[0]},
             "figures": [asdict(f) for f in figures],
         }
         out.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))

@@ -36,7 +36,11 @@ QUICK = Sizes(throughput=50_000, rss=(50_000,))
 
 
 def measure(path: Path, mode: str) -> dict[str, float]:
-    """Run one measurement of ``path`` in a child process: ``mode`` is "read" or "plan"."""
+    """Run one measurement of ``path`` in a child process.
+
+    ``mode``: "read" (the baseline), "plan" (validate, batch and serialise every request body)
+    or "typed" (validate and batch into PlannedBatch objects).
+    """
     done = subprocess.run(
         [sys.executable, "-m", "pipeline.bench.input", mode, str(path)],
         capture_output=True,
@@ -75,6 +79,18 @@ def run(quick: bool, workdir: Path) -> list[Figure]:
                 ok=rate >= MIN_ROWS_PER_S if not quick else None,
             )
         )
+        if fmt == "csv":
+            typed = measure(path, "typed")
+            figures.append(
+                Figure(
+                    section=SECTION,
+                    name=f"{fmt} {sizes.throughput:,} rows: typed PlannedBatch objects",
+                    value=_rate(typed),
+                    unit="rows/s",
+                    baseline=rate,
+                    baseline_name="columnar payloads",
+                )
+            )
         path.unlink()
     for rows in sizes.rss:
         path = write_subjects(workdir / f"subjects-{rows}.csv", rows)
@@ -125,10 +141,15 @@ def _child(mode: str, path: Path) -> dict[str, float]:
         with tempfile.TemporaryDirectory(prefix="dsar-bench-plan-") as tmp:
             rejects = Path(tmp) / "rejects.parquet"
             with plan_input(path, settings, run_id="bench", rejects_path=rejects, env={}) as plan:
-                for frame in plan.frames():
-                    payload += len(frame.payload("BENCHORG@AdobeOrg"))
-                    requests += 1
-                    users += frame.users.num_rows
+                if mode == "typed":  # what the run engine journals: one object per user
+                    for batch in plan.batches():
+                        requests += 1
+                        users += len(batch.users)
+                else:
+                    for frame in plan.frames():
+                        payload += len(frame.payload("BENCHORG@AdobeOrg"))
+                        requests += 1
+                        users += frame.users.num_rows
                 rows = plan.summary.rows
     return {
         "rows": rows,
