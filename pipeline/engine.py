@@ -46,7 +46,7 @@ def progress_counts(ctx: RunContext) -> Counts:
     """The journal's counts as progress figures (jobs of the latest attempts)."""
     jobs = ctx.journal.counts().jobs
     total = sum(jobs.values())
-    terminal = sum(jobs[s] for s in ("complete", "error", "downloaded", "failed"))
+    terminal = sum(jobs[s] for s in ("complete", "error", "downloaded", "failed", "accepted"))
     submitted = total - jobs["pending"]
     downloaded = jobs["downloaded"]
     waiting = len(ctx.journal.jobs_needing_download(limit=1_000_000))

@@ -12,6 +12,7 @@ the tables in :mod:`pipeline.journal_models`::
     job:    pending -> submitted -> processing -> complete -> downloaded
                                  \\-------------> error
             pending -> failed                                  (its batch was rejected)
+            pending -> accepted                                (opt-out through /consent)
 
 A crash while a batch is ``submitting`` means its POST may or may not have created jobs:
 :meth:`Journal.recover_submitting` turns every such batch ``ambiguous`` on resume, and
@@ -207,6 +208,21 @@ class Journal(JobTransitions, JournalQueries):
             left = self._pending_users(c, seq)
             if left:
                 raise JournalError(f"batch {batch_id}: {len(left)} users got no job id")
+
+    def mark_consented(self, batch_id: str, at: datetime) -> None:
+        """submitting -> submitted for an opt-out batch sent through ``POST /consent``: the
+        service accepted it and there is no job to follow, so its jobs become ``accepted``."""
+        with self._tx() as c:
+            seq, _ = self._move_batch(
+                c, batch_id, BatchState.SUBMITTED, (BatchState.SUBMITTING,), at,
+                request_id="consent", submitted_at=to_us(at),
+            )  # fmt: skip
+            c.execute(
+                "UPDATE job SET state = 'accepted', submitted_at = ?, updated_at = ?,"
+                " completed_at = ? WHERE state = 'pending'"
+                " AND uid IN (SELECT uid FROM user WHERE batch_seq = ?)",
+                (to_us(at), to_us(at), to_us(at), seq),
+            )
 
     def mark_ambiguous(self, batch_id: str, at: datetime, *, reason: str = "ambiguous") -> None:
         """submitting -> ambiguous: the POST failed in a way that may have created jobs."""

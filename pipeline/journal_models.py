@@ -53,6 +53,7 @@ class JobState(enum.StrEnum):
     ERROR = "error"
     DOWNLOADED = "downloaded"
     FAILED = "failed"
+    ACCEPTED = "accepted"  # an opt-out sent through POST /consent: no job to follow
 
 
 # new state -> states it may be entered from (the journal's whole state machine)
@@ -71,6 +72,7 @@ JOB_TRANSITIONS: dict[JobState, tuple[JobState, ...]] = {
     JobState.ERROR: (JobState.SUBMITTED, JobState.PROCESSING),
     JobState.DOWNLOADED: (JobState.COMPLETE,),
     JobState.FAILED: (JobState.PENDING,),
+    JobState.ACCEPTED: (JobState.PENDING,),
 }
 RUN_TRANSITIONS: dict[RunState, tuple[RunState, ...]] = {
     # active -> active: a resume after a crash finds the run still marked active

@@ -77,7 +77,7 @@ _SCHEMA_V1: tuple[str, ...] = (
         parent_jid INTEGER REFERENCES job (jid),
         job_id TEXT,
         state TEXT NOT NULL CHECK (state IN ('pending', 'submitted', 'processing',
-            'complete', 'error', 'downloaded', 'failed')),
+            'complete', 'error', 'downloaded', 'failed', 'accepted')),
         submitted_at INTEGER,
         updated_at INTEGER,
         completed_at INTEGER,

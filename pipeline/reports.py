@@ -101,8 +101,9 @@ REPORT_STATUS: dict[str, str] = {
     JobState.DOWNLOADED: "complete",
     JobState.ERROR: "error",
     JobState.FAILED: "error",  # the service rejected the request: see error_code
+    JobState.ACCEPTED: "accepted",  # an opt-out of sale sent through POST /consent
 }
-STATUSES = ("rejected", "pending", "submitted", "processing", "complete", "error")
+STATUSES = ("rejected", "pending", "submitted", "processing", "complete", "error", "accepted")
 
 
 @contextmanager

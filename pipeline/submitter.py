@@ -111,6 +111,9 @@ class Submitter:
         batch = ctx.journal.load_batch(batch_id)
         if not batch.users:
             return
+        if ctx.settings.job.opt_out_via == "consent" and _is_opt_out(batch):
+            await self._consent(batch, report)
+            return
         n = batch.job_count
         day = (await ctx.service_now()).date()
         org = ctx.org_id
@@ -168,6 +171,29 @@ class Submitter:
             ctx.journal.mark_ambiguous(batch_id, ctx.now(), reason="partial_answer")
             report.ambiguous += 1
             log.warning("batch %s: the answer did not match the request; will reconcile", batch_id)
+
+    async def _consent(self, batch: PlannedBatch, report: SubmitReport) -> None:
+        """Send an opt-out batch through POST /consent (idempotent, so a failure is deferred
+        and sent again, never reconciled); it creates no job and costs no daily budget."""
+        ctx = self.ctx
+        ctx.journal.record_intent(batch.batch_id, payload_digest(batch), ctx.now())
+        identities = [i for u in batch.users for i in u.request.identities]
+        try:
+            await ctx.client.opt_out(identities, request_id=batch.batch_id)
+        except (AuthError, PermissionDeniedError):
+            ctx.journal.defer(batch.batch_id, "auth", ctx.now())
+            raise
+        except RequestRejected as exc:
+            code = exc.code or f"HTTP-{exc.status}"
+            ctx.journal.mark_failed(batch.batch_id, code, str(exc), ctx.now())
+            report.failed += 1
+            return
+        except TransientApiError:
+            ctx.journal.defer(batch.batch_id, "consent_retry", ctx.now())
+            report.deferred += 1
+            return
+        ctx.journal.mark_consented(batch.batch_id, ctx.now())
+        report.posted += 1
 
     def _cap(self, day: object, who: str) -> None:
         if not self.cap_reached:
@@ -227,6 +253,10 @@ def payload_digest(batch: PlannedBatch) -> str:
     """sha256 of the batch's request body (without the org): what the intent promised."""
     body = batch.to_request().to_wire("")
     return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def _is_opt_out(batch: PlannedBatch) -> bool:
+    return all(u.request.actions == (Action.OPT_OUT_OF_SALE,) for u in batch.users)
 
 
 def _reason(exc: AmbiguousSubmission) -> str:

@@ -187,3 +187,32 @@ def test_jobs_list_get_and_download_reach_the_service(
     assert run_cli(["jobs", "get", "no-such-job"], emu.env, monkeypatch) == 6
     bad = ["jobs", "list", "--regulation", "gdpr", "--from", "2026-01-01"]
     assert run_cli(bad, emu.env, monkeypatch) == 2
+
+
+@pytest.mark.parametrize("via", ["jobs", "consent"])
+def test_opt_out_rows_travel_apart_by_jobs_or_by_consent(
+    tmp_path: Path, emulator_factory: Any, monkeypatch: pytest.MonkeyPatch, via: str
+) -> None:
+    emu = emulator_factory(simulation={"product_error_rate": 0.0})
+    write_subjects(tmp_path / "in.csv", 60, actions=("access", "opt-out-of-sale"))
+    cfg = write_config(
+        tmp_path / "c.toml",
+        job={"opt_out_via": via, "include": ["analytics", "audienceManager"]},
+    )
+    ws = tmp_path / "ws"
+    argv = ["run", str(tmp_path / "in.csv"), "--config", str(cfg), "--workspace", str(ws)]
+    assert run_cli(argv, emu.env, monkeypatch) == 0
+    run_dir = _only_run(ws)
+    rows = pq.read_table(run_dir / "status.parquet").to_pylist()
+    opt_out = [r for r in rows if r["action"] == "opt-out-of-sale"]
+    assert opt_out
+    stats = emu.stats()
+    if via == "consent":
+        assert {r["status"] for r in opt_out} == {"accepted"}
+        assert all(r["job_id"] is None for r in opt_out)
+        assert stats["consent_requests"] >= 1
+        assert stats["jobs_created"] == len(rows) - len(opt_out)
+    else:
+        assert {r["status"] for r in opt_out} == {"complete"}
+        assert stats["jobs_created"] == len(rows)
+    assert_every_row_once(run_dir, 60)
