@@ -120,6 +120,7 @@ def build_run_dir(
     _write_products(run_dir, rng, job_ids, keys[subject_idx], action, finished)
     _write_rejects(run_dir, keys[subject_idx], status)
     counts = {str(s): int((status == s).sum()) for s in STATUSES}
+    counts["accepted"] = 0  # no opt-out went through POST /consent in this synthetic run
     summary = _summary(counts, subjects)
     (run_dir / "summary.json").write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
     # a journal-like file beside the reports that does hold identities, as a real run does
