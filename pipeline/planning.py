@@ -50,7 +50,7 @@ from .validate import CELL_SCHEMA, REJECT_SCHEMA, IdentityKinds, Normalised, nor
 
 log = logging.getLogger("dsar.input")
 
-PARTITION_BYTES = 8 << 20  # input bytes per spill partition: bounds pass-2 memory
+PARTITION_ROWS = 70_000  # input rows per spill partition: bounds pass-2 memory
 WORKERS = 2  # threads: Arrow kernels and NumPy sorts release the GIL
 T = TypeVar("T")
 R = TypeVar("R")
@@ -223,8 +223,7 @@ def plan_input(
     if layout.ignored:
         log.warning("ignoring %d unmapped column(s): %s", len(layout.ignored), layout.ignored)
     workdir = Path(tempfile.mkdtemp(prefix="dsar-plan-", dir=spill_dir))
-    size = path.stat().st_size
-    count = max(1, math.ceil(size / PARTITION_BYTES))
+    count = max(1, math.ceil(source.estimated_rows / PARTITION_ROWS))
     spill = SpillWriter(workdir, count, CELL_SCHEMA)
     rejects = RejectsWriter(rejects_path)
     summary = PlanSummary(

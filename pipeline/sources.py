@@ -43,6 +43,7 @@ class Source:
     format: str  # "csv" | "parquet" | "json"
     columns: tuple[str, ...]
     delimiter: str | None = None
+    estimated_rows: int = 0  # exact for Parquet, from the first 64 KiB for CSV
 
     def batches(self, batch_rows: int) -> Iterator[pa.RecordBatch]:
         """Record batches whose columns are all strings, in file order."""
@@ -68,12 +69,13 @@ def open_source(path: Path, *, delimiter: str | None = None) -> Source:
     suffix = path.suffix.lower()
     if head.startswith(b"PAR1") or suffix in (".parquet", ".pq"):
         try:
-            names = tuple(pq.ParquetFile(path).schema_arrow.names)
+            pfile = pq.ParquetFile(path)
+            names, rows = tuple(pfile.schema_arrow.names), int(pfile.metadata.num_rows)
         except (pa.ArrowException, OSError) as exc:
             raise InputError(f"{path}: not a readable Parquet file ({_first_line(exc)})") from None
-        return Source(path, "parquet", names)
+        return Source(path, "parquet", names, estimated_rows=rows)
     if suffix == ".json" or head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{"):
-        return Source(path, "json", JSON_COLUMNS)
+        return Source(path, "json", JSON_COLUMNS, estimated_rows=path.stat().st_size // 64)
     return _open_csv(path, head, delimiter)
 
 
@@ -91,7 +93,9 @@ def _open_csv(path: Path, head: bytes, delimiter: str | None) -> Source:
     names = [n.strip() for n in names]
     if not any(names):
         raise InputError(f"{path}: no header row")
-    return Source(path, "csv", tuple(names), delimiter)
+    lines = max(1, head.count(b"\n"))
+    rows = path.stat().st_size * lines // max(1, len(head))
+    return Source(path, "csv", tuple(names), delimiter, estimated_rows=rows)
 
 
 def _csv_batches(source: Source, batch_rows: int) -> Iterator[pa.RecordBatch]:
@@ -172,7 +176,8 @@ def _has_escape(cell: str) -> bool:
 
 def _parquet_batches(path: Path, batch_rows: int) -> Iterator[pa.RecordBatch]:
     try:
-        pfile = pq.ParquetFile(path)
+        # no pre-buffering of whole row groups: memory follows the batch, not the row group
+        pfile = pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20)
         for batch in pfile.iter_batches(batch_size=batch_rows):
             if batch.num_rows:
                 yield pa.RecordBatch.from_arrays(

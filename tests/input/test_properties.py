@@ -58,7 +58,7 @@ def test_every_row_is_in_exactly_one_user_or_in_rejects(
     on_too_many: str,
     batch_rows: int,
 ) -> None:
-    monkeypatch.setattr(planning, "PARTITION_BYTES", 64)  # many partitions
+    monkeypatch.setattr(planning, "PARTITION_ROWS", 2)  # many partitions
     with tempfile.TemporaryDirectory() as tmp:
         path = _write(rows, Path(tmp))
         sections = {
@@ -90,7 +90,7 @@ def test_partitioning_does_not_change_what_is_planned(
     path = tmp_path / "subjects.csv"
     path.write_text("subject_key,email,ecid\n" + "\n".join(lines) + "\n")
     whole = plan_file(path)
-    monkeypatch.setattr(planning, "PARTITION_BYTES", 200)
+    monkeypatch.setattr(planning, "PARTITION_ROWS", 20)
     parts = plan_file(path)
 
     def by_subject(p: Planned) -> dict[str, object]:
