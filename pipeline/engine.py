@@ -49,7 +49,7 @@ def progress_counts(ctx: RunContext) -> Counts:
     terminal = sum(jobs[s] for s in ("complete", "error", "downloaded", "failed", "accepted"))
     submitted = total - jobs["pending"]
     downloaded = jobs["downloaded"]
-    waiting = len(ctx.journal.jobs_needing_download(limit=1_000_000))
+    waiting = ctx.journal.downloads_waiting()
     return Counts(
         jobs_total=total,
         submitted=submitted,

@@ -226,6 +226,14 @@ class JournalQueries(JournalStore):
             "job_needs_download", "state = 'complete' AND has_result = 1 ORDER BY jid", limit
         )
 
+    def downloads_waiting(self) -> int:
+        """How many complete jobs offered a result that is not on disk yet."""
+        with self._lock:
+            (n,) = self._conn.execute(
+                "SELECT count(*) FROM job WHERE state = 'complete' AND has_result = 1"
+            ).fetchone()
+        return int(n)
+
     def _job_ids(self, index: str, where: str, limit: int) -> list[str]:
         # the partial index named keeps each poll round off a 1,000,000-row scan
         sql = f"SELECT job_id FROM job INDEXED BY {index} WHERE {where} LIMIT ?"

@@ -164,7 +164,13 @@ def render_outcome(outcome: RunOutcome, *, color: bool = False) -> str:
         ("state", _state(outcome.state, outcome.pause_reason)),
         ("rejected rows", f"{outcome.rejected_rows:,}"),
     ]
-    rows += [(f"jobs {state}", f"{n:,}") for state, n in outcome.jobs.items() if n]
+    jobs = dict(outcome.jobs)
+    downloaded = jobs.pop("downloaded", 0)
+    jobs["complete"] = jobs.get("complete", 0) + downloaded  # downloaded jobs are complete
+    jobs["error"] = jobs.get("error", 0) + jobs.pop("failed", 0)  # refused by the service
+    rows += [(f"jobs {state}", f"{n:,}") for state, n in jobs.items() if n]
+    if downloaded:
+        rows.append(("results downloaded", f"{downloaded:,}"))
     calls = sum(sum(by.values()) for by in outcome.api_calls.values())
     rows.append(("API calls", f"{calls:,}"))
     rows.append(("exit code", str(outcome.exit_code)))
