@@ -16,8 +16,9 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
+# The sample holds dirty rows on purpose, so dsar exits 1 (finished, with rejects): not a failure.
 run: $(STAMP)
-	$(BIN)/dsar run data/sample_subjects.csv
+	$(BIN)/dsar run data/sample_subjects.csv || [ $$? -eq 1 ]
 
 lint: $(STAMP)
 	$(BIN)/ruff check pipeline tests data

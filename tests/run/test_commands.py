@@ -216,3 +216,26 @@ def test_opt_out_rows_travel_apart_by_jobs_or_by_consent(
         assert {r["status"] for r in opt_out} == {"complete"}
         assert stats["jobs_created"] == len(rows)
     assert_every_row_once(run_dir, 60)
+
+
+def test_the_sample_runs_end_to_end_on_the_embedded_emulator(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    sample = Path(__file__).resolve().parents[2] / "data" / "sample_subjects.csv"
+    for var in ("DSAR_API_BASE_URL", "ADOBE_CLIENT_ID", "ADOBE_CLIENT_SECRET", "ADOBE_ORG_ID"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert run_cli(["run", str(sample)], {}, monkeypatch) in (0, 1)
+    out = capsys.readouterr()
+    assert "dsar run summary" in out.out
+    assert "embedded emulator" in out.err
+    run_dir = _only_run(tmp_path / "dsar-runs")
+    for name in (
+        "journal.sqlite", "status.parquet", "products.parquet", "rejects.parquet",
+        "summary.json", "report.html", "manifest.json",
+    ):  # fmt: skip
+        assert (run_dir / name).is_file(), name
+    assert (run_dir / "results").is_dir()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["state"] == "finished"
+    assert_every_row_once(run_dir, summary["input"]["rows"])
