@@ -18,7 +18,7 @@ install: $(STAMP)
 
 # The sample holds dirty rows on purpose, so dsar exits 1 (finished, with rejects): not a failure.
 run: $(STAMP)
-	$(BIN)/dsar run data/sample_subjects.csv || [ $$? -eq 1 ]
+	$(BIN)/dsar run data/sample_subjects.csv --config configs/default.toml || [ $$? -eq 1 ]
 
 lint: $(STAMP)
 	$(BIN)/ruff check pipeline tests data
