@@ -15,6 +15,7 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.emulator import EmulatorConfig, EmulatorServer
+from tests.privacy import scan as privacy
 
 # Simulated processing of minutes to an hour: with a simulated day per real second, every job
 # is done within ~0.05 s of real time, so runs finish fast without touching the clock.
@@ -84,6 +85,9 @@ def emulator_factory() -> Iterator[Any]:
     yield start
     for server in started:
         server.stop()
+        # the privacy scan looks for every token the emulator issued, and the client secret
+        privacy.register((token for token, _, _ in server.backend.tokens.items()), "token")
+        privacy.register((c.client_secret for c in server.config.clients), "secret")
 
 
 def write_subjects(
@@ -109,6 +113,7 @@ def write_subjects(
             ecid = "".join(rng.choice("0123456789") for _ in range(38))
             values += [email, ecid]
             fh.write(f"S{i:07d},{email},{ecid},{rng.choice(actions)}\n")
+    privacy.register(values)
     return values
 
 

@@ -1,0 +1,57 @@
+"""What every reliability test asserts about a run: each input row once, no user key twice."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from tests.run.conftest import assert_every_row_once
+
+# Outcomes without product errors: a run that loses nothing must then end with exit 0.
+NO_PRODUCT_ERRORS = {"product_error_rate": 0.0}
+
+
+def only_run_dir(workspace: Path) -> Path:
+    """The single run directory of ``workspace``."""
+    (run_dir,) = [p for p in workspace.iterdir() if p.is_dir()]
+    return run_dir
+
+
+def summary(run_dir: Path) -> dict[str, Any]:
+    """summary.json of a run."""
+    data: dict[str, Any] = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+    return data
+
+
+def statuses(run_dir: Path) -> list[str]:
+    """The status column of status.parquet."""
+    column = pq.read_table(run_dir / "status.parquet", columns=["status"]).column(0)
+    return [str(s) for s in column.to_pylist()]
+
+
+def assert_run_lost_nothing(run_dir: Path, n_rows: int, stats: dict[str, Any]) -> None:
+    """Every input row in exactly one subject of status.parquet or in rejects.parquet, and the
+    emulator created no job twice for a (user key, action)."""
+    assert_every_row_once(run_dir, n_rows)
+    assert stats["duplicate_user_keys"] == [], "a user key was submitted twice"
+
+
+def persisted_duplicates(db_path: Path) -> tuple[int, int]:
+    """(jobs, (user key, action) pairs with more than one job) in an emulator's SQLite file."""
+    with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) as db:
+        jobs = db.execute("SELECT COUNT(*) FROM jobs").fetchone()[0]
+        dups = db.execute(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM jobs GROUP BY user_key, action "
+            "HAVING COUNT(*) > 1)"
+        ).fetchone()[0]
+    return int(jobs), int(dups)
+
+
+def non_202_posts(run_dir: Path) -> int:
+    """POST /jobs calls that did not answer 202, from summary.json."""
+    posts = summary(run_dir)["api_calls"].get("POST jobs", {})
+    return sum(v for k, v in posts.items() if k != "202")

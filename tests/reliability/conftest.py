@@ -1,0 +1,7 @@
+"""Fixtures for the reliability tests: the run tests' emulator factory, shared run checks."""
+
+from __future__ import annotations
+
+from tests.run.conftest import emulator_factory
+
+__all__ = ["emulator_factory"]
