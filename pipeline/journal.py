@@ -224,6 +224,25 @@ class Journal(JobTransitions, JournalQueries):
                 (to_us(at), to_us(at), to_us(at), seq),
             )
 
+    def split(self, batch_id: str, keep_users: int, at: datetime) -> str:
+        """planned: keep the first ``keep_users`` users (plan order) in ``batch_id`` and move
+        the rest to a new planned child batch, whose id is returned (to fit a request into
+        what is left of the day's budget)."""
+        if keep_users < 1:
+            raise JournalError(f"batch {batch_id}: a split keeps at least one user")
+        with self._tx() as c:
+            row = c.execute(
+                "SELECT seq, state FROM batch WHERE batch_id = ?", (batch_id,)
+            ).fetchone()
+            if row is None:
+                raise JournalError(f"batch {batch_id}: unknown batch")
+            if row[1] != BatchState.PLANNED:
+                raise JournalError(f"batch {batch_id}: only a planned batch splits, not {row[1]}")
+            users = self._pending_users(c, row[0])
+            if len(users) <= keep_users:
+                raise JournalError(f"batch {batch_id}: {len(users)} users do not split")
+            return self._child_batch(c, batch_id, row[0], users[keep_users:], at)
+
     def mark_ambiguous(self, batch_id: str, at: datetime, *, reason: str = "ambiguous") -> None:
         """submitting -> ambiguous: the POST failed in a way that may have created jobs."""
         with self._tx() as c:

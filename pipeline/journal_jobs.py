@@ -197,6 +197,20 @@ class JobTransitions(JournalStore):
                     what = "has no result to download" if not row[1] else f"is {row[0]}"
                     raise JournalError(f"job {job_id}: cannot mark downloaded, it {what}")
 
+    def mark_result_unavailable(
+        self, job_id: str, code: str, message: str, at: datetime
+    ) -> None:
+        """A complete job whose offered result cannot be fetched (gone after the service's
+        retention, or no permission): stop trying, and say why in its error columns."""
+        with self._tx() as c:
+            cur = c.execute(
+                "UPDATE job SET has_result = 0, error_code = ?, error_message = ?, updated_at = ?"
+                " WHERE job_id = ? AND state = 'complete' AND has_result = 1",
+                (code, message, to_us(at), job_id),
+            )
+            if cur.rowcount != 1:
+                raise JournalError(f"job {job_id}: no result waiting to be downloaded")
+
     def add_api_calls(self, counts: Mapping[tuple[str, int | str], int]) -> None:
         """Add ``{(endpoint template, status): n}`` to the run's API-call counters."""
         with self._tx() as c:

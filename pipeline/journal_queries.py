@@ -226,6 +226,14 @@ class JournalQueries(JournalStore):
             "job_needs_download", "state = 'complete' AND has_result = 1 ORDER BY jid", limit
         )
 
+    def results_unavailable(self) -> int:
+        """Complete jobs whose offered result could not be fetched (see error_code)."""
+        with self._lock:
+            (n,) = self._conn.execute(
+                "SELECT count(*) FROM job WHERE state = 'complete' AND error_code IS NOT NULL"
+            ).fetchone()
+        return int(n)
+
     def downloads_waiting(self) -> int:
         """How many complete jobs offered a result that is not on disk yet."""
         with self._lock:

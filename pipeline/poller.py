@@ -22,7 +22,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from . import constants
-from .errors import NotFoundError, TransientApiError
+from .errors import NotFoundError, PermissionDeniedError, TransientApiError
 from .journal_models import JobDetailRecord, JobObservation, OpenWindow, ProductOutcome
 from .models import Action, JobStatus
 from .responses import JobDetails
@@ -175,7 +175,12 @@ class Poller:
             try:
                 details = await ctx.client.get_job(job_id)
             except NotFoundError:
-                log.warning("job %s: not found on the service", job_id)
+                # past the service's retention: it ended, but its outcome is lost
+                log.warning("job %s: not found on the service; recorded as error", job_id)
+                batch.seen.append(JobObservation(job_id=job_id, status=JobStatus.ERROR.value))
+                batch.details.append(_lost(job_id))
+                out.turned_terminal += 1
+                batch.flush_if_full()
                 return
             except TransientApiError as exc:
                 log.warning("job %s: details not read this round (%s)", job_id, exc)
@@ -201,7 +206,12 @@ class Poller:
         async def one(job_id: str) -> None:
             try:
                 details = await ctx.client.get_job(job_id)
-            except (NotFoundError, TransientApiError) as exc:
+            except NotFoundError:
+                log.warning("job %s: details gone from the service", job_id)
+                batch.details.append(_lost(job_id))
+                batch.flush_if_full()
+                return
+            except TransientApiError as exc:
                 log.warning("job %s: details not read (%s)", job_id, exc)
                 return
             batch.details.append(detail_record(details))
@@ -224,8 +234,14 @@ class Poller:
             dest = self.results_dir / f"{job_id}.zip"
             try:
                 digest = await ctx.client.download_content(job_id, dest)
-            except (NotFoundError, TransientApiError) as exc:
-                log.warning("job %s: result not downloaded (%s)", job_id, exc)
+            except (NotFoundError, PermissionDeniedError) as exc:
+                # gone after the service's retention, or no content-delivery permission
+                log.error("job %s: result cannot be downloaded (%s)", job_id, exc)
+                code = "RESULT_NOT_FOUND" if isinstance(exc, NotFoundError) else "NO_PERMISSION"
+                ctx.journal.mark_result_unavailable(job_id, code, str(exc), ctx.now())
+                return
+            except TransientApiError as exc:
+                log.warning("job %s: result not downloaded this round (%s)", job_id, exc)
                 return
             batch.downloaded.append((job_id, f"{RESULTS_DIR}/{dest.name}", digest))
             out.downloads += 1
@@ -257,6 +273,16 @@ class _Pending:
         if self.downloaded:
             journal.mark_downloaded_many(self.downloaded, now)
         self.seen, self.details, self.downloaded = [], [], []
+
+
+def _lost(job_id: str) -> JobDetailRecord:
+    return JobDetailRecord(
+        job_id=job_id,
+        products=(),
+        has_result=False,
+        error_code="JOB_NOT_FOUND",
+        error_message="the service no longer knows this job (past its retention)",
+    )
 
 
 def detail_record(details: JobDetails) -> JobDetailRecord:

@@ -322,6 +322,7 @@ def _outcome(journal: Journal, run_dir: Path) -> RunOutcome:
     jobs = counts.jobs
     if info.state == RunState.FINISHED:
         bad = jobs["error"] + jobs["failed"] + info.rejects_count
+        bad += journal.results_unavailable()  # an access answer that never reached disk
         code = 0 if bad == 0 else 1
     else:
         code = 4

@@ -15,7 +15,7 @@ import hashlib
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, timedelta
 
 import orjson
 
@@ -114,13 +114,13 @@ class Submitter:
         if ctx.settings.job.opt_out_via == "consent" and _is_opt_out(batch):
             await self._consent(batch, report)
             return
-        n = batch.job_count
         day = (await ctx.service_now()).date()
         org = ctx.org_id
-        cap = ctx.settings.limits.daily_job_cap
-        if not ctx.ledger.reserve(org, day, n, cap):
+        reserved = self._reserve(batch, day)
+        if reserved is None:
             self._cap(day, "the workspace ledger")
             return
+        batch, n = reserved
         ctx.journal.record_intent(batch_id, payload_digest(batch), ctx.now())
         try:
             result = await ctx.client.create_jobs(batch.to_request())
@@ -171,6 +171,28 @@ class Submitter:
             ctx.journal.mark_ambiguous(batch_id, ctx.now(), reason="partial_answer")
             report.ambiguous += 1
             log.warning("batch %s: the answer did not match the request; will reconcile", batch_id)
+
+    def _reserve(self, batch: PlannedBatch, day: date) -> tuple[PlannedBatch, int] | None:
+        """Book the batch's jobs in the day's budget, first splitting it to fit what is left;
+        None when not even its first user fits (the cap is reached)."""
+        ctx = self.ctx
+        org, cap = ctx.org_id, ctx.settings.limits.daily_job_cap
+        while True:
+            n = batch.job_count
+            if ctx.ledger.reserve(org, day, n, cap):
+                return batch, n
+            left = ctx.ledger.remaining(org, day, cap)
+            fits = _users_within(batch, left)
+            if fits == 0:
+                return None
+            if fits < len(batch.users):
+                child = ctx.journal.split(batch.batch_id, fits, ctx.now())
+                log.info(
+                    "batch %s split to fit the day's budget; %s holds the rest",
+                    batch.batch_id,
+                    child,
+                )
+                batch = ctx.journal.load_batch(batch.batch_id)
 
     async def _consent(self, batch: PlannedBatch, report: SubmitReport) -> None:
         """Send an opt-out batch through POST /consent (idempotent, so a failure is deferred
@@ -253,6 +275,16 @@ def payload_digest(batch: PlannedBatch) -> str:
     """sha256 of the batch's request body (without the org): what the intent promised."""
     body = batch.to_request().to_wire("")
     return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def _users_within(batch: PlannedBatch, budget: int) -> int:
+    """How many of the batch's first users fit in ``budget`` jobs."""
+    used = 0
+    for count, user in enumerate(batch.users):
+        used += len(user.request.actions)
+        if used > budget:
+            return count
+    return len(batch.users)
 
 
 def _is_opt_out(batch: PlannedBatch) -> bool:

@@ -239,3 +239,53 @@ def test_the_sample_runs_end_to_end_on_the_embedded_emulator(
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["state"] == "finished"
     assert_every_row_once(run_dir, summary["input"]["rows"])
+
+
+def test_a_batch_is_split_to_use_the_whole_daily_budget(
+    tmp_path: Path, emulator_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    emu = emulator_factory(limits={"daily_job_cap": 5000})
+    write_subjects(tmp_path / "in.csv", 3000, actions=("access+delete",))
+    cfg = write_config(tmp_path / "c.toml", limits={"daily_job_cap": 5000})
+    ws = tmp_path / "ws"
+    argv = ["run", str(tmp_path / "in.csv"), "--config", str(cfg), "--workspace", str(ws)]
+    assert run_cli([*argv, "--no-wait"], emu.env, monkeypatch) == 4
+    assert emu.stats()["jobs_created"] == 5000  # 2 batches of 2,000 jobs and half of the third
+    run_dir = _only_run(ws)
+    emu.control("advance", {"days": 1})
+    assert run_cli(["resume", str(run_dir)], emu.env, monkeypatch) in (0, 1)
+    assert emu.stats()["jobs_created"] == 6000
+    assert emu.stats()["duplicate_user_keys"] == []
+    assert_every_row_once(run_dir, 3000)
+
+
+def test_jobs_past_the_services_retention_end_the_run_as_errors(
+    tmp_path: Path, emulator_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    emu = emulator_factory(simulation={"product_error_rate": 0.0})
+    write_subjects(tmp_path / "in.csv", 20, actions=("delete",))
+    cfg = write_config(tmp_path / "c.toml")
+    ws = tmp_path / "ws"
+    argv = ["run", str(tmp_path / "in.csv"), "--config", str(cfg), "--workspace", str(ws)]
+    assert run_cli([*argv, "--no-wait"], emu.env, monkeypatch) == 4
+    emu.control("advance", {"days": 32})  # done long ago, and forgotten after 30 days
+    run_dir = _only_run(ws)
+    assert run_cli(["resume", str(run_dir)], emu.env, monkeypatch) == 1
+    rows = pq.read_table(run_dir / "status.parquet").to_pylist()
+    assert {r["status"] for r in rows} == {"error"}
+    assert {r["error_code"] for r in rows} == {"JOB_NOT_FOUND"}
+
+
+def test_a_result_gone_from_the_service_is_reported_not_retried_forever(
+    tmp_path: Path, emulator_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    emu = emulator_factory(simulation={"product_error_rate": 0.0}, content_retention_days=0)
+    write_subjects(tmp_path / "in.csv", 10, actions=("access",))
+    cfg = write_config(tmp_path / "c.toml")
+    ws = tmp_path / "ws"
+    argv = ["run", str(tmp_path / "in.csv"), "--config", str(cfg), "--workspace", str(ws)]
+    assert run_cli(argv, emu.env, monkeypatch) == 1  # finished, but answers are missing
+    rows = pq.read_table(run_dir := _only_run(ws) / "status.parquet").to_pylist()
+    assert {r["status"] for r in rows} == {"complete"}
+    assert {r["error_code"] for r in rows} == {"RESULT_NOT_FOUND"}
+    assert run_dir.is_file()
