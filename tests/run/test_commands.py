@@ -289,3 +289,20 @@ def test_a_result_gone_from_the_service_is_reported_not_retried_forever(
     assert {r["status"] for r in rows} == {"complete"}
     assert {r["error_code"] for r in rows} == {"RESULT_NOT_FOUND"}
     assert run_dir.is_file()
+
+
+def test_json_logs_are_one_object_per_line(
+    tmp_path: Path, emulator_factory: Any, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    emu = emulator_factory()
+    write_subjects(tmp_path / "in.csv", 20)
+    cfg = write_config(tmp_path / "c.toml")
+    argv = [
+        "run", str(tmp_path / "in.csv"), "--config", str(cfg),
+        "--workspace", str(tmp_path / "ws"), "--log-format", "json", "--no-wait",
+    ]  # fmt: skip
+    assert run_cli(argv, emu.env, monkeypatch) == 4
+    err = capsys.readouterr().err.splitlines()
+    records = [json.loads(line) for line in err if line.startswith("{")]
+    assert any(r["logger"] == "dsar.run" and "planned" in r["msg"] for r in records)
+    assert all({"ts", "level", "logger", "msg"} <= r.keys() for r in records)
