@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,10 +74,42 @@ def open_source(path: Path, *, delimiter: str | None = None) -> Source:
             names, rows = tuple(pfile.schema_arrow.names), int(pfile.metadata.num_rows)
         except (pa.ArrowException, OSError) as exc:
             raise InputError(f"{path}: not a readable Parquet file ({_first_line(exc)})") from None
-        return Source(path, "parquet", names, estimated_rows=rows)
+        return _named_once(Source(path, "parquet", names, estimated_rows=rows))
     if suffix == ".json" or head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{"):
         return Source(path, "json", JSON_COLUMNS, estimated_rows=path.stat().st_size // 64)
-    return _open_csv(path, head, delimiter)
+    kind = _not_text(head)
+    if kind:
+        raise InputError(f"{path}: {kind}, not a CSV, Parquet or JSON table")
+    return _named_once(_open_csv(path, head, delimiter))
+
+
+# Magic numbers of what people save by mistake instead of a table, and what to do about it.
+_MAGIC = (
+    (b"\x1f\x8b", "gzip-compressed data (decompress it first)"),
+    (b"PK\x03\x04", "a ZIP archive (an Excel workbook? export the sheet as CSV)"),
+    (b"\xff\xfe", "UTF-16 text (save it as UTF-8)"),
+    (b"\xfe\xff", "UTF-16 text (save it as UTF-8)"),
+    (b"%PDF", "a PDF document"),
+)
+_CONTROL_BYTES = bytes(b for b in range(32) if b not in b"\t\n\r\x1b")
+
+
+def _not_text(head: bytes) -> str | None:
+    """What ``head`` is when it is plainly not delimited text (binary, compressed...)."""
+    for magic, kind in _MAGIC:
+        if head.startswith(magic):
+            return kind
+    control = len(head) - len(head.translate(None, _CONTROL_BYTES))
+    return "binary data" if control > len(head) // 20 else None
+
+
+def _named_once(source: Source) -> Source:
+    """``source``, or an :class:`InputError` when two columns share a name."""
+    twice = sorted(n for n, count in Counter(source.columns).items() if count > 1)
+    if twice:
+        names = ", ".join(repr(n[:64]) for n in twice[:5])
+        raise InputError(f"{source.path}: column names used more than once: {names}")
+    return source
 
 
 def _first_line(exc: BaseException) -> str:

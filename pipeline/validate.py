@@ -54,7 +54,8 @@ _ACTION_SPELLINGS = {
     "delete,access": "access+delete",
     "opt-out-of-sale": constants.OPT_OUT_OF_SALE,
 }
-_EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+# no whitespace and no control character (an escape sequence is not part of an address)
+_EMAIL = r"^[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]+$"
 _ECID = r"^[0-9]{1,38}$"
 _TIME_FORMATS = (
     "%Y-%m-%d",
