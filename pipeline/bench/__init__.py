@@ -22,7 +22,7 @@ import orjson
 from ..errors import ConfigError
 
 # section name -> module (relative to this package) with a ``run(quick, workdir)`` function
-SECTIONS: dict[str, str] = {"input": ".input"}
+SECTIONS: dict[str, str] = {"input": ".input", "e2e": ".e2e"}
 
 
 @dataclass(frozen=True)
@@ -39,14 +39,19 @@ class Figure:
     ok: bool | None = None  # None when there is no target
 
 
+def _num(value: float) -> str:
+    """Whole numbers from 100 up, three significant digits below (ratios, seconds, shares)."""
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
 def render_table(figures: Sequence[Figure]) -> str:
     """The figures as an aligned text table."""
     header = ("section", "figure", "value", "baseline", "target", "ok")
     rows = [header]
     for f in figures:
-        baseline = f"{f.baseline:,.0f} ({f.baseline_name})" if f.baseline is not None else ""
+        baseline = f"{_num(f.baseline)} ({f.baseline_name})" if f.baseline is not None else ""
         ok = "" if f.ok is None else ("yes" if f.ok else "NO")
-        rows.append((f.section, f.name, f"{f.value:,.0f} {f.unit}", baseline, f.target, ok))
+        rows.append((f.section, f.name, f"{_num(f.value)} {f.unit}", baseline, f.target, ok))
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows)
 
