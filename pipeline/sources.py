@@ -62,7 +62,7 @@ def open_source(path: Path, *, delimiter: str | None = None) -> Source:
     """
     try:
         with path.open("rb") as fh:
-            head = fh.read(65_536)
+            head = fh.read(HEAD_BYTES)
     except OSError as exc:
         raise InputError(f"{path}: cannot be read ({exc.strerror})") from None
     if not head.strip(b"\xef\xbb\xbf \t\r\n"):
@@ -80,7 +80,28 @@ def open_source(path: Path, *, delimiter: str | None = None) -> Source:
     kind = _not_text(head)
     if kind:
         raise InputError(f"{path}: {kind}, not a CSV, Parquet or JSON table")
+    if b"\n" not in head and len(head) == HEAD_BYTES:
+        head = _long_header(path)
     return _named_once(_open_csv(path, head, delimiter))
+
+
+HEAD_BYTES = 65_536
+MAX_HEADER_BYTES = 8 * 1024**2
+
+
+def _long_header(path: Path) -> bytes:
+    """The start of ``path`` up to its first line break (a header of many columns), read in
+    blocks; an :class:`InputError` when there is none in the first ``MAX_HEADER_BYTES``."""
+    with path.open("rb") as fh:
+        head = fh.read(HEAD_BYTES)
+        while b"\n" not in head and len(head) < MAX_HEADER_BYTES:
+            block = fh.read(1 << 20)
+            if not block:
+                return head
+            head += block
+    if b"\n" not in head:
+        raise InputError(f"{path}: no line break in the first 8 MiB: not a table of rows")
+    return head
 
 
 # Magic numbers of what people save by mistake instead of a table, and what to do about it.
@@ -148,7 +169,7 @@ def _csv_batches(source: Source, batch_rows: int) -> Iterator[pa.RecordBatch]:
         reader = pcsv.open_csv(
             source.path, read_options=read, parse_options=parse, convert_options=convert
         )
-        yield from rebatch(reader, batch_rows)
+        yield from rebatch(reader, rows_per_batch(batch_rows, len(source.columns)))
     except pa.ArrowInvalid as exc:
         message = str(exc)
         if "UTF8" in message or "utf8" in message.lower():
@@ -168,6 +189,16 @@ def _csv_reason(message: str) -> str:
     if found:
         return f"a row has the wrong number of fields: {found.group(0).lower()}"
     return "the CSV parser refused it"
+
+
+# A batch holds at most this many cells: a file of 10,000 columns gets short batches, so that
+# memory follows the batch size in cells rather than in rows.
+MAX_BATCH_CELLS = 1_000_000
+
+
+def rows_per_batch(batch_rows: int, columns: int) -> int:
+    """``batch_rows``, fewer for a wide input (at most :data:`MAX_BATCH_CELLS` cells)."""
+    return max(1, min(batch_rows, MAX_BATCH_CELLS // max(1, columns)))
 
 
 def rebatch(batches: Iterator[pa.RecordBatch], rows: int) -> Iterator[pa.RecordBatch]:
