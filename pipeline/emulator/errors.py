@@ -20,13 +20,14 @@ middleware renders them. Messages never contain identity values or tokens.
 
 from __future__ import annotations
 
+import abc
 from typing import Any
 
 JOBS_URI = "/data/core/privacy/jobs"
 CONSENT_URI = "/data/core/privacy/consent"
 
 
-class WireError(Exception):
+class WireError(Exception, abc.ABC):
     """An error response: ``status``, ``body()`` and ``headers``."""
 
     status = 500
@@ -36,9 +37,9 @@ class WireError(Exception):
         self.message = message
         self.headers: dict[str, str] = {}
 
+    @abc.abstractmethod
     def body(self) -> dict[str, Any]:
         """The JSON body of the response."""
-        raise NotImplementedError
 
 
 class GatewayError(WireError):
