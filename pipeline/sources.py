@@ -143,7 +143,10 @@ def _open_csv(path: Path, head: bytes, delimiter: str | None) -> Source:
     if delimiter is None:
         counts = {d: header_line.count(d) for d in _DELIMITERS}
         delimiter = max(counts, key=lambda d: counts[d]) if any(counts.values()) else ","
-    names = next(csv.reader([header_line], delimiter=delimiter), [])
+    try:
+        names = next(csv.reader([header_line], delimiter=delimiter), [])
+    except csv.Error as exc:  # e.g. a column name longer than the csv module's 128 KiB limit
+        raise InputError(f"{path}: the header row cannot be read ({exc})") from None
     names = [n.strip() for n in names]
     if not any(names):
         raise InputError(f"{path}: no header row")
