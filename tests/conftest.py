@@ -15,6 +15,8 @@ from _pytest.capture import CaptureFixture
 
 from tests.privacy import scan as privacy
 
+pytest_plugins = ["pytester"]  # tests/privacy runs the plugin on tests that leak
+
 _SCAN = pytest.StashKey[privacy.PrivacyScan]()
 
 
