@@ -176,23 +176,21 @@ def test_formula_cells_stay_data_in_reports_and_are_defused_in_the_export(
         assert not first.startswith(("=", "+", "@", "-")), "a formula reached the export"
 
 
-def _measured(argv: list[str]) -> tuple[int, str, float]:
-    """``python -m pipeline ARGV`` in a child: (exit code, stderr, peak RSS in MB)."""
+def _measured(argv: list[str], tmp_path: Path) -> tuple[int, str, float]:
+    """``dsar ARGV`` in a child process: (exit code, stderr, its own peak RSS in MB)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ADOBE_", "DSAR_"))}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pipeline", *argv],
+    out = tmp_path / "peak_rss_kib"
+    proc = subprocess.run(
+        [sys.executable, "-m", "tests.helpers.peak_rss", str(out), *argv],
         cwd=REPO,
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
+        timeout=100,
+        check=False,
     )
-    assert proc.stderr is not None
-    err = proc.stderr.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    proc.stderr.close()
-    return proc.returncode, err, usage.ru_maxrss / 1024
+    return proc.returncode, proc.stderr, int(out.read_text()) / 1024
 
 
 @pytest.mark.slow
@@ -205,7 +203,7 @@ def test_a_64_mib_single_line_is_refused_in_one_line_with_bounded_memory(
         ["validate", str(path), "--out", str(tmp_path / "v")],
         ["run", str(path), "--workspace", str(tmp_path / "ws"), "--no-wait"],
     ):
-        code, err, rss_mb = _measured(argv)
+        code, err, rss_mb = _measured(argv, tmp_path)
         assert code == 3
         assert "Traceback" not in err
         _assert_one_line_error(err, "no line break")
@@ -216,12 +214,12 @@ def test_a_64_mib_single_line_is_refused_in_one_line_with_bounded_memory(
 @pytest.mark.timeout(120)
 def test_ten_thousand_columns_are_read_with_bounded_memory(tmp_path: Path) -> None:
     wide = write_ten_thousand_columns(tmp_path / "wide.csv", rows=1000)
-    code, err, rss_mb = _measured(["validate", str(wide), "--out", str(tmp_path / "v")])
+    code, err, rss_mb = _measured(["validate", str(wide), "--out", str(tmp_path / "v")], tmp_path)
     assert "Traceback" not in err
     assert code == 0, err[-300:]  # 9,998 unmapped columns are ignored (with a warning)
     assert rss_mb < MAX_RSS_MB, f"peak RSS {rss_mb:.0f} MB"
     same = write_many_identity_columns(tmp_path / "ecids.csv")
-    code, err, rss_mb = _measured(["validate", str(same), "--out", str(tmp_path / "v2")])
+    code, err, rss_mb = _measured(["validate", str(same), "--out", str(tmp_path / "v2")], tmp_path)
     assert code == 3
     _assert_one_line_error(err, "more than once")
     assert rss_mb < MAX_RSS_MB, f"peak RSS {rss_mb:.0f} MB"

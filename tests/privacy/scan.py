@@ -45,8 +45,9 @@ class PrivacyScan:
 
     def files_under(self, root: Path) -> None:
         """Record every summary.json and manifest.json under ``root``."""
-        for name in SCANNED_FILES:
-            self.files.extend(root.rglob(name))
+        for depth in range(4):  # tmp/summary.json ... tmp/a/b/c/summary.json, not results/
+            for name in SCANNED_FILES:
+                self.files.extend(root.glob("*/" * depth + name))
 
     def hits(self) -> list[str]:
         """One line per (place, kind of value) where a sensitive value appears."""

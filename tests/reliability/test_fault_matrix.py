@@ -205,18 +205,27 @@ def test_the_document_rate_limit_prvcy_1030_slows_submission_without_loss(
 
 
 class ClockPusher:
-    """Advances an emulator's clock by ``step_s`` every ``every_s`` of real time, on a thread."""
+    """On a thread: advance an emulator's clock by ``step_s`` after every ``every`` API
+    requests it served, so that each token lives for a number of requests, not of seconds
+    (a token that expired between its issue and its first use would look revoked)."""
 
-    def __init__(self, emu: Emu, step_s: float, every_s: float) -> None:
-        self.emu, self.step_s, self.every_s = emu, step_s, every_s
+    def __init__(self, emu: Emu, step_s: float, every: int) -> None:
+        self.emu, self.step_s, self.every = emu, step_s, every
         self.done = threading.Event()
         self.pushes = 0
         self.thread = threading.Thread(target=self._push, daemon=True)
 
+    def _served(self) -> int:
+        requests = dict(self.emu.server.backend.stats.requests)
+        return sum(sum(counts.values()) for counts in requests.values())
+
     def _push(self) -> None:
-        while not self.done.wait(self.every_s):
-            self.emu.control("advance", {"seconds": self.step_s})
-            self.pushes += 1
+        mark = self._served()
+        while not self.done.wait(0.01):  # a bounded poll of the request counter
+            if self._served() - mark >= self.every:
+                self.emu.control("advance", {"seconds": self.step_s})
+                self.pushes += 1
+                mark = self._served()
 
     def __enter__(self) -> ClockPusher:
         self.thread.start()
@@ -232,13 +241,13 @@ def test_tokens_living_20_seconds_are_refreshed_without_loss(
 ) -> None:
     emu = emulator_factory(token_lifetime_s=20, simulation=NO_PRODUCT_ERRORS, seed=13)
     n = 1000
-    # 21 emulator seconds every 50 ms: every token expires while the run is using it.
-    with ClockPusher(emu, step_s=21.0, every_s=0.05) as pusher:
+    # 21 emulator seconds after every 100 requests: the token expires ~10 times in the run
+    with ClockPusher(emu, step_s=21.0, every=100) as pusher:
         code, run_dir = _run(tmp_path, emu.env, monkeypatch, n, users_per_request=20)
     stats = emu.stats()
-    assert pusher.pushes > 0
-    tokens = emu.server.backend.tokens.items()
-    assert len(tokens) >= 2, "the token never expired during the run"
+    assert pusher.pushes >= 3
+    assert stats["requests"]["POST ims/token/v3"]["200"] >= 3, "the token never expired"
+    assert sum(c.get("401", 0) for c in stats["requests"].values()) > 0
     _assert_clean_finish(code, run_dir, n, stats)
 
 
