@@ -130,6 +130,11 @@ async def drive(
             )
             for fut in waits - {submit_task}:
                 fut.cancel()
+    except BaseException:
+        # A fatal error (auth, journal) or a cancellation: stop now rather than finishing the
+        # POST in flight; its batch stays `submitting` and is reconciled on resume.
+        submit_task.cancel()
+        raise
     finally:
         if not submit_task.done():
             ctx.request_stop(ctx.stop_reason or "interrupted")

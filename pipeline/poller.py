@@ -54,6 +54,8 @@ class Poller:
         self.ctx = ctx
         self.results_dir = run_dir / RESULTS_DIR
         self._list_submitted: set[str] = set()
+        # as many detail GETs and downloads at once as the limiter lets requests be in flight
+        self.concurrency = max(DETAIL_CONCURRENCY, ctx.settings.limits.max_in_flight)
         self.rounds = 0
         self.sweeps: list[dict[str, int | str]] = []  # the latest MAX_SWEEPS_KEPT sweeps
         self.sweeps_total = 0
@@ -195,7 +197,7 @@ class Poller:
                 out.details += 1
             batch.flush_if_full()
 
-        await _bounded(one, job_ids)
+        await _bounded(one, job_ids, concurrency=self.concurrency)
         batch.flush()
 
     async def fetch_details(self, out: PollRound) -> None:
@@ -218,7 +220,7 @@ class Poller:
             out.details += 1
             batch.flush_if_full()
 
-        await _bounded(one, ctx.journal.jobs_needing_details())
+        await _bounded(one, ctx.journal.jobs_needing_details(), concurrency=self.concurrency)
         batch.flush()
 
     async def download_results(self, out: PollRound) -> None:
@@ -247,7 +249,7 @@ class Poller:
             out.downloads += 1
             batch.flush_if_full()
 
-        await _bounded(one, pending)
+        await _bounded(one, pending, concurrency=self.concurrency)
         batch.flush()
 
 
@@ -323,12 +325,22 @@ def _window_start(oldest: date, today: date) -> date:
     return max(min(oldest, today), floor)
 
 
-async def _bounded(fn: Callable[[str], Awaitable[None]], items: Iterable[str]) -> None:
-    """``fn`` over ``items`` with at most DETAIL_CONCURRENCY at once (a few tasks, any count)."""
+async def _bounded(
+    fn: Callable[[str], Awaitable[None]], items: Iterable[str], *, concurrency: int
+) -> None:
+    """``fn`` over ``items`` with at most ``concurrency`` at once (a few tasks, any count).
+
+    The first error cancels the other workers before it propagates.
+    """
     shared = iter(items)
 
     async def worker() -> None:
         for item in shared:
             await fn(item)
 
-    await asyncio.gather(*(worker() for _ in range(DETAIL_CONCURRENCY)))
+    tasks = [asyncio.ensure_future(worker()) for _ in range(max(1, concurrency))]
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        for task in tasks:
+            task.cancel()

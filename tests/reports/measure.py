@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import sqlite3
 import subprocess
 import sys
@@ -23,6 +22,7 @@ from pathlib import Path
 from pipeline.journal import Journal
 from pipeline.journal_models import JobObservation
 from pipeline.reports import write_reports
+from tests.helpers.peak_rss import peak_kib
 from tests.journal.plans import T0, at, iter_plan, meta
 
 
@@ -68,7 +68,8 @@ def report_only(run_dir: Path) -> None:
     with Journal.open(run_dir) as journal:
         summary = write_reports(journal, run_dir, now=T0)
     elapsed = time.perf_counter() - start
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # VmHWM, not ru_maxrss: Linux carries a forking parent's peak over exec into ru_maxrss
+    peak_mb = peak_kib() / 1024
     print(json.dumps({
         "seconds": round(elapsed, 2), "peak_rss_mb": round(peak_mb, 1),
         "status_rows": summary["counts"]["total"],

@@ -84,6 +84,7 @@ def test_ambiguous_posts_lose_nothing_and_duplicate_nothing(
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(300)
 def test_the_daily_cap_pauses_and_resume_continues_on_the_next_days(
     tmp_path: Path, emulator_factory: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -116,6 +117,7 @@ def test_the_daily_cap_pauses_and_resume_continues_on_the_next_days(
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(300)
 def test_polling_uses_list_sweeps_and_one_get_per_job(
     tmp_path: Path, emulator_factory: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
