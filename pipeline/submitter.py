@@ -2,7 +2,9 @@
 
 Write-ahead: the daily budget is reserved in the workspace ledger and the intent recorded in
 the journal *before* each POST; the job ids come back in the transaction that marks the batch
-submitted. A POST that fails in a way that may have created jobs is never sent again: the
+submitted. The journal moves first and the ledger follows, so a crash in between can only
+leave budget reserved (under-used), never given back twice; reconciliation settles the
+reservation of an ambiguous or interrupted POST by what the service shows was created. A POST that fails in a way that may have created jobs is never sent again: the
 batch turns ``ambiguous`` and :meth:`Submitter.reconcile` lists the regulation's jobs since
 the intent, adopts those whose (user key, action) match, and moves only the missing users to
 a new batch.
@@ -125,40 +127,38 @@ class Submitter:
         try:
             result = await ctx.client.create_jobs(batch.to_request())
         except AmbiguousSubmission as exc:
-            ctx.ledger.commit(org, day, n)  # the jobs may exist: count them against the day
+            # the jobs may exist: their reservation stays until reconciliation settles it
             ctx.journal.mark_ambiguous(batch_id, ctx.now(), reason=_reason(exc))
             report.ambiguous += 1
             log.warning("batch %s: POST outcome unknown (%s); will reconcile", batch_id, exc)
             return
         except DailyCapReached:
+            ctx.journal.defer(batch_id, "daily_cap", ctx.now())
             ctx.ledger.release(org, day, n)
             ctx.ledger.mark_exhausted(org, day)
-            ctx.journal.defer(batch_id, "daily_cap", ctx.now())
             report.deferred += 1
             self._cap(day, "the service")
             return
         except ThrottledError:
-            ctx.ledger.release(org, day, n)
             ctx.journal.defer(batch_id, "throttled", ctx.now())
+            ctx.ledger.release(org, day, n)
             report.deferred += 1
             return
         except (AuthError, PermissionDeniedError):
-            ctx.ledger.release(org, day, n)
             ctx.journal.defer(batch_id, "auth", ctx.now())
+            ctx.ledger.release(org, day, n)
             raise
         except RequestRejected as exc:
-            ctx.ledger.release(org, day, n)
             code = exc.code or f"HTTP-{exc.status}"
             ctx.journal.mark_failed(batch_id, code, str(exc), ctx.now())
+            ctx.ledger.release(org, day, n)
             report.failed += 1
             log.error("batch %s: rejected by the service: %s", batch_id, exc)
             return
         except TransientApiError:
-            ctx.ledger.commit(org, day, n)
             ctx.journal.mark_ambiguous(batch_id, ctx.now(), reason="transient")
             report.ambiguous += 1
             return
-        ctx.ledger.commit(org, day, n)
         report.posted += 1
         report.jobs_created += len(result.jobs)
         try:
@@ -171,6 +171,8 @@ class Submitter:
             ctx.journal.mark_ambiguous(batch_id, ctx.now(), reason="partial_answer")
             report.ambiguous += 1
             log.warning("batch %s: the answer did not match the request; will reconcile", batch_id)
+            return
+        ctx.ledger.commit(org, day, n)
 
     def _reserve(self, batch: PlannedBatch, day: date) -> tuple[PlannedBatch, int] | None:
         """Book the batch's jobs in the day's budget, first splitting it to fit what is left;
@@ -257,10 +259,15 @@ class Submitter:
                     owner = wanted.get(key)
                     if owner is not None and key not in found[owner]:
                         found[owner][key] = job.job_id
+            posted = {b.batch_id: b.job_count for b in batches}
             for info in infos:
-                result = ctx.journal.reconcile(
-                    info.batch_id, found.get(info.batch_id, {}), ctx.now()
-                )
+                adopted = found.get(info.batch_id, {})
+                result = ctx.journal.reconcile(info.batch_id, adopted, ctx.now())
+                # The POST's reservation (left by this process or a killed one) is settled
+                # now: the jobs found are booked, the rest given back to the day's budget.
+                day = (info.intent_at or ctx.now()).date()
+                ctx.ledger.commit(ctx.org_id, day, len(adopted))
+                ctx.ledger.release(ctx.org_id, day, posted[info.batch_id] - len(adopted))
                 done += 1
                 log.info(
                     "batch %s reconciled: %d jobs adopted, %d users to resubmit",

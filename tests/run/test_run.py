@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import math
 import stat
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
 
+from pipeline.ledger import Ledger
 from tests.run.conftest import (
     assert_every_row_once,
     run_cli,
@@ -75,6 +77,10 @@ def test_ambiguous_posts_lose_nothing_and_duplicate_nothing(
     stats = emu.stats()
     assert stats["duplicate_user_keys"] == []
     assert stats["jobs_created"] == n
+    # reconciliation settled every ambiguous POST's reservation: the budget books what exists
+    with Ledger.open(ws) as ledger:
+        usage = ledger.usage(emu.env["ADOBE_ORG_ID"], datetime.now(UTC).date())
+    assert (usage.used, usage.reserved) == (n, 0)
     summary = json.loads((run_dir / "summary.json").read_text())
     post = summary["api_calls"]["POST jobs"]
     assert sum(v for k, v in post.items() if k != "202") > 0, "no ambiguous POST was exercised"
