@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -189,11 +190,15 @@ class EmulatorServer(_Urls):
 def serve_forever(host: str, port: int, config_path: Path | None, env: Mapping[str, str]) -> None:
     """Serve the emulator in the foreground until interrupted (``dsar emulator``)."""
     config = load_config(config_path, env)
-    backend = make_backend(config)
-    url = f"http://{host}:{port}{API_PREFIX}/"
-
-    def ready(_message: str) -> None:
-        # Called by aiohttp once the socket is bound: the line scripts wait for.
-        log.info("emulator serving %s (token endpoint http://%s:%s/ims/token/v3)", url, host, port)
-
-    web.run_app(build_app(backend), host=host, port=port, print=ready, access_log=None)
+    server = EmulatorServer(config, host=host, port=port).start()
+    # The line scripts wait for, with the port actually bound (``--port 0`` picks a free one).
+    log.info(
+        "emulator serving %s (token endpoint %sims/token/v3)", server.base_url, server.ims_url
+    )
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        stop.wait()
+    finally:
+        server.stop()
