@@ -22,7 +22,13 @@ import orjson
 from ..errors import ConfigError
 
 # section name -> module (relative to this package) with a ``run(quick, workdir)`` function
-SECTIONS: dict[str, str] = {"input": ".input", "e2e": ".e2e"}
+SECTIONS: dict[str, str] = {
+    "input": ".input",
+    "e2e": ".e2e",
+    "polling": ".polling",
+    "rate": ".rate",
+    "resume": ".resume",
+}
 
 
 @dataclass(frozen=True)
