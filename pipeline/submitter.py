@@ -2,12 +2,14 @@
 
 Write-ahead: the daily budget is reserved in the workspace ledger and the intent recorded in
 the journal *before* each POST; the job ids come back in the transaction that marks the batch
-submitted. The journal moves first and the ledger follows, so a crash in between can only
-leave budget reserved (under-used), never given back twice; reconciliation settles the
-reservation of an ambiguous or interrupted POST by what the service shows was created. A POST that fails in a way that may have created jobs is never sent again: the
-batch turns ``ambiguous`` and :meth:`Submitter.reconcile` lists the regulation's jobs since
-the intent, adopts those whose (user key, action) match, and moves only the missing users to
-a new batch.
+submitted. A POST that fails in a way that may have created jobs is never sent again: the
+batch turns ``ambiguous`` and :meth:`Submitter.reconcile_unresolved` lists the regulation's
+jobs since the intent, adopts those whose (user key, action) match, and moves only the missing
+users to a new batch.
+
+The journal moves first and the ledger follows, so a crash in between can only leave budget
+reserved (under-used), never given back twice; reconciliation settles the reservation of an
+ambiguous or interrupted POST by what the service shows was created.
 """
 
 from __future__ import annotations
