@@ -1,8 +1,9 @@
 """Benchmark plumbing: dsar as a measured child process, its inputs and its config.
 
 :func:`run_dsar` starts ``python -m pipeline ARGS`` and reaps it with ``os.wait4``, which gives
-that one child's own resource usage (CPU seconds, peak RSS), unlike ``RUSAGE_CHILDREN``, whose
-peak is the largest of every child the benchmark ever waited for.
+that one child's own CPU seconds. Its peak RSS is the child's own ``VmHWM``, written by the
+child itself at exit (:data:`MEASURE`): the ``ru_maxrss`` of a reaped child starts from the
+parent's RSS at fork time, so a big benchmark parent would inflate every child's figure.
 """
 
 from __future__ import annotations
@@ -32,12 +33,37 @@ class ChildResult:
     stderr_tail: str
 
 
+HWM_ENV = "DSAR_BENCH_HWM_FILE"
+# ``python -c MEASURE MODULE ARGS`` runs MODULE as ``-m`` would, and at exit writes its own
+# peak RSS (VmHWM, in kB) to the file named by HWM_ENV.
+MEASURE = """
+import atexit, os, runpy, sys
+def _hwm():
+    with open("/proc/self/status", encoding="ascii") as fh:
+        kb = next(line.split()[1] for line in fh if line.startswith("VmHWM:"))
+    with open(os.environ["DSAR_BENCH_HWM_FILE"], "w", encoding="ascii") as out:
+        out.write(kb)
+atexit.register(_hwm)
+sys.argv = sys.argv[1:]
+runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
+"""
+
+
+def _hwm_file(log: Path) -> Path:
+    return log.with_name(log.name + ".hwm")
+
+
 def spawn(argv: Sequence[str], env: Mapping[str, str], log: Path) -> subprocess.Popen[bytes]:
-    """Start ``python ARGV`` with ``env`` added to this environment, output into ``log``."""
+    """Start ``python -m MODULE ARGS`` (``argv`` is ``["-m", MODULE, *ARGS]``) with ``env``
+    added to this environment and output into ``log``; it records its own peak RSS."""
+    if argv[:1] != ["-m"] or len(argv) < 2:
+        raise ValueError("spawn runs modules: argv must start with -m MODULE")
+    hwm = _hwm_file(log)
+    hwm.unlink(missing_ok=True)
     with log.open("ab") as out:
         return subprocess.Popen(
-            [sys.executable, *argv],
-            env={**os.environ, **env},
+            [sys.executable, "-c", MEASURE, *argv[1:]],
+            env={**os.environ, **env, HWM_ENV: str(hwm)},
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -50,11 +76,13 @@ def reap(proc: subprocess.Popen[bytes], started: float, log: Path) -> ChildResul
     proc.returncode = os.waitstatus_to_exitcode(status)
     wall = time.monotonic() - started
     tail = log.read_text(encoding="utf-8", errors="replace")[-2000:] if log.exists() else ""
+    hwm = _hwm_file(log)
+    peak_kb = int(hwm.read_text(encoding="ascii")) if hwm.exists() else 0  # 0: it was killed
     return ChildResult(
         exit_code=proc.returncode,
         wall_s=wall,
         cpu_s=usage.ru_utime + usage.ru_stime,
-        peak_rss_mb=usage.ru_maxrss / 1024,  # kilobytes on Linux
+        peak_rss_mb=peak_kb / 1024,
         stderr_tail=tail,
     )
 
