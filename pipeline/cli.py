@@ -100,26 +100,11 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 _COMMANDS.extend([_register_validate, _register_bench])
 
 
-def _release_arrow_memory() -> None:
-    """Give Arrow the system allocator unless ARROW_DEFAULT_MEMORY_POOL chooses one.
-
-    Arrow's default (mimalloc) keeps the pages it frees, so in a long run each checkpoint's
-    report pass (status, products, report.html) stacks its peak on what the earlier ones left:
-    478 MB peak RSS for 100,000 subjects (``dsar bench``). The system allocator hands them
-    back; input throughput measured the same.
-    """
-    if "ARROW_DEFAULT_MEMORY_POOL" not in os.environ:
-        import pyarrow as pa
-
-        pa.set_memory_pool(pa.system_memory_pool())
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``dsar`` console script; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_logging(fmt=args.log_format, verbose=args.verbose)
-    _release_arrow_memory()
     # Everything dsar writes (journal, reports, results) is personal data: private by default.
     os.umask(0o077)
     handler: Handler = args.handler

@@ -13,6 +13,7 @@ import asyncio
 import dataclasses
 import hashlib
 import logging
+import os
 import secrets
 import shutil
 from collections.abc import Callable, Mapping
@@ -20,6 +21,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import pyarrow as pa
 
 from . import __version__
 from .engine import DriveResult, drive
@@ -285,12 +288,22 @@ def _drive(journal: Journal, run_dir: Path, target: Target, options: RunOptions)
             finally:
                 ledger.close()
 
+    _drive_allocator()
     try:
         asyncio.run(main())
     except BaseException:
         publish(journal, run_dir, options=options, extra=last_extra)  # what is known
         raise
     return _outcome(journal, run_dir)
+
+
+def _drive_allocator() -> None:
+    """While a run is driven, Arrow allocates through the system allocator (unless
+    ARROW_DEFAULT_MEMORY_POOL chooses): each checkpoint's report pass then hands its pages
+    back, where mimalloc kept them and stacked the passes' peaks (478 MB for 100,000
+    subjects). Planning keeps mimalloc, which holds very wide inputs in far less memory."""
+    if "ARROW_DEFAULT_MEMORY_POOL" not in os.environ:
+        pa.set_memory_pool(pa.system_memory_pool())
 
 
 def publish(
@@ -310,6 +323,9 @@ def publish(
         redact_keys=options.redact_keys,
         key_secret=key_secret_from_env(options.env),
     )
+    # Arrow's allocator keeps freed pages for reuse; a long run's report passes would stack
+    # their peaks on each other without handing them back to the system.
+    pa.default_memory_pool().release_unused()
 
 
 def _batch_regulations(journal: Journal) -> set[str]:
