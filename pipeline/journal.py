@@ -46,7 +46,13 @@ from .journal_models import (
     to_us,
 )
 from .journal_queries import JournalQueries, options_json
-from .journal_schema import JOURNAL_FILE, make_private_dir, open_database
+from .journal_schema import (
+    CACHE_KIB,
+    JOURNAL_FILE,
+    PLAN_CACHE_KIB,
+    make_private_dir,
+    open_database,
+)
 from .models import Action, PlannedBatch
 
 __all__ = ["Journal"]
@@ -95,6 +101,22 @@ class Journal(JobTransitions, JournalQueries):
         """
         settings = _settings_json(meta.settings)
         created = to_us(meta.created_at)
+        self._conn.execute(f"PRAGMA cache_size = {PLAN_CACHE_KIB}")
+        try:
+            jobs = self._write_plan(meta, batches, settings, created, rejects_count)
+        finally:
+            self._conn.execute(f"PRAGMA cache_size = {CACHE_KIB}")
+            self._conn.execute("PRAGMA shrink_memory")
+        return jobs
+
+    def _write_plan(
+        self,
+        meta: RunMeta,
+        batches: Iterable[PlannedBatch],
+        settings: str,
+        created: int,
+        rejects_count: int,
+    ) -> int:
         jobs = 0
         with self._tx() as c:
             if c.execute("SELECT 1 FROM run").fetchone():

@@ -10,6 +10,7 @@ only ``subject_key`` leaves it, in the error examples and the deadline table, th
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -18,9 +19,11 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from . import runfiles as rf
 from .deadlines import DeadlineRow, open_deadlines, with_clocks
+from .errors import InputError
 from .sla import TIMESTAMP
 
 MAX_GROUPS = 25  # rows of the error and reject tables
@@ -85,12 +88,14 @@ class ReportData:
     due_soon: int
 
 
+PRODUCT_BATCH_ROWS = 65_536
+
+
 def gather(run_dir: Path, *, now: datetime, key_label: Callable[[str], str] = str) -> ReportData:
     """Read the run's report files and reduce them to what the report shows."""
     summary = rf.read_summary(run_dir)
     status = rf.read_table(run_dir, rf.STATUS_FILE, _STATUS_COLS) or _empty_status()
-    products = rf.read_table(run_dir, rf.PRODUCTS_FILE, ["product", "outcome", "response_code",
-                                                          "message", "subject_key"])  # fmt: skip
+    product_counts, failed_products = _product_facts(run_dir)
     rejects = rf.read_table(run_dir, rf.REJECTS_FILE, ["reason_code", "message"])
     status = with_clocks(status, now=now, seen_at=rf.created_at(summary))
     watch = open_deadlines(status, limit=DEADLINE_ROWS, key_label=key_label)
@@ -102,15 +107,45 @@ def gather(run_dir: Path, *, now: datetime, key_label: Callable[[str], str] = st
         headline=rf.headline_counts(summary),
         by_status=_by_status(status, rejects),
         by_regulation=_counts(status, ["regulation", "status"]),
-        products=_counts(products, ["product", "outcome"]) if products is not None else {},
+        products=product_counts,
         series=_series(status),
         cap=_cap(status, rf.daily_job_cap(summary)),
-        errors=_errors(status, products, key_label),
+        errors=_errors(status, failed_products, key_label),
         rejects=_rejects(rejects),
         deadlines=watch.rows,
         overdue=watch.overdue,
         due_soon=watch.due_soon,
     )
+
+
+def _product_facts(run_dir: Path) -> tuple[dict[str, dict[str, int]], pa.Table | None]:
+    """Outcomes per product, and the failed products' rows, from products.parquet read one
+    record batch at a time: a big run has several rows per job, and only its errors matter
+    beyond the counts."""
+    path = run_dir / rf.PRODUCTS_FILE
+    if not path.exists():
+        return {}, None
+    wanted = ["product", "outcome", "response_code", "message", "subject_key"]
+    counts: Counter[tuple[str, str]] = Counter()
+    failed: list[pa.Table] = []
+    try:
+        pf = pq.ParquetFile(path)
+        columns = [c for c in wanted if c in pf.schema_arrow.names]
+        for batch in pf.iter_batches(batch_size=PRODUCT_BATCH_ROWS, columns=columns):
+            table = pa.Table.from_batches([batch])
+            for product, outcomes in _counts(table, ["product", "outcome"]).items():
+                for outcome, n in outcomes.items():
+                    counts[(product, outcome)] += n
+            if "outcome" in table.column_names:
+                bad = table.filter(pc.equal(table.column("outcome"), "error"))
+                if bad.num_rows:
+                    failed.append(bad)
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise InputError(f"{path}: unreadable Parquet ({exc})") from None
+    nested: dict[str, dict[str, int]] = {}
+    for (product, outcome), n in sorted(counts.items()):
+        nested.setdefault(product, {})[outcome] = n
+    return nested, pa.concat_tables(failed) if failed else None
 
 
 def _empty_status() -> pa.Table:
