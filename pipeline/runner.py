@@ -303,6 +303,7 @@ def _drive_allocator() -> None:
     back, where mimalloc kept them and stacked the passes' peaks (478 MB for 100,000
     subjects). Planning keeps mimalloc, which holds very wide inputs in far less memory."""
     if "ARROW_DEFAULT_MEMORY_POOL" not in os.environ:
+        pa.default_memory_pool().release_unused()  # what planning's allocator still keeps
         pa.set_memory_pool(pa.system_memory_pool())
 
 
