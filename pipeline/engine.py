@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from .journal_models import JobState, RunState
+from .journal_models import JobState, JournalCounts, RunState
 from .poller import Poller
 from .progress import Counts, ProgressReporter
 from .runstate import RunContext
@@ -42,9 +42,9 @@ class DriveResult:
     resume_after: datetime | None = None
 
 
-def progress_counts(ctx: RunContext) -> Counts:
-    """The journal's counts as progress figures (jobs of the latest attempts)."""
-    jobs = ctx.journal.counts().jobs
+def progress_counts(ctx: RunContext, counts: JournalCounts | None = None) -> Counts:
+    """The journal's counts (read now unless given) as progress figures (latest attempts)."""
+    jobs = (counts or ctx.journal.counts()).jobs
     total = sum(jobs.values())
     terminal = sum(jobs[s] for s in ("complete", "error", "downloaded", "failed", "accepted"))
     submitted = total - jobs["pending"]
@@ -59,9 +59,9 @@ def progress_counts(ctx: RunContext) -> Counts:
     )
 
 
-def _open_work(ctx: RunContext) -> tuple[int, int, int]:
+def _open_work(ctx: RunContext, counts: JournalCounts | None = None) -> tuple[int, int, int]:
     """(jobs not yet submitted, jobs in flight, terminal jobs still needing details/download)."""
-    c = ctx.journal.counts()
+    c = counts or ctx.journal.counts()
     pending = c.jobs[JobState.PENDING]
     in_flight = c.jobs[JobState.SUBMITTED] + c.jobs[JobState.PROCESSING]
     follow_up = len(ctx.journal.jobs_needing_details(limit=1)) + len(
@@ -105,7 +105,8 @@ async def drive(
                 # Sweep only while no POST is in flight, so the open jobs a sweep expects
                 # are exactly the ones it can find.
                 await poller.round()
-            reporter.update(progress_counts(ctx))
+            counts = ctx.journal.counts()  # one read for progress and the stop conditions
+            reporter.update(progress_counts(ctx, counts))
             now = time.monotonic()
             if now - last_checkpoint >= interval:
                 _sync_calls(ctx)
@@ -113,7 +114,7 @@ async def drive(
                 last_checkpoint = time.monotonic()
                 # a big run's reports take seconds: checkpoint less often than that costs
                 interval = max(ctx.options.checkpoint_every_s, 10 * (last_checkpoint - now))
-            pending, in_flight, follow_up = _open_work(ctx)
+            pending, in_flight, follow_up = _open_work(ctx, counts)
             if ctx.stopping:
                 break
             if not submitting and ctx.options.no_wait:

@@ -190,17 +190,6 @@ class JournalQueries(JournalStore):
             out.append(OpenWindow(regulation=regulation, open_jobs=count, oldest_submitted_at=at))
         return out
 
-    def open_job_ids(self, regulation: str) -> set[str]:
-        """Job ids of one regulation still submitted or processing."""
-        with self._lock:
-            rows = self._conn.execute(
-                "SELECT j.job_id FROM job j JOIN user u ON u.uid = j.uid"
-                " JOIN batch b ON b.seq = u.batch_seq"
-                " WHERE j.state IN ('submitted', 'processing') AND b.regulation = ?",
-                (regulation,),
-            ).fetchall()
-        return {r[0] for r in rows}
-
     def open_jobs(self, regulation: str) -> dict[str, datetime]:
         """Job id -> submit time of one regulation's jobs still submitted or processing."""
         # Streamed, not fetchall(), and one datetime per distinct time (a batch's jobs share
