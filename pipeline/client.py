@@ -260,10 +260,8 @@ class PrivacyServiceClient:
         )
         resp = await self._json_call("GET", "jobs", EP_LIST, params={**params, "page": str(page)})
         body = resp.json()
-        total = body.get("totalRecords") if isinstance(body, dict) else None
         return JobPage(
-            jobs=tuple(parse_job_page(body, endpoint=EP_LIST)),
-            total=total if isinstance(total, int) and not isinstance(total, bool) else None,
+            jobs=tuple(parse_job_page(body, endpoint=EP_LIST)), total=_total_records(body)
         )
 
     async def _pages(self, params: dict[str, str], page_size: int) -> AsyncIterator[JobSummary]:
@@ -442,7 +440,11 @@ def _all_seen(body: object, seen: int, page_size: int) -> bool:
     trusted as an overall count only once it is larger than a page, which a page count cannot
     be. That saves the empty page after a full last page; otherwise paging ends on a short one.
     """
+    total = _total_records(body)
+    return total is not None and total > page_size and seen >= total
+
+
+def _total_records(body: object) -> int | None:
+    """``totalRecords`` of a list answer when it is an integer, else None."""
     total = body.get("totalRecords") if isinstance(body, dict) else None
-    if not isinstance(total, int) or isinstance(total, bool):
-        return False
-    return total > page_size and seen >= total
+    return total if isinstance(total, int) and not isinstance(total, bool) else None
