@@ -125,8 +125,11 @@ class Plan:
         self._consumed = False
         self._closed = False
 
-    def frames(self) -> Iterator[BatchFrame]:
-        """Pass 2: the columnar batches, in a deterministic order."""
+    def frames(self, *, allow_empty: bool = False) -> Iterator[BatchFrame]:
+        """Pass 2: the columnar batches, in a deterministic order.
+
+        When every row was rejected this raises :class:`InputError` at the end, unless
+        ``allow_empty`` (a run records the rejects-only plan and reports it)."""
         if self._consumed:
             raise RuntimeError("a plan's batches can be read once")
         self._consumed = True
@@ -143,7 +146,7 @@ class Plan:
                 yield from self._count(batcher.add(merged.users))
         yield from self._count(batcher.flush())
         self.close()
-        if summary.users == 0:
+        if summary.users == 0 and not allow_empty:
             raise InputError(
                 f"no valid row: all {summary.rows} rows were rejected, see {self.rejects_path}"
             )
@@ -154,9 +157,9 @@ class Plan:
             cells, self.run_id, self.settings.input.on_too_many_ids, self.kinds.pairs
         )
 
-    def batches(self) -> Iterator[PlannedBatch]:
+    def batches(self, *, allow_empty: bool = False) -> Iterator[PlannedBatch]:
         """Pass 2: the typed batches the run engine journals, in a deterministic order."""
-        for frame in self.frames():
+        for frame in self.frames(allow_empty=allow_empty):
             yield frame.to_planned()
 
     def _count(self, frames: Iterator[BatchFrame]) -> Iterator[BatchFrame]:

@@ -34,7 +34,7 @@ from .journal_schema import JOURNAL_FILE, make_private_dir
 from .ledger import Ledger
 from .planning import plan_input
 from .progress import ProgressReporter
-from .reports import write_reports
+from .reports import REJECTS_FILE, STATUS_FILE, write_reports
 from .runstate import RunContext, RunOptions
 from .settings import Settings, load_settings
 from .target import Target, api_target
@@ -55,14 +55,25 @@ class RunOutcome:
     jobs: dict[str, int]
     rejected_rows: int
     api_calls: dict[str, dict[str, int]]
+    note: str | None = None  # says it all when set (e.g. ``dsar retry`` with nothing to retry)
 
     @property
     def message(self) -> str:
         """One line saying what happened and what to do next."""
+        if self.note:
+            return self.note
         if self.state == RunState.FINISHED:
             if self.exit_code == 0:
                 return "finished: every job complete"
-            return "finished with errors or rejected rows: see status.parquet and rejects.parquet"
+            if not sum(self.jobs.values()):
+                return (
+                    f"no valid row: all {self.rejected_rows:,} rows were rejected, "
+                    f"see {self.run_dir / REJECTS_FILE}"
+                )
+            return (
+                "finished with errors or rejected rows: see "
+                f"{self.run_dir / STATUS_FILE} and {self.run_dir / REJECTS_FILE}"
+            )
         if self.pause_reason == "daily_cap":
             when = self.resume_after.isoformat() if self.resume_after else "tomorrow (UTC)"
             return f"paused at the daily job cap: run `dsar resume {self.run_dir}` after {when}"
@@ -150,7 +161,8 @@ def _start(
     workspace = Path(settings.output.workspace)
     if dry_run:
         with Journal.open(run_dir) as journal:
-            _plan(journal, input_path, settings, run_id, run_dir, env, org_id=None)
+            if not _plan(journal, input_path, settings, run_id, run_dir, env, org_id=None):
+                return _finish_rejects_only(journal, run_dir, options)
             journal.pause("dry_run", datetime.now(UTC))
             publish(journal, run_dir, options=options)
             return _outcome(journal, run_dir)
@@ -158,6 +170,8 @@ def _start(
         org_id = target.settings.credentials.org_id
         with Journal.open(run_dir) as journal:
             jobs = _plan(journal, input_path, settings, run_id, run_dir, env, org_id=org_id)
+            if not jobs:
+                return _finish_rejects_only(journal, run_dir, options)
             publish(journal, run_dir, options=options)
             if confirm is not None and not target.embedded and not confirm(target, jobs):
                 journal.pause("not_confirmed", datetime.now(UTC))
@@ -193,7 +207,8 @@ def _plan(
             settings=settings_snapshot(settings),
             org_id=org_id,
         )
-        jobs = journal.write_plan(meta, plan.batches(), rejects_count=0)
+        # every row rejected: the plan is empty, and the run (with its rejects) is kept
+        jobs = journal.write_plan(meta, plan.batches(allow_empty=True), rejects_count=0)
         journal.set_rejects_count(plan.summary.rejected_rows)
         log.info(
             "planned %d rows: %d subjects, %d users, %d requests, %d jobs, %d rows rejected",
@@ -205,6 +220,16 @@ def _plan(
             plan.summary.rejected_rows,
         )
     return jobs
+
+
+def _finish_rejects_only(journal: Journal, run_dir: Path, options: RunOptions) -> RunOutcome:
+    """A run whose every input row was rejected: nothing to submit. It finishes at once and
+    keeps its directory, so the reports (rejects.parquet above all) say why (exit 3)."""
+    now = datetime.now(UTC)
+    journal.activate(now)
+    journal.finish(now)
+    publish(journal, run_dir, options=options)
+    return _outcome(journal, run_dir)
 
 
 def resume_run(
@@ -229,6 +254,8 @@ def resume_run(
                 datetime.now(UTC), users_per_batch=settings.limits.users_per_request
             )
             log.info("retry: %d new batches for the jobs that ended in error", len(batches))
+            if not batches:
+                return _nothing_to_retry(journal, run_dir)
         elif info.state == RunState.FINISHED:
             publish(journal, run_dir, options=options)
             return _outcome(journal, run_dir)
@@ -329,6 +356,16 @@ def publish(
     pa.default_memory_pool().release_unused()
 
 
+def _nothing_to_retry(journal: Journal, run_dir: Path) -> RunOutcome:
+    """``dsar retry`` when no job awaits a new attempt: no credentials, no API call."""
+    outcome = _outcome(journal, run_dir)
+    if outcome.state == RunState.FINISHED:
+        note = "nothing to retry: no job of the run ended in error"
+        return dataclasses.replace(outcome, exit_code=0, note=note)
+    note = f"nothing to retry (no job in error); work is pending: run `dsar resume {run_dir}`"
+    return dataclasses.replace(outcome, note=note)
+
+
 def _batch_regulations(journal: Journal) -> set[str]:
     return {w.regulation for w in journal.open_windows()}
 
@@ -341,6 +378,8 @@ def _outcome(journal: Journal, run_dir: Path) -> RunOutcome:
         bad = jobs["error"] + jobs["failed"] + info.rejects_count
         bad += journal.results_unavailable()  # an access answer that never reached disk
         code = 0 if bad == 0 else 1
+        if not sum(jobs.values()) and info.rejects_count:
+            code = InputError.exit_code  # no valid row (DESIGN.md: exit 3)
     else:
         code = 4
     return RunOutcome(

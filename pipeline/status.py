@@ -20,6 +20,7 @@ from .journal import Journal
 from .journal_models import RunState
 from .journal_schema import JOURNAL_FILE
 from .ledger import Ledger
+from .reports import REJECTS_FILE
 
 if TYPE_CHECKING:
     from .runner import RunOutcome
@@ -84,14 +85,23 @@ def run_status(run_dir: Path, *, key_label: Callable[[str], str] = str) -> dict[
         "api_calls": calls,
         "daily_budget": budget,
         "deadlines": deadlines,
-        "next": _next_action(info.state, info.pause_reason, run_dir, counts.jobs),
+        "next": _next_action(
+            info.state, info.pause_reason, run_dir, counts.jobs, rejected=info.rejects_count
+        ),
     }
 
 
-def _next_action(state: RunState, reason: str | None, run_dir: Path, jobs: dict[str, int]) -> str:
+def _next_action(
+    state: RunState, reason: str | None, run_dir: Path, jobs: dict[str, int], *, rejected: int = 0
+) -> str:
     if state == RunState.FINISHED:
         if jobs.get("error", 0):
             return f"`dsar retry {run_dir}` resubmits the {jobs['error']} jobs in error"
+        if rejected and not sum(jobs.values()):
+            return f"no valid row: fix the rows listed in {run_dir / REJECTS_FILE} and run again"
+        if rejected:
+            where = run_dir / REJECTS_FILE
+            return f"nothing: the run is finished ({rejected:,} rows rejected, see {where})"
         return "nothing: the run is finished"
     if reason == "daily_cap":
         return f"`dsar resume {run_dir}` after the next UTC midnight"
@@ -137,7 +147,7 @@ def render_status(status: dict[str, Any]) -> str:
     if budget:
         head.append(("budget today", f"{budget['used']:,} / {budget['cap']:,} jobs"))
     jobs = [(state, f"{n:,}") for state, n in status["jobs"].items() if n]
-    tables = [_table("run", head), _table("jobs", jobs)]
+    tables = [_table("run", head)] + ([_table("jobs", jobs)] if jobs else [])
     deadlines = status["deadlines"]
     if deadlines["closest"]:
         table = Table(

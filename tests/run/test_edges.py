@@ -1,0 +1,102 @@
+"""Smaller things users hit: a run whose every row is rejected, and retry with nothing to retry."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline.cli import main
+from tests.run.conftest import run_cli, write_config, write_subjects
+
+CREDENTIAL_VARS = (
+    "DSAR_API_BASE_URL",
+    "DSAR_IMS_URL",
+    "ADOBE_CLIENT_ID",
+    "ADOBE_CLIENT_SECRET",
+    "ADOBE_ORG_ID",
+)
+
+
+def only_run(workspace: Path) -> Path:
+    """The one run directory of ``workspace``."""
+    runs = [p for p in workspace.iterdir() if p.is_dir()]
+    assert len(runs) == 1
+    return runs[0]
+
+
+def _all_bad(path: Path) -> None:
+    path.write_text(
+        "subject_key,email,action\nA,broken-at-example.org,access\nB,x,delete\nC,y,access\n",
+        encoding="utf-8",
+    )
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_a_run_whose_every_row_is_rejected_keeps_its_rejects_and_exits_3(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any, dry_run: bool
+) -> None:
+    for var in CREDENTIAL_VARS:
+        monkeypatch.delenv(var, raising=False)
+    _all_bad(tmp_path / "in.csv")
+    ws = tmp_path / "ws"
+    argv = ["run", str(tmp_path / "in.csv"), "--workspace", str(ws)]
+    assert main([*argv, "--dry-run"] if dry_run else argv) == 3
+    run_dir = only_run(ws)
+    rejects = run_dir / "rejects.parquet"
+    err = capsys.readouterr().err
+    assert f"see {rejects}" in err  # the line points at a file that exists
+    assert pq.read_table(rejects).column("input_row").to_pylist() == [0, 1, 2]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["state"] == "finished"
+    assert summary["counts"]["status"]["rejected"] == 3
+    assert summary["api_calls_total"] == 0
+    assert (run_dir / "report.html").is_file()
+    assert main(["status", str(run_dir), "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["rejected_rows"] == 3
+    assert str(rejects) in status["next"]
+    assert main(["resume", str(run_dir)]) == 3  # still nothing to do, still pointing there
+    assert f"see {rejects}" in capsys.readouterr().err
+
+
+def test_retry_with_no_job_in_error_needs_no_credentials_and_calls_nothing(
+    tmp_path: Path, emulator_factory: Any, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    emu = emulator_factory(simulation={"product_error_rate": 0.0})
+    write_subjects(tmp_path / "in.csv", 30, actions=("delete",))
+    cfg = write_config(tmp_path / "c.toml")
+    ws = tmp_path / "ws"
+    argv = ["run", str(tmp_path / "in.csv"), "--config", str(cfg), "--workspace", str(ws)]
+    assert run_cli(argv, emu.env, monkeypatch) == 0
+    run_dir = only_run(ws)
+    requests_before = emu.stats()["requests"]
+    capsys.readouterr()
+    for var in CREDENTIAL_VARS:
+        monkeypatch.delenv(var, raising=False)
+    assert main(["retry", str(run_dir)]) == 0
+    assert "nothing to retry" in capsys.readouterr().err
+    assert emu.stats()["requests"] == requests_before
+
+
+def test_retry_of_a_paused_run_with_no_error_points_at_resume(
+    tmp_path: Path, emulator_factory: Any, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    emu = emulator_factory(simulation={"product_error_rate": 0.0})
+    write_subjects(tmp_path / "in.csv", 10, actions=("delete",))
+    cfg = write_config(tmp_path / "c.toml")
+    ws = tmp_path / "ws"
+    argv = ["run", str(tmp_path / "in.csv"), "--config", str(cfg), "--workspace", str(ws)]
+    assert run_cli([*argv, "--dry-run"], emu.env, monkeypatch) == 4
+    run_dir = only_run(ws)
+    capsys.readouterr()
+    for var in CREDENTIAL_VARS:
+        monkeypatch.delenv(var, raising=False)
+    assert main(["retry", str(run_dir)]) == 4
+    err = capsys.readouterr().err
+    assert "nothing to retry" in err
+    assert f"dsar resume {run_dir}" in err
+    assert emu.stats()["jobs_created"] == 0
