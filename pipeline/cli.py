@@ -20,7 +20,7 @@ from .cli_common import Registrar, add_common, settings_from_args
 from .cli_handoff import HANDOFF_COMMANDS
 from .cli_run import RUN_COMMANDS
 from .errors import PipelineError
-from .logs import configure_logging
+from .logs import configure_logging, say
 
 log = logging.getLogger("dsar")
 
@@ -108,20 +108,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Everything dsar writes (journal, reports, results) is personal data: private by default.
     os.umask(0o077)
     handler: Handler = args.handler
+    fmt = args.log_format
     try:
         return handler(args)
     except PipelineError as exc:
-        print(f"dsar: {exc}", file=sys.stderr)
+        say(fmt, f"dsar: {exc}", level="error", exit_code=exc.exit_code)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("dsar: interrupted", file=sys.stderr)
+        say(fmt, "dsar: interrupted", level="error", exit_code=4)
         return 4
     except Exception as exc:  # the last line of defence: no traceback reaches a user
         if os.environ.get("DSAR_DEBUG"):
             raise
-        print(
-            f"dsar: internal error ({type(exc).__name__}); rerun with DSAR_DEBUG=1 for details",
-            file=sys.stderr,
+        name = type(exc).__name__
+        say(
+            fmt,
+            f"dsar: internal error ({name}); rerun with DSAR_DEBUG=1 for details",
+            level="error",
+            exit_code=6,
         )
         return 6
 

@@ -18,9 +18,10 @@ from .cli_common import Registrar, SubParsers, add_common, settings_from_args
 from .errors import ConfigError
 from .handoff import key_hasher, key_secret_from_env
 from .jobs import JobQuery, details_dict, download_job, get_job, list_jobs, write_jobs_parquet
+from .logs import say
 from .runner import RunOutcome, resume_all, resume_run, start_run
 from .runstate import RunOptions
-from .status import render_outcome, run_status
+from .status import outcome_line, render_outcome, run_status
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -61,7 +62,10 @@ def _options(args: argparse.Namespace) -> RunOptions:
     )
 
 
-def _print_outcome(outcome: RunOutcome) -> int:
+def _print_outcome(outcome: RunOutcome, args: argparse.Namespace) -> int:
+    if args.log_format == "json":  # one JSON line, like every other line dsar writes
+        print(outcome_line(outcome))
+        return outcome.exit_code
     print(render_outcome(outcome, color=sys.stdout.isatty()))
     print(outcome.message, file=sys.stderr)
     return outcome.exit_code
@@ -102,7 +106,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         dry_run=args.dry_run,
         confirm=confirm,
     )
-    return _print_outcome(outcome)
+    return _print_outcome(outcome, args)
 
 
 def _register_resume(sub: SubParsers[argparse.ArgumentParser]) -> None:
@@ -126,10 +130,10 @@ def _cmd_resume(args: argparse.Namespace) -> int:
             raise ConfigError(f"{args.path}: not a workspace directory")
         outcomes = resume_all(args.path, env=os.environ, options=options)
         if not outcomes:
-            print("no unfinished run in the workspace", file=sys.stderr)
+            say(args.log_format, "no unfinished run in the workspace")
             return 0
-        return max(_print_outcome(o) for o in outcomes)
-    return _print_outcome(resume_run(args.path, env=os.environ, options=options))
+        return max(_print_outcome(o, args) for o in outcomes)
+    return _print_outcome(resume_run(args.path, env=os.environ, options=options), args)
 
 
 def _register_retry(sub: SubParsers[argparse.ArgumentParser]) -> None:
@@ -148,7 +152,7 @@ def _register_retry(sub: SubParsers[argparse.ArgumentParser]) -> None:
 def _cmd_retry(args: argparse.Namespace) -> int:
     options = _options(args)
     outcome = resume_run(args.run_dir, env=os.environ, options=options, retry_errors=True)
-    return _print_outcome(outcome)
+    return _print_outcome(outcome, args)
 
 
 def _register_status(sub: SubParsers[argparse.ArgumentParser]) -> None:

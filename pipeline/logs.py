@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from collections.abc import Mapping
 
 import orjson
 
@@ -45,3 +46,21 @@ def configure_logging(*, fmt: str = "text", verbose: bool = False) -> None:
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     root.propagate = False
+
+
+def json_line(
+    msg: str, *, level: str = "info", logger: str = "dsar", fields: Mapping[str, object] = {}
+) -> str:
+    """One JSON object shaped like a :class:`JsonFormatter` record, with ``fields`` added: what
+    a command prints instead of plain text under ``--log-format json`` (summaries, errors)."""
+    levelno = logging.getLevelNamesMapping()[level.upper()]
+    record = logging.LogRecord(logger, levelno, "", 0, msg, None, None)
+    record.__dict__.update(fields)
+    return JsonFormatter().format(record)
+
+
+def say(fmt: str, msg: str, *, level: str = "info", **fields: object) -> None:
+    """Print a command's own line on stderr: ``msg`` as is, or a :func:`json_line` under
+    ``--log-format json`` (so every line of a JSON-mode command parses)."""
+    line = json_line(msg, level=level, fields=fields) if fmt == "json" else msg
+    print(line, file=sys.stderr)

@@ -20,6 +20,7 @@ from .journal import Journal
 from .journal_models import RunState
 from .journal_schema import JOURNAL_FILE
 from .ledger import Ledger
+from .logs import json_line
 from .reports import REJECTS_FILE
 
 if TYPE_CHECKING:
@@ -185,3 +186,30 @@ def render_outcome(outcome: RunOutcome, *, color: bool = False) -> str:
     rows.append(("API calls", f"{calls:,}"))
     rows.append(("exit code", str(outcome.exit_code)))
     return _render([_table("dsar run summary", rows)], color=color)
+
+
+def outcome_line(outcome: RunOutcome) -> str:
+    """The end of ``dsar run`` / ``resume`` / ``retry`` under ``--log-format json``: one JSON
+    object (shaped like a log record) with the message, the counts, the exit code, the run
+    directory and the next action, instead of the table and the status line."""
+    fields: dict[str, Any] = {
+        "event": "summary",
+        "run_id": outcome.run_id,
+        "run_dir": str(outcome.run_dir),
+        "state": outcome.state,
+        "pause_reason": outcome.pause_reason,
+        "resume_after": outcome.resume_after.isoformat() if outcome.resume_after else None,
+        "exit_code": outcome.exit_code,
+        "jobs": outcome.jobs,
+        "rejected_rows": outcome.rejected_rows,
+        "api_calls": sum(sum(by.values()) for by in outcome.api_calls.values()),
+        "next": _next_action(
+            RunState(outcome.state),
+            outcome.pause_reason,
+            outcome.run_dir,
+            outcome.jobs,
+            rejected=outcome.rejected_rows,
+        ),
+    }
+    level = "info" if outcome.exit_code in (0, 4) else "warning"
+    return json_line(outcome.message, level=level, logger="dsar.summary", fields=fields)

@@ -100,3 +100,54 @@ def test_retry_of_a_paused_run_with_no_error_points_at_resume(
     assert "nothing to retry" in err
     assert f"dsar resume {run_dir}" in err
     assert emu.stats()["jobs_created"] == 0
+
+
+def _json_lines(text: str) -> list[dict[str, Any]]:
+    """Every line of ``text`` parsed as a JSON object (a plain-text line fails the test)."""
+    records = [json.loads(line) for line in text.splitlines()]
+    assert all(isinstance(r, dict) for r in records)
+    return records
+
+
+def test_json_log_format_writes_only_json_lines_ending_with_one_summary(
+    tmp_path: Path, emulator_factory: Any, monkeypatch: pytest.MonkeyPatch, capfd: Any
+) -> None:
+    emu = emulator_factory(simulation={"product_error_rate": 0.0})
+    write_subjects(tmp_path / "in.csv", 40, actions=("delete",), bad_every=10)
+    cfg = write_config(tmp_path / "c.toml")
+    ws = tmp_path / "ws"
+    json_flags = ["--log-format", "json"]
+    argv = ["run", str(tmp_path / "in.csv"), "--config", str(cfg), "--workspace", str(ws)]
+    assert run_cli([*argv, *json_flags, "--no-wait"], emu.env, monkeypatch) == 4
+    run_dir = only_run(ws)
+    out, err = capfd.readouterr()
+    (paused,) = _json_lines(out)
+    assert _json_lines(err)  # the log records
+    assert paused["logger"] == "dsar.summary"
+    assert paused["exit_code"] == 4
+    assert paused["state"] == "paused"
+    assert paused["run_dir"] == str(run_dir)
+    assert paused["next"] == f"`dsar resume {run_dir}`"
+    assert run_cli(["resume", str(run_dir), *json_flags], emu.env, monkeypatch) == 1
+    out, err = capfd.readouterr()
+    (done,) = _json_lines(out)
+    _json_lines(err)
+    assert done["exit_code"] == 1  # finished, 4 rows rejected
+    assert done["state"] == "finished"
+    assert done["rejected_rows"] == 4
+    assert done["jobs"]["complete"] == 36
+    assert done["api_calls"] > 0
+    assert str(run_dir / "rejects.parquet") in done["msg"]
+    assert run_cli(["retry", str(run_dir), *json_flags], emu.env, monkeypatch) == 0
+    out, err = capfd.readouterr()
+    assert _json_lines(out)[-1]["msg"].startswith("nothing to retry")
+    _json_lines(err)
+    assert main(["resume", str(tmp_path / "nowhere"), *json_flags]) == 2
+    out, err = capfd.readouterr()
+    assert out == ""
+    (error,) = _json_lines(err)
+    assert error["level"] == "error"
+    assert error["exit_code"] == 2
+    assert "holds no run journal" in error["msg"]
+    assert main(["resume", "--all", str(tmp_path / "in.csv"), *json_flags]) == 2
+    assert _json_lines(capfd.readouterr().err)[0]["exit_code"] == 2
