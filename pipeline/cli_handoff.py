@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from .cli_common import Registrar, SubParsers, add_common
-from .export import FORMATS, export_status
+from .export import FORMATS, TABLES, export_table
 from .handoff import KEY_SECRET_ENV, key_secret_from_env, write_handoff
 from .manifest import read_manifest, verify_run
 
@@ -91,18 +91,25 @@ def _register_export(sub: SubParsers[argparse.ArgumentParser]) -> None:
         sub,
         "export",
         _cmd_export,
-        help_text="write a run's status table as CSV or JSON Lines",
-        description="Export RUN_DIR/status.parquet for people who do not read Parquet. CSV text "
-        "cells beginning with = + - @ (or a tab or carriage return) get a leading apostrophe "
-        "against formula injection; times are ISO-8601 UTC.",
+        help_text="write a run's status, rejects or products table as CSV or JSON Lines",
+        description="Export RUN_DIR/status.parquet (or rejects.parquet, products.parquet) for "
+        "people who do not read Parquet. CSV text cells beginning with = + - @ (or a tab or "
+        "carriage return) get a leading apostrophe against formula injection; times are "
+        "ISO-8601 UTC.",
     )
     p.add_argument("--format", choices=FORMATS, default="csv", help="csv (default) or jsonl")
     p.add_argument("--out", type=Path, required=True, help="the file to write")
+    p.add_argument(
+        "--table",
+        choices=tuple(TABLES),
+        default="status",
+        help="status (default), rejects or products",
+    )
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    rows = export_status(args.run_dir, fmt=args.format, out=args.out)
-    print(f"export: {rows:,} rows to {args.out}")
+    rows = export_table(args.run_dir, table=args.table, fmt=args.format, out=args.out)
+    print(f"export: {rows:,} {args.table} rows to {args.out}")
     return 0
 
 

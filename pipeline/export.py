@@ -1,7 +1,9 @@
-"""``dsar export``: the status table as CSV or JSON Lines, for people who do not read Parquet.
+"""``dsar export``: a run's tables as CSV or JSON Lines, for people who do not read Parquet.
 
-Rows stream from status.parquet in record batches (bounded memory for any run size), every
-column in file order, converted column-wise with pyarrow (150,000 rows in about a second).
+The tables are ``status`` (the default), ``rejects`` and ``products``: the run directory's
+status.parquet, rejects.parquet and products.parquet. Rows stream in record batches
+(bounded memory for any run size), every column in file order, converted column-wise with
+pyarrow (150,000 rows in about a second).
 Times are ISO-8601 UTC with microseconds (``2026-03-10T12:00:00.000000Z``); nulls are empty
 CSV cells or JSON ``null``; a list (``input_rows``) is ``1, 2`` in CSV and an array in JSON.
 
@@ -26,10 +28,11 @@ import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
 from .errors import ConfigError, InputError
-from .runfiles import STATUS_FILE, atomic_file
+from .runfiles import PRODUCTS_FILE, REJECTS_FILE, STATUS_FILE, atomic_file
 
 Format = Literal["csv", "jsonl"]
 FORMATS: tuple[Format, ...] = ("csv", "jsonl")
+TABLES = {"status": STATUS_FILE, "rejects": REJECTS_FILE, "products": PRODUCTS_FILE}
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 _NEEDS_APOSTROPHE = r"^[=+\-@\t\r']"
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # Arrow prints the microseconds of %S
@@ -57,6 +60,9 @@ def escape_column(values: pa.Array) -> pa.Array:
 def _plain(column: pa.Array, *, for_csv: bool) -> pa.Array:
     """A column as exported: times as ISO strings; for CSV also lists joined and text escaped."""
     kind = column.type
+    if pa.types.is_dictionary(kind):  # a dictionary of strings is text all the same
+        column = column.cast(kind.value_type)
+        kind = column.type
     if pa.types.is_timestamp(kind):
         return pc.strftime(column.cast(pa.timestamp("us", tz="UTC")), format=TIME_FORMAT)
     if not for_csv:
@@ -68,8 +74,7 @@ def _plain(column: pa.Array, *, for_csv: bool) -> pa.Array:
     return column
 
 
-def _batches(run_dir: Path) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
-    path = run_dir / STATUS_FILE
+def _batches(path: Path) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
     if not path.is_file():
         raise InputError(f"{path}: missing (has the run written its reports?)")
     try:
@@ -104,16 +109,24 @@ def _write_jsonl(fh: IO[bytes], schema: pa.Schema, batches: Iterator[pa.RecordBa
     return rows
 
 
-def export_status(run_dir: Path, *, fmt: str, out: Path) -> int:
-    """Write RUN_DIR's status table to ``out`` as ``csv`` or ``jsonl``; returns the row count.
+def export_table(run_dir: Path, *, table: str = "status", fmt: str, out: Path) -> int:
+    """Write one of RUN_DIR's tables (:data:`TABLES`) to ``out`` as ``csv`` or ``jsonl``;
+    returns the row count.
 
     The file is written beside ``out`` and renamed into place (0600: it holds subject keys),
-    so a reader never sees half of it. :class:`ConfigError` for an unknown format,
-    :class:`InputError` when status.parquet is missing or unreadable.
+    so a reader never sees half of it. :class:`ConfigError` for an unknown table or format,
+    :class:`InputError` when the table's Parquet file is missing or unreadable.
     """
+    if table not in TABLES:
+        raise ConfigError(f"unknown table {table!r} (choose {', '.join(TABLES)})")
     if fmt not in FORMATS:
         raise ConfigError(f"unknown export format {fmt!r} (choose csv or jsonl)")
-    schema, batches = _batches(run_dir)
+    schema, batches = _batches(run_dir / TABLES[table])
     write = _write_csv if fmt == "csv" else _write_jsonl
     with atomic_file(out) as fh:
         return write(fh, schema, batches)
+
+
+def export_status(run_dir: Path, *, fmt: str, out: Path) -> int:
+    """:func:`export_table` of the status table."""
+    return export_table(run_dir, table="status", fmt=fmt, out=out)

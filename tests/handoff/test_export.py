@@ -1,4 +1,5 @@
-"""dsar export: CSV and JSON Lines round trips, formula-injection escaping, no identities."""
+"""dsar export: CSV and JSON Lines round trips of every table, formula-injection escaping, no
+identities."""
 
 from __future__ import annotations
 
@@ -8,12 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from pipeline.cli import main
 from pipeline.errors import ConfigError, InputError
-from pipeline.export import escape_cell, export_status, unescape_cell
+from pipeline.export import escape_cell, export_status, export_table, unescape_cell
 
 from .rundir import HOSTILE_KEYS, SyntheticRun
 
@@ -113,3 +115,63 @@ def test_export_errors_map_to_exit_codes(
     assert main(argv) == 3
     assert "Traceback" not in capsys.readouterr().err
     assert not (tmp_path / "x.csv").exists()
+
+
+def _plant_hostile_text(run_dir: Path) -> None:
+    """Formula triggers in the text columns of rejects.parquet and products.parquet (the
+    products' message column dictionary-encoded, as other Parquet writers store text)."""
+    for name in ("rejects.parquet", "products.parquet"):
+        table = pq.read_table(run_dir / name)
+        assert table.num_rows >= len(HOSTILE_KEYS)
+        keys = table.column("subject_key").to_pylist()
+        messages = table.column("message").to_pylist()
+        for i, hostile in enumerate(HOSTILE_KEYS):
+            keys[i], messages[i] = hostile, "-" + hostile
+        message = pa.array(messages, pa.string())
+        if name == "products.parquet":
+            message = message.dictionary_encode()
+        table = table.set_column(table.schema.get_field_index("subject_key"), "subject_key",
+                                 pa.array(keys, pa.string()))  # fmt: skip
+        table = table.set_column(table.schema.get_field_index("message"), "message", message)
+        pq.write_table(table, run_dir / name)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+@pytest.mark.parametrize("table", ["status", "rejects", "products"])
+def test_every_table_round_trips_in_both_formats_and_csv_is_formula_safe(
+    run: SyntheticRun, tmp_path: Path, table: str, fmt: str
+) -> None:
+    _plant_hostile_text(run.run_dir)
+    out = tmp_path / f"{table}.{fmt}"
+    argv = ["export", str(run.run_dir), "--table", table, "--format", fmt, "--out", str(out)]
+    assert main(argv) == 0
+    expected = pq.read_table(run.run_dir / f"{table}.parquet").to_pylist()
+    assert expected
+    if fmt == "jsonl":
+        rows = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+        assert rows == [
+            {k: _as_text(v) if isinstance(v, datetime) else v for k, v in r.items()}
+            for r in expected
+        ]
+        return
+    with out.open(newline="", encoding="utf-8") as fh:
+        reader = csv.reader(fh)
+        header = next(reader)
+        cells = list(reader)
+    assert header == list(expected[0])
+    assert not [c for r in cells for c in r if c.startswith(("=", "+", "@", "\t", "\r"))]
+    if table != "status":  # the planted "-..." messages are text: defused, not numbers
+        messages = {r[header.index("message")] for r in cells}
+        assert {"'-" + hostile for hostile in HOSTILE_KEYS} <= messages
+    rows = [dict(zip(header, map(unescape_cell, r), strict=True)) for r in cells]
+    assert rows == [{k: _as_text(v) for k, v in r.items()} for r in expected]
+
+
+def test_an_unknown_table_is_a_usage_error(run: SyntheticRun, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="unknown table"):
+        export_table(run.run_dir, table="journal", fmt="csv", out=tmp_path / "x.csv")
+    with pytest.raises(SystemExit) as exc:
+        main(["export", str(run.run_dir), "--table", "journal", "--out", str(tmp_path / "x")])
+    assert exc.value.code == 2
+    with pytest.raises(InputError, match=r"rejects\.parquet: missing"):
+        export_table(tmp_path / "nowhere", table="rejects", fmt="jsonl", out=tmp_path / "x")
