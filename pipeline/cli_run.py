@@ -200,7 +200,12 @@ def _register_jobs(sub: SubParsers[argparse.ArgumentParser]) -> None:
     ls = jobs.add_parser("list", help="every job of a regulation, all pages")
     ls.add_argument("--regulation", required=True, help="e.g. gdpr, ccpa, cpra_ca_usa")
     ls.add_argument("--status", choices=("submitted", "processing", "complete", "error"))
-    ls.add_argument("--from", dest="from_date", type=_iso_date, help="first day (YYYY-MM-DD)")
+    ls.add_argument(
+        "--from",
+        dest="from_date",
+        type=_iso_date,
+        help="first day (YYYY-MM-DD); the service looks back at most 45 days",
+    )
     ls.add_argument("--to", dest="to_date", type=_iso_date, help="last day (YYYY-MM-DD)")
     ls.add_argument("--out", type=Path, help="write the jobs to this Parquet file")
     ls.add_argument("--json", action="store_true", help="one JSON object per line")

@@ -9,13 +9,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from . import constants
 from .errors import ConfigError
 from .models import JobStatus
 from .regulations import normalize_regulation
@@ -56,6 +57,21 @@ class JobQuery:
             raise ConfigError(f"unknown status {self.status!r}")
 
 
+def check_lookback(query: JobQuery, today: date) -> None:
+    """Refuse a ``--from`` further back than the service lists jobs (45 days before
+    ``today``, UTC) with :class:`ConfigError`: a silent clamp would hand back fewer jobs
+    than were asked for, as if the older ones did not exist."""
+    if query.from_date is None:
+        return
+    earliest = today - timedelta(days=constants.MAX_LOOKBACK_DAYS)
+    if query.from_date < earliest:
+        days = (today - query.from_date).days
+        raise ConfigError(
+            f"--from {query.from_date} is {days} days ago: the Privacy Service lists jobs at "
+            f"most {constants.MAX_LOOKBACK_DAYS} days back (earliest --from today: {earliest})"
+        )
+
+
 def _row(job: JobSummary, regulation: str) -> dict[str, Any]:
     return {
         "job_id": job.job_id,
@@ -70,9 +86,18 @@ def _row(job: JobSummary, regulation: str) -> dict[str, Any]:
 
 
 def list_jobs(
-    query: JobQuery, settings: Settings, *, workspace: Path, env: Mapping[str, str]
+    query: JobQuery,
+    settings: Settings,
+    *,
+    workspace: Path,
+    env: Mapping[str, str],
+    today: date | None = None,
 ) -> list[dict[str, Any]]:
-    """Every job of ``query`` (all pages; date ranges split into windows of at most 30 days)."""
+    """Every job of ``query`` (all pages; date ranges split into windows of at most 30 days).
+
+    A ``from_date`` older than the service's 45-day look-back (counted from ``today``,
+    default the current UTC day) is refused before any call: see :func:`check_lookback`."""
+    check_lookback(query, today or datetime.now(UTC).date())
     regulation = normalize_regulation(query.regulation)
 
     async def main() -> list[dict[str, Any]]:

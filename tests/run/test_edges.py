@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.cli import main
+from pipeline.errors import ConfigError
+from pipeline.jobs import JobQuery, check_lookback
 from tests.run.conftest import run_cli, write_config, write_subjects
 
 CREDENTIAL_VARS = (
@@ -151,3 +154,33 @@ def test_json_log_format_writes_only_json_lines_ending_with_one_summary(
     assert "holds no run journal" in error["msg"]
     assert main(["resume", "--all", str(tmp_path / "in.csv"), *json_flags]) == 2
     assert _json_lines(capfd.readouterr().err)[0]["exit_code"] == 2
+
+
+def test_the_45_day_lookback_of_jobs_list_is_counted_in_utc_days() -> None:
+    today = date(2026, 3, 31)
+    check_lookback(JobQuery(regulation="gdpr"), today)  # no dates: the service's 7 days
+    edge = date(2026, 2, 14)  # 45 days before
+    check_lookback(JobQuery(regulation="gdpr", from_date=edge, to_date=today), today)
+    older = JobQuery(regulation="gdpr", from_date=edge - timedelta(days=1), to_date=edge)
+    with pytest.raises(ConfigError, match=r"46 days ago.*at most 45 days back.*2026-02-14"):
+        check_lookback(older, today)
+
+
+def test_jobs_list_refuses_a_from_date_past_the_lookback_before_any_call(
+    tmp_path: Path, emulator_factory: Any, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    emu = emulator_factory()
+    today = datetime.now(UTC).date()
+
+    def jobs_list(first: date) -> list[str]:
+        last = first + timedelta(days=10)
+        return ["jobs", "list", "--regulation", "gdpr", "--json",
+                "--from", first.isoformat(), "--to", last.isoformat()]  # fmt: skip
+
+    assert run_cli(jobs_list(today - timedelta(days=60)), emu.env, monkeypatch) == 2
+    err = capsys.readouterr().err
+    assert "60 days ago" in err
+    assert "at most 45 days back" in err
+    assert emu.stats()["requests"] == {}  # refused before a token was asked for
+    assert run_cli(jobs_list(today - timedelta(days=40)), emu.env, monkeypatch) == 0
+    assert emu.stats()["requests"]
