@@ -114,7 +114,11 @@ def _register_resume(sub: SubParsers[argparse.ArgumentParser]) -> None:
         "resume",
         help="continue a run from its journal (after a crash, the daily cap, --no-wait)",
         description="Continue RUN_DIR; with --all, advance every unfinished run of WORKSPACE "
-        "(the one line a cron job needs).",
+        "(the one line a cron job needs). The run keeps the settings it was planned with; "
+        "--config F may change how it is driven (api timeouts and retries, limits other than "
+        "users_per_request, poll) for this invocation, and is refused (exit 2) when it "
+        "changes anything that shaped the plan (job, input, limits.users_per_request, "
+        "api.base_url, output).",
     )
     p.add_argument("path", type=Path, metavar="RUN_DIR", help="run directory (or WORKSPACE)")
     p.add_argument("--all", action="store_true", help="PATH is a workspace: resume every run")
@@ -128,12 +132,13 @@ def _cmd_resume(args: argparse.Namespace) -> int:
     if args.all:
         if not args.path.is_dir():
             raise ConfigError(f"{args.path}: not a workspace directory")
-        outcomes = resume_all(args.path, env=os.environ, options=options)
+        outcomes = resume_all(args.path, env=os.environ, options=options, config=args.config)
         if not outcomes:
             say(args.log_format, "no unfinished run in the workspace")
             return 0
         return max(_print_outcome(o, args) for o in outcomes)
-    return _print_outcome(resume_run(args.path, env=os.environ, options=options), args)
+    outcome = resume_run(args.path, env=os.environ, options=options, config=args.config)
+    return _print_outcome(outcome, args)
 
 
 def _register_retry(sub: SubParsers[argparse.ArgumentParser]) -> None:
@@ -141,7 +146,9 @@ def _register_retry(sub: SubParsers[argparse.ArgumentParser]) -> None:
         "retry",
         help="resubmit the subjects whose jobs ended in error (a new attempt)",
         description="Plan a new attempt, with a new user key, for every job of RUN_DIR that "
-        "ended in error, linked to it in the journal; then drive the run.",
+        "ended in error, linked to it in the journal; then drive the run. With no job in "
+        "error it says so and exits 0 (4 when the run has work pending) without any API "
+        "call. --config is checked as for resume.",
     )
     p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     add_common(p)
@@ -151,7 +158,9 @@ def _register_retry(sub: SubParsers[argparse.ArgumentParser]) -> None:
 
 def _cmd_retry(args: argparse.Namespace) -> int:
     options = _options(args)
-    outcome = resume_run(args.run_dir, env=os.environ, options=options, retry_errors=True)
+    outcome = resume_run(
+        args.run_dir, env=os.environ, options=options, retry_errors=True, config=args.config
+    )
     return _print_outcome(outcome, args)
 
 

@@ -35,6 +35,7 @@ from .ledger import Ledger
 from .planning import plan_input
 from .progress import ProgressReporter
 from .reports import REJECTS_FILE, STATUS_FILE, write_reports
+from .resume_settings import resume_settings
 from .runstate import RunContext, RunOptions
 from .settings import Settings, load_settings
 from .target import Target, api_target
@@ -238,9 +239,12 @@ def resume_run(
     env: Mapping[str, str],
     options: RunOptions | None = None,
     retry_errors: bool = False,
+    config: Path | None = None,
 ) -> RunOutcome:
     """Drive an existing run from its journal (``dsar resume``; ``dsar retry`` with
-    ``retry_errors``, which first plans new attempts for the jobs that ended in error)."""
+    ``retry_errors``, which first plans new attempts for the jobs that ended in error).
+    ``config`` may change how the run is driven, not what was planned: see
+    :mod:`pipeline.resume_settings`."""
     if not (run_dir / JOURNAL_FILE).exists():
         raise ConfigError(f"{run_dir} holds no run journal")
     options = options or RunOptions(env=env)
@@ -248,7 +252,7 @@ def resume_run(
         if not journal.has_plan:
             raise JournalError(f"{run_dir}: the run was killed while planning; start it again")
         info = journal.run_info()
-        settings = settings_from_snapshot(info.meta.settings, env)
+        settings = resume_settings(info.meta.settings, env, config)
         if retry_errors:
             batches = journal.plan_retry(
                 datetime.now(UTC), users_per_batch=settings.limits.users_per_request
@@ -268,17 +272,33 @@ def resume_run(
 
 
 def resume_all(
-    workspace: Path, *, env: Mapping[str, str], options: RunOptions | None = None
+    workspace: Path,
+    *,
+    env: Mapping[str, str],
+    options: RunOptions | None = None,
+    config: Path | None = None,
 ) -> list[RunOutcome]:
-    """Advance every unfinished run of ``workspace`` in turn (the cron entry point)."""
-    outcomes = []
+    """Advance every unfinished run of ``workspace`` in turn (the cron entry point).
+
+    With ``config``, every run is checked first: if the config changes what any run may not
+    change, nothing is driven (:class:`ConfigError` naming each such run)."""
+    run_dirs = []
+    refusals = []
     for journal_path in sorted(workspace.glob(f"*/{JOURNAL_FILE}")):
         run_dir = journal_path.parent
         with Journal.open(run_dir) as journal:
             if not journal.has_plan or journal.run_info().state == RunState.FINISHED:
                 continue
-        outcomes.append(resume_run(run_dir, env=env, options=options))
-    return outcomes
+            snapshot = journal.run_info().meta.settings
+        run_dirs.append(run_dir)
+        if config is not None:
+            try:
+                resume_settings(snapshot, env, config)
+            except ConfigError as exc:
+                refusals.append(f"{run_dir}: {exc}")
+    if refusals:
+        raise ConfigError(" | ".join(refusals))
+    return [resume_run(d, env=env, options=options, config=config) for d in run_dirs]
 
 
 def _drive(journal: Journal, run_dir: Path, target: Target, options: RunOptions) -> RunOutcome:
