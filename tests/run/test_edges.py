@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.cli import main
+from pipeline.emulator import EmulatorConfig
 from pipeline.errors import ConfigError
 from pipeline.jobs import JobQuery, check_lookback
 from tests.run.conftest import run_cli, write_config, write_subjects
@@ -184,3 +185,39 @@ def test_jobs_list_refuses_a_from_date_past_the_lookback_before_any_call(
     assert emu.stats()["requests"] == {}  # refused before a token was asked for
     assert run_cli(jobs_list(today - timedelta(days=40)), emu.env, monkeypatch) == 0
     assert emu.stats()["requests"]
+
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def _readme_section(title: str) -> str:
+    text = README.read_text(encoding="utf-8")
+    start = text.index(title)
+    return text[start : text.index("\n## ", start)]
+
+
+def test_the_readme_example_points_dsar_at_a_dsar_emulator(
+    tmp_path: Path, emulator_factory: Any, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    emu = emulator_factory()
+    section = _readme_section("**Pointing dsar at `dsar emulator`.**")
+    toml = section.split("```toml\n", 1)[1].split("```", 1)[0]
+    port = emu.server.base_url.split(":")[2].split("/")[0]
+    config = tmp_path / "emulator-target.toml"
+    config.write_text(toml.replace("8765", port), encoding="utf-8")
+    for var in CREDENTIAL_VARS:
+        monkeypatch.delenv(var, raising=False)
+    for var in ("ADOBE_CLIENT_ID", "ADOBE_CLIENT_SECRET", "ADOBE_ORG_ID"):
+        monkeypatch.setenv(var, emu.env[var])
+    argv = ["jobs", "list", "--regulation", "gdpr", "--config", str(config)]
+    assert main([*argv, "--workspace", str(tmp_path / "ws")]) == 0
+    assert emu.stats()["requests"]  # the emulator answered (token and list)
+    assert not (tmp_path / "ws" / "emulator.sqlite").exists()  # not the embedded one
+    shell = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    assert f"DSAR_API_BASE_URL={emu.server.base_url.replace(port, '8765')}" in shell
+    assert f"DSAR_IMS_URL={emu.server.ims_url.replace(port, '8765')}" in shell
+    default_client = EmulatorConfig().clients[0]  # what `dsar emulator` serves without ADOBE_*
+    assert f"ADOBE_CLIENT_ID={default_client.client_id}" in shell
+    assert f"ADOBE_ORG_ID={default_client.org_id}" in shell
+    jobs_list = next(line for line in README.read_text().splitlines() if "`dsar jobs list" in line)
+    assert "45 days" in jobs_list
