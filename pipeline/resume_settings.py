@@ -104,15 +104,13 @@ def setting_changes(journalled: Settings, new: Settings) -> list[SettingChange]:
     ]
 
 
-def resume_settings(
-    snapshot: Mapping[str, Any], env: Mapping[str, str], config: Path | None = None
-) -> Settings:
-    """The settings to drive a run with: its journalled ``snapshot``, today's credentials from
-    ``env``, and what ``config`` may change laid over them (see the module docstring)."""
+def _laid_over(
+    snapshot: Mapping[str, Any], env: Mapping[str, str], config: Path | None
+) -> tuple[Settings, list[SettingChange]]:
     overrides = {section: dict(body) for section, body in snapshot.items()}
     journalled = load_settings(None, env=env, overrides=overrides)
     if config is None:
-        return journalled
+        return journalled, []
     for section, body in config_keys(config).items():
         overrides.setdefault(section, {}).update(body)
     new = load_settings(None, env=env, overrides=overrides)
@@ -123,6 +121,21 @@ def resume_settings(
             f"{config} changes settings a planned run keeps (start a new run to use them): "
             + "; ".join(c.describe(config) for c in refused)
         )
+    return new, changes
+
+
+def check_resume_config(snapshot: Mapping[str, Any], env: Mapping[str, str], config: Path) -> None:
+    """Raise :class:`ConfigError` when ``config`` changes a key the run of ``snapshot`` keeps."""
+    _laid_over(snapshot, env, config)
+
+
+def resume_settings(
+    snapshot: Mapping[str, Any], env: Mapping[str, str], config: Path | None = None
+) -> Settings:
+    """The settings to drive a run with: its journalled ``snapshot``, today's credentials from
+    ``env``, and what ``config`` may change laid over them (see the module docstring); each
+    change is logged."""
+    settings, changes = _laid_over(snapshot, env, config)
     for change in changes:
         log.info(
             "resume: %s %s -> %s (from %s, for this invocation)",
@@ -131,4 +144,4 @@ def resume_settings(
             _shown(change.new),
             config,
         )
-    return new
+    return settings

@@ -35,7 +35,7 @@ from .ledger import Ledger
 from .planning import plan_input
 from .progress import ProgressReporter
 from .reports import REJECTS_FILE, STATUS_FILE, write_reports
-from .resume_settings import resume_settings
+from .resume_settings import check_resume_config, resume_settings
 from .runstate import RunContext, RunOptions
 from .settings import Settings, load_settings
 from .target import Target, api_target
@@ -287,13 +287,15 @@ def resume_all(
     for journal_path in sorted(workspace.glob(f"*/{JOURNAL_FILE}")):
         run_dir = journal_path.parent
         with Journal.open(run_dir) as journal:
-            if not journal.has_plan or journal.run_info().state == RunState.FINISHED:
+            if not journal.has_plan:
                 continue
-            snapshot = journal.run_info().meta.settings
+            info = journal.run_info()
+        if info.state == RunState.FINISHED:
+            continue
         run_dirs.append(run_dir)
         if config is not None:
             try:
-                resume_settings(snapshot, env, config)
+                check_resume_config(info.meta.settings, env, config)
             except ConfigError as exc:
                 refusals.append(f"{run_dir}: {exc}")
     if refusals:

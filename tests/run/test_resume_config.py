@@ -97,6 +97,7 @@ def test_resume_all_with_a_config_checks_every_run_before_driving_any(
     assert emu.stats()["jobs_created"] == 0  # not even the run the config suits
     faster = write_config(tmp_path / "fast.toml", poll={"interval_s": 0.1})
     assert run_cli(["resume", "--all", ws, "--config", str(faster)], emu.env, monkeypatch) == 0
+    assert capsys.readouterr().err.count("resume: poll.interval_s 0.2 -> 0.1") == 2  # each run
     assert _summary(gdpr)["state"] == _summary(ccpa)["state"] == "finished"
     assert emu.stats()["jobs_created"] == 100
 
