@@ -124,9 +124,19 @@ def _laid_over(
     return new, changes
 
 
-def check_resume_config(snapshot: Mapping[str, Any], env: Mapping[str, str], config: Path) -> None:
-    """Raise :class:`ConfigError` when ``config`` changes a key the run of ``snapshot`` keeps."""
-    _laid_over(snapshot, env, config)
+def check_resume_configs(
+    runs: Mapping[Path, Mapping[str, Any]], env: Mapping[str, str], config: Path
+) -> None:
+    """Check ``config`` against every run (run directory -> journalled snapshot) at once:
+    :class:`ConfigError` naming each run it would be refused for, on one line."""
+    refusals = []
+    for run_dir, snapshot in runs.items():
+        try:
+            _laid_over(snapshot, env, config)
+        except ConfigError as exc:
+            refusals.append(f"{run_dir}: {exc}")
+    if refusals:
+        raise ConfigError(" | ".join(refusals))
 
 
 def resume_settings(

@@ -35,7 +35,7 @@ from .ledger import Ledger
 from .planning import plan_input
 from .progress import ProgressReporter
 from .reports import REJECTS_FILE, STATUS_FILE, write_reports
-from .resume_settings import check_resume_config, resume_settings
+from .resume_settings import check_resume_configs, resume_settings
 from .runstate import RunContext, RunOptions
 from .settings import Settings, load_settings
 from .target import Target, api_target
@@ -278,29 +278,17 @@ def resume_all(
     options: RunOptions | None = None,
     config: Path | None = None,
 ) -> list[RunOutcome]:
-    """Advance every unfinished run of ``workspace`` in turn (the cron entry point).
-
-    With ``config``, every run is checked first: if the config changes what any run may not
-    change, nothing is driven (:class:`ConfigError` naming each such run)."""
-    run_dirs = []
-    refusals = []
+    """Advance every unfinished run of ``workspace`` in turn (the cron entry point). With
+    ``config``, every run is checked before any is driven (:func:`check_resume_configs`)."""
+    runs: dict[Path, Mapping[str, Any]] = {}
     for journal_path in sorted(workspace.glob(f"*/{JOURNAL_FILE}")):
-        run_dir = journal_path.parent
-        with Journal.open(run_dir) as journal:
-            if not journal.has_plan:
-                continue
-            info = journal.run_info()
-        if info.state == RunState.FINISHED:
-            continue
-        run_dirs.append(run_dir)
-        if config is not None:
-            try:
-                check_resume_config(info.meta.settings, env, config)
-            except ConfigError as exc:
-                refusals.append(f"{run_dir}: {exc}")
-    if refusals:
-        raise ConfigError(" | ".join(refusals))
-    return [resume_run(d, env=env, options=options, config=config) for d in run_dirs]
+        with Journal.open(journal_path.parent) as journal:
+            info = journal.run_info() if journal.has_plan else None
+        if info is not None and info.state != RunState.FINISHED:
+            runs[journal_path.parent] = info.meta.settings
+    if config is not None:
+        check_resume_configs(runs, env, config)
+    return [resume_run(d, env=env, options=options, config=config) for d in runs]
 
 
 def _drive(journal: Journal, run_dir: Path, target: Target, options: RunOptions) -> RunOutcome:
