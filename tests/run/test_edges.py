@@ -146,6 +146,10 @@ def test_json_log_format_writes_only_json_lines_ending_with_one_summary(
     out, err = capfd.readouterr()
     assert _json_lines(out)[-1]["msg"].startswith("nothing to retry")
     _json_lines(err)
+    assert run_cli(["resume", "--all", str(ws), *json_flags], emu.env, monkeypatch) == 0
+    out, err = capfd.readouterr()
+    assert out == ""
+    assert _json_lines(err)[-1]["msg"] == "no unfinished run in the workspace"
     assert main(["resume", str(tmp_path / "nowhere"), *json_flags]) == 2
     out, err = capfd.readouterr()
     assert out == ""
