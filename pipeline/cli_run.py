@@ -57,6 +57,7 @@ def _options(args: argparse.Namespace) -> RunOptions:
         no_wait=args.no_wait,
         max_runtime_s=args.max_runtime,
         redact_keys=args.redact_keys,
+        plain_progress=args.log_format == "json",
         env=dict(os.environ),
         reconcile=os.environ.get("DSAR_UNSAFE_NO_RECONCILE") != "1",
     )

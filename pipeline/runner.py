@@ -320,7 +320,7 @@ def _drive(journal: Journal, run_dir: Path, target: Target, options: RunOptions)
                     last_extra = dict(extra)
                     publish(journal, run_dir, options=options, extra=last_extra)
 
-                with ProgressReporter() as reporter:
+                with ProgressReporter(force_plain=options.plain_progress) as reporter:
                     return await drive(ctx, run_dir, checkpoint=checkpoint, reporter=reporter)
             finally:
                 ledger.close()

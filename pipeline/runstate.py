@@ -27,6 +27,7 @@ class RunOptions:
     no_wait: bool = False
     max_runtime_s: float | None = None
     poll_interval_s: float | None = None  # None: the run's poll.interval_s
+    plain_progress: bool = False  # log lines, never bars (--log-format json)
     checkpoint_every_s: float = 10.0
     redact_keys: bool = False  # report.html shows keyed hashes instead of subject keys
     env: Mapping[str, str] = field(default_factory=dict)  # for DSAR_KEY_SECRET

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -189,6 +191,28 @@ def test_jobs_list_refuses_a_from_date_past_the_lookback_before_any_call(
     assert emu.stats()["requests"] == {}  # refused before a token was asked for
     assert run_cli(jobs_list(today - timedelta(days=40)), emu.env, monkeypatch) == 0
     assert emu.stats()["requests"]
+
+
+class _Terminal(io.StringIO):
+    """A stream that says it is a terminal (where progress would draw bars)."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_json_log_format_on_a_terminal_draws_no_progress_bars(
+    tmp_path: Path, emulator_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    emu = emulator_factory(simulation={"product_error_rate": 0.0})
+    write_subjects(tmp_path / "in.csv", 20, actions=("delete",))
+    cfg = write_config(tmp_path / "c.toml")
+    argv = ["run", str(tmp_path / "in.csv"), "--config", str(cfg),
+            "--workspace", str(tmp_path / "ws"), "--log-format", "json"]  # fmt: skip
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert run_cli(argv, emu.env, monkeypatch) == 0
+    records = _json_lines(terminal.getvalue())
+    assert any(r["logger"] == "dsar.progress" for r in records)
 
 
 README = Path(__file__).resolve().parents[2] / "README.md"
