@@ -48,7 +48,9 @@ MAY_CHANGE = frozenset(
         "poll.page_size",
     }
 )
-_SECTIONS = ("api", "job", "input", "limits", "poll", "output")
+# every section but the credentials (never journalled); a key added later may not change
+# on resume until it is listed above
+_SECTIONS = tuple(f.name for f in dataclasses.fields(Settings) if f.name != "credentials")
 
 
 @dataclass(frozen=True, kw_only=True)
