@@ -81,6 +81,7 @@ def settings_snapshot(settings: Settings) -> dict[str, Any]:
     """The settings without credentials, JSON-ready, with an absolute workspace."""
     data = dataclasses.asdict(settings)
     data.pop("credentials")
+    data.pop("explicit")
     data["output"]["workspace"] = str(Path(settings.output.workspace).resolve())
     return data
 
@@ -124,7 +125,7 @@ def start_run(
     make_private_dir(run_dir)
     try:
         return _start(input_path, settings, env, run_dir, run_id, options, dry_run, confirm)
-    except InputError:
+    except (InputError, ConfigError):  # nothing planned: leave no run directory behind
         _discard_unplanned(run_dir)
         raise
 
