@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 import pyarrow as pa
 
@@ -135,49 +136,71 @@ def _org_ids(path: Path, contexts: Any) -> tuple[str, ...]:
 
 
 def _rows(path: Path, users: list[Any], regulation: Any) -> pa.Table:
-    rows: dict[str, list[str | None]] = {name: [] for name in JSON_COLUMNS}
+    """One row per identity; a user's key and action are stored once and repeated by index."""
+    keys: list[Any] = []
+    actions: list[Any] = []
+    owners: list[int] = []
+    namespaces: list[Any] = []
+    values: list[Any] = []
+    types: list[Any] = []
     for position, user in enumerate(users):
         if not isinstance(user, dict):
             raise InputError(f"{path}: users[{position}] is not an object")
-        extra = sorted(k for k in user if k not in USER_KEYS)
-        if extra:
+        if not user.keys() <= USER_KEYS:
+            extra = sorted(str(k) for k in user if k not in USER_KEYS)
             raise InputError(
                 f"{path}: users[{position}] has the key {_name(extra[0])}, which dsar does not"
                 f" understand (a user has {', '.join(sorted(USER_KEYS))})"
             )
-        key = user.get("key")
-        actions = user.get("action")
-        action = "+".join(str(a) for a in actions) if isinstance(actions, list) else actions
+        keys.append(user.get("key"))
+        action = user.get("action")
+        actions.append("+".join(str(a) for a in action) if isinstance(action, list) else action)
         ids = user.get("userIDs")
         entries = ids if isinstance(ids, list) and ids else [{}]
         for number, entry in enumerate(entries):
-            entry = entry if isinstance(entry, dict) else {}
-            _check_identity(path, f"users[{position}].userIDs[{number}]", entry)
-            for name, value in (
-                ("subject_key", key),
-                ("namespace", entry.get("namespace")),
-                ("value", entry.get("value")),
-                ("type", entry.get("type")),
-                ("action", action),
-                ("regulation", regulation),
-            ):
-                rows[name].append(None if value is None else str(value))
-    return pa.table({name: pa.array(values, pa.string()) for name, values in rows.items()})
+            if not isinstance(entry, dict):
+                entry = {}
+            elif not entry.keys() <= _PLAIN_IDENTITY:
+                _check_identity(path, f"users[{position}].userIDs[{number}]", entry)
+            namespaces.append(entry.get("namespace"))
+            values.append(entry.get("value"))
+            types.append(entry.get("type"))
+            owners.append(position)
+    owner = pa.array(owners, pa.int64())
+    columns = {
+        "subject_key": _strings(keys).take(owner),
+        "namespace": _strings(namespaces),
+        "value": _strings(values),
+        "type": _strings(types),
+        "action": _strings(actions).take(owner),
+        "regulation": _strings([regulation]).take(pa.array(np.zeros(len(owners), np.int64))),
+    }
+    return pa.table([columns[name] for name in JSON_COLUMNS], names=list(JSON_COLUMNS))
+
+
+_PLAIN_IDENTITY = frozenset({"namespace", "value", "type"})
+
+
+def _strings(items: list[Any]) -> pa.Array:
+    """``items`` as strings: JSON strings as they are, numbers and others in their text form."""
+    try:
+        return pa.array(items, pa.string())
+    except (pa.ArrowTypeError, pa.ArrowInvalid):  # a number where a string belongs
+        return pa.array([None if v is None else str(v) for v in items], pa.string())
 
 
 def _check_identity(path: Path, where: str, entry: dict[str, Any]) -> None:
-    if len(entry) > 3 or not entry.keys() <= {"namespace", "value", "type"}:
-        extra = sorted(k for k in entry if k not in IDENTITY_KEYS)
-        if extra:
-            raise InputError(
-                f"{path}: {where} has the key {_name(extra[0])}, which dsar does not understand"
-                f" (an identity has {', '.join(sorted(IDENTITY_KEYS))})"
-            )
-        if entry.get("isDeletedClientSide", False) is not False:
-            raise InputError(
-                f"{path}: {where}.isDeletedClientSide is set; dsar does not send it, so it"
-                " refuses the file rather than drop it"
-            )
+    extra = sorted(str(k) for k in entry if k not in IDENTITY_KEYS)
+    if extra:
+        raise InputError(
+            f"{path}: {where} has the key {_name(extra[0])}, which dsar does not understand"
+            f" (an identity has {', '.join(sorted(IDENTITY_KEYS))})"
+        )
+    if entry.get("isDeletedClientSide", False) is not False:
+        raise InputError(
+            f"{path}: {where}.isDeletedClientSide is set; dsar does not send it, so it"
+            " refuses the file rather than drop it"
+        )
 
 
 def job_settings_for(upload: Upload, settings: Settings, where: str) -> Settings:
