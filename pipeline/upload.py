@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,8 +81,14 @@ def read_upload(path: Path) -> Upload:
     return Upload(options=options, org_ids=org_ids, rows=_rows(path, users, doc.get("regulation")))
 
 
+_FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+
+
 def _name(key: object) -> str:
-    return repr(str(key)[:64])
+    """``key`` quoted when it looks like a field or product name; a malformed file might use an
+    identity value as a key, and messages never show one."""
+    text = str(key)
+    return repr(text) if _FIELD_NAME.fullmatch(text) else "(not shown: not a plain name)"
 
 
 def _option(path: Path, key: str, value: Any) -> Any:

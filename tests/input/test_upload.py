@@ -138,6 +138,7 @@ def test_what_the_file_asks_for_and_dsar_cannot_honour_is_input_error(
     ("user", "needle"),
     [
         (_user("C", "c@example.com", requestId="r-1"), "users[2] has the key 'requestId'"),
+        ({"key": "C", "c@example.com": ["access"]}, "users[2] has the key (not shown"),
         (
             {"key": "C", "action": ["access"], "userIDs": [{"namespace": "email", "x": 1}]},
             "users[2].userIDs[0] has the key 'x'",
