@@ -191,7 +191,7 @@ def _plan(
             input_rows=plan.summary.rows,
             config_digest=settings.digest(),
             tool_version=__version__,
-            settings=settings_snapshot(settings),
+            settings=settings_snapshot(plan.settings),  # with a JSON upload's request options
             org_id=org_id,
         )
         jobs = journal.write_plan(meta, plan.batches(), rejects_count=0)

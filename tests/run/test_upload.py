@@ -13,6 +13,7 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
+from pipeline.journal import Journal
 from tests.helpers.recorder import recording_proxy
 from tests.privacy import scan as privacy
 from tests.run.conftest import run_cli, write_config
@@ -52,6 +53,9 @@ def test_the_upload_files_products_are_the_products_the_service_receives(
     (run_dir,) = [d for d in (tmp_path / "ws").iterdir() if d.is_dir()]
     products = pq.read_table(run_dir / "products.parquet", columns=["product"])
     assert set(products.column("product").to_pylist()) == {"Analytics", "AudienceManager"}
+    with Journal.open(run_dir) as journal:  # the run's recorded settings say what was asked
+        recorded = journal.run_info().meta.settings["job"]
+    assert recorded["include"] == ["Analytics", "AudienceManager"]
 
 
 def test_the_upload_files_priority_expand_ids_and_merge_policy_reach_the_post_body(
