@@ -39,6 +39,7 @@ import pyarrow.parquet as pq
 
 from .batching import Batcher, BatchFrame
 from .columns import Layout, resolve_layout
+from .constants import DEPRECATED_REGULATIONS
 from .errors import InputError
 from .keys import DEFAULT_KEY_SECRET
 from .merge import Merged, merge_partition
@@ -46,6 +47,7 @@ from .models import PlannedBatch
 from .settings import Settings
 from .sources import open_source
 from .spill import SpillWriter, read_partition, split_by_bucket
+from .upload import job_settings_for
 from .validate import CELL_SCHEMA, REJECT_SCHEMA, IdentityKinds, Normalised, normalise_batch
 
 log = logging.getLogger("dsar.input")
@@ -217,6 +219,8 @@ def plan_input(
     """
     env = os.environ if env is None else env
     source = open_source(path, delimiter=settings.input.delimiter)
+    if source.upload is not None:
+        settings = job_settings_for(source.upload, settings, str(path))
     layout = resolve_layout(
         source.columns,
         settings.input,
@@ -250,7 +254,10 @@ def plan_input(
         raise InputError(f"{path}: no data rows (header only)")
     for regulation, rows in summary.deprecated_regulations.items():
         log.warning(
-            "regulation %r is deprecated: %d row(s) mapped to its current value", regulation, rows
+            "regulation %r is deprecated: %d row(s) mapped to %r",
+            regulation,
+            rows,
+            DEPRECATED_REGULATIONS[regulation],
         )
     return plan
 

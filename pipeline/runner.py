@@ -93,6 +93,7 @@ def settings_snapshot(settings: Settings) -> dict[str, Any]:
     """The settings without credentials, JSON-ready, with an absolute workspace."""
     data = dataclasses.asdict(settings)
     data.pop("credentials")
+    data.pop("explicit")
     data["output"]["workspace"] = str(Path(settings.output.workspace).resolve())
     return data
 
@@ -136,7 +137,7 @@ def start_run(
     make_private_dir(run_dir)
     try:
         return _start(input_path, settings, env, run_dir, run_id, options, dry_run, confirm)
-    except InputError:
+    except (InputError, ConfigError):  # nothing planned: leave no run directory behind
         _discard_unplanned(run_dir)
         raise
 
@@ -205,7 +206,7 @@ def _plan(
             input_rows=plan.summary.rows,
             config_digest=settings.digest(),
             tool_version=__version__,
-            settings=settings_snapshot(settings),
+            settings=settings_snapshot(plan.settings),  # with a JSON upload's request options
             org_id=org_id,
         )
         # every row rejected: the plan is empty, and the run (with its rejects) is kept

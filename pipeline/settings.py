@@ -150,10 +150,14 @@ class Settings:
     poll: PollSettings = field(default_factory=PollSettings)
     output: OutputSettings = field(default_factory=OutputSettings)
     credentials: Credentials = field(default_factory=Credentials)
+    # "section.key" of every setting given by the TOML file, the environment or a flag rather
+    # than by its default (a JSON upload's request options may only replace defaults)
+    explicit: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
 
     def digest(self) -> str:
         """sha256 of the settings without credentials: the config digest of reports."""
         data = dataclasses.asdict(dataclasses.replace(self, credentials=Credentials()))
+        data.pop("explicit")
         blob = json.dumps(data, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()
 
@@ -254,4 +258,5 @@ def load_settings(
     sections = {
         name: _build_section(name, cls, raw.get(name, {})) for name, cls in _SECTIONS.items()
     }
-    return Settings(credentials=_credentials(env), **sections)
+    explicit = frozenset(f"{section}.{key}" for section, body in raw.items() for key in body)
+    return Settings(credentials=_credentials(env), explicit=explicit, **sections)

@@ -2,9 +2,9 @@
 
 Reads CSV (pyarrow's streaming reader: UTF-8 with or without BOM, delimiter detected or
 configured, CRLF, quoted newlines), Parquet (``ParquetFile.iter_batches``) and the JSON upload
-format of the Privacy Service UI (a ``users`` array shaped like a POST /jobs body). Every column
-arrives as a string column, so that later stages see one type. Memory is bounded by the batch
-size, not the file size (JSON upload files, small by nature, are read whole).
+format of the Privacy Service UI (:mod:`pipeline.upload`). Every column arrives as a string
+column, so that later stages see one type. Memory is bounded by the batch size, not the file
+size (JSON upload files, small by nature, are read whole when opened).
 
 Row numbers (``input_row``) are 0-based data rows: the header is not a row, a quoted newline
 does not start one. For the JSON upload format a row is one ``userIDs`` entry in file order (a
@@ -18,22 +18,21 @@ import io
 import re
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
 from .errors import InputError
+from .upload import JSON_COLUMNS, Upload, read_upload
 
 _DELIMITERS = ",;\t|"
 # The streaming CSV reader reads ahead about 30 blocks on its threads: a small block keeps that
 # bounded (~40 MB); small batches are then joined up to ``batch_rows`` rows.
 CSV_BLOCK_BYTES = 1 << 20
-JSON_COLUMNS = ("subject_key", "namespace", "value", "type", "action", "regulation")
 
 
 @dataclass(frozen=True)
@@ -44,14 +43,15 @@ class Source:
     format: str  # "csv" | "parquet" | "json"
     columns: tuple[str, ...]
     delimiter: str | None = None
-    estimated_rows: int = 0  # exact for Parquet, from the first 64 KiB for CSV
+    estimated_rows: int = 0  # exact for Parquet and JSON, from the first 64 KiB for CSV
+    upload: Upload | None = field(default=None, repr=False, compare=False)  # JSON: parsed whole
 
     def batches(self, batch_rows: int) -> Iterator[pa.RecordBatch]:
         """Record batches whose columns are all strings, in file order."""
         if self.format == "parquet":
             return _parquet_batches(self.path, batch_rows)
-        if self.format == "json":
-            return _json_batches(self.path, batch_rows)
+        if self.upload is not None:
+            return iter(self.upload.rows.to_batches(max_chunksize=batch_rows))
         return _csv_batches(self, batch_rows)
 
 
@@ -76,7 +76,9 @@ def open_source(path: Path, *, delimiter: str | None = None) -> Source:
             raise InputError(f"{path}: not a readable Parquet file ({_first_line(exc)})") from None
         return _named_once(Source(path, "parquet", names, estimated_rows=rows))
     if suffix == ".json" or head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{"):
-        return Source(path, "json", JSON_COLUMNS, estimated_rows=path.stat().st_size // 64)
+        upload = read_upload(path)
+        rows = upload.rows.num_rows
+        return Source(path, "json", JSON_COLUMNS, estimated_rows=rows, upload=upload)
     kind = _not_text(head)
     if kind:
         raise InputError(f"{path}: {kind}, not a CSV, Parquet or JSON table")
@@ -276,36 +278,3 @@ def as_strings(column: pa.Array) -> pa.Array:
         as_int = pc.if_else(whole, column, pa.scalar(None, kind)).cast(pa.int64(), safe=False)
         return pc.coalesce(as_int.cast(pa.string()), column.cast(pa.string()))
     return column.cast(pa.string())
-
-
-def _json_batches(path: Path, batch_rows: int) -> Iterator[pa.RecordBatch]:
-    try:
-        doc = orjson.loads(path.read_bytes().removeprefix(b"\xef\xbb\xbf"))
-    except (OSError, orjson.JSONDecodeError) as exc:
-        raise InputError(f"{path}: not a readable JSON file ({_first_line(exc)})") from None
-    users = doc.get("users") if isinstance(doc, dict) else None
-    if not isinstance(users, list):
-        raise InputError(f"{path}: a JSON input needs a 'users' array (the POST /jobs shape)")
-    regulation = doc.get("regulation")
-    rows: dict[str, list[str | None]] = {name: [] for name in JSON_COLUMNS}
-    for position, user in enumerate(users):
-        if not isinstance(user, dict):
-            raise InputError(f"{path}: users[{position}] is not an object")
-        key = user.get("key")
-        actions = user.get("action")
-        action = "+".join(str(a) for a in actions) if isinstance(actions, list) else actions
-        ids = user.get("userIDs")
-        entries = ids if isinstance(ids, list) and ids else [{}]
-        for entry in entries:
-            entry = entry if isinstance(entry, dict) else {}
-            for name, value in (
-                ("subject_key", key),
-                ("namespace", entry.get("namespace")),
-                ("value", entry.get("value")),
-                ("type", entry.get("type")),
-                ("action", action),
-                ("regulation", regulation),
-            ):
-                rows[name].append(None if value is None else str(value))
-    table = pa.table({name: pa.array(values, pa.string()) for name, values in rows.items()})
-    yield from table.to_batches(max_chunksize=batch_rows)
