@@ -48,9 +48,11 @@ MAY_CHANGE = frozenset(
         "poll.page_size",
     }
 )
-# every section but the credentials (never journalled); a key added later may not change
-# on resume until it is listed above
-_SECTIONS = tuple(f.name for f in dataclasses.fields(Settings) if f.name != "credentials")
+# every section but the credentials (never journalled) and the record of which keys were
+# given explicitly (not a setting); a key added later may not change on resume until it is
+# listed above
+_NOT_SECTIONS = frozenset({"credentials", "explicit"})
+_SECTIONS = tuple(f.name for f in dataclasses.fields(Settings) if f.name not in _NOT_SECTIONS)
 
 
 @dataclass(frozen=True, kw_only=True)
