@@ -14,9 +14,17 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from . import __version__
-from .cli_common import Registrar, add_common, settings_from_args
+from .cli_common import (
+    USER_PATH_ERRNOS,
+    Registrar,
+    add_common,
+    os_error_line,
+    port_number,
+    settings_from_args,
+)
 from .cli_handoff import HANDOFF_COMMANDS
 from .cli_run import RUN_COMMANDS
 from .errors import PipelineError
@@ -30,9 +38,17 @@ Handler = Callable[[argparse.Namespace], int]
 _add_common = add_common
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with dsar's error line: ``dsar: <what is wrong> (see --help)``, exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"dsar: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full ``dsar`` parser; every command has ``--help``."""
-    parser = argparse.ArgumentParser(
+    # subparsers are made of the parent's class, so every command shares the error line
+    parser: argparse.ArgumentParser = _Parser(
         prog="dsar",
         description="Bulk data subject requests for the Adobe Privacy Service, "
         "with a local emulator.",
@@ -116,6 +132,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("dsar: interrupted", file=sys.stderr)
         return 4
+    except OSError as exc:  # a path the user gave that cannot be used, or a failing disk
+        print(f"dsar: {os_error_line(exc)}", file=sys.stderr)
+        return 2 if exc.errno in USER_PATH_ERRNOS else 6
     except Exception as exc:  # the last line of defence: no traceback reaches a user
         if os.environ.get("DSAR_DEBUG"):
             raise
@@ -135,7 +154,9 @@ def _register_emulator(sub: argparse._SubParsersAction[argparse.ArgumentParser])
         "set; control endpoints live under /_emulator/.",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8765, help="port to bind (default 8765)")
+    p.add_argument(
+        "--port", type=port_number, default=8765, help="port to bind (default 8765; 0: any free)"
+    )
     _add_common(p)
     p.set_defaults(handler=_cmd_emulator)
 

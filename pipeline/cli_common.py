@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +14,13 @@ SubParsers = argparse._SubParsersAction  # the type argparse gives `add_subparse
 Registrar = Callable[["SubParsers[argparse.ArgumentParser]"], None]
 
 
+# errno values of a path the user named that cannot be used as given: a usage error (exit 2)
+USER_PATH_ERRNOS = frozenset(
+    {errno.ENOENT, errno.ENOTDIR, errno.EEXIST, errno.EISDIR, errno.EACCES, errno.EPERM,
+     errno.EROFS, errno.ENAMETOOLONG}
+)  # fmt: skip
+
+
 def settings_from_args(args: argparse.Namespace) -> Settings:
     """Settings from ``--config`` (if any), the environment, and the flags in ``args``."""
     path: Path | None = getattr(args, "config", None)
@@ -20,7 +28,26 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     workspace = getattr(args, "workspace", None)
     if workspace:
         overrides.setdefault("output", {})["workspace"] = str(workspace)
-    return load_settings(path, env=os.environ, overrides=overrides)
+    return load_settings(
+        path, env=os.environ, overrides=overrides, labels={("output", "workspace"): "--workspace"}
+    )
+
+
+def os_error_line(exc: OSError) -> str:
+    """One line for an operating-system error: the file, and what the system said."""
+    reason = exc.strerror or type(exc).__name__
+    return f"{exc.filename}: {reason}" if exc.filename else reason
+
+
+def port_number(text: str) -> int:
+    """A TCP port for ``--port``: 0 (any free port) to 65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text[:20]!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError("a port is 0..65535")
+    return port
 
 
 def add_common(p: argparse.ArgumentParser) -> None:

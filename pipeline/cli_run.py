@@ -24,14 +24,27 @@ from .status import render_outcome, run_status
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+_JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 
 
 def parse_duration(text: str) -> float:
     """``"2h"``, ``"90m"``, ``"45s"``, ``"1d"`` or plain seconds, as seconds."""
     match = _DURATION.match(text)
     if not match:
-        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (use e.g. 90m, 2h, 1d)")
-    return float(match.group(1)) * _UNITS[match.group(2)]
+        raise argparse.ArgumentTypeError(f"not a duration: {text[:20]!r} (use e.g. 90m, 2h, 1d)")
+    seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError("a duration must be above 0 (e.g. 90m, 2h, 1d)")
+    return seconds
+
+
+def job_id(text: str) -> str:
+    """A job id as the service spells them (letters, digits, ``-``, ``_``, ``.``, ``:``)."""
+    if not _JOB_ID.match(text):
+        raise argparse.ArgumentTypeError(
+            "JOB_ID must be 1-128 letters, digits, '-', '_', '.' or ':' (as `dsar jobs list` shows)"
+        )
+    return text
 
 
 def _add_drive_flags(p: argparse.ArgumentParser) -> None:
@@ -201,10 +214,10 @@ def _register_jobs(sub: SubParsers[argparse.ArgumentParser]) -> None:
     ls.add_argument("--out", type=Path, help="write the jobs to this Parquet file")
     ls.add_argument("--json", action="store_true", help="one JSON object per line")
     get = jobs.add_parser("get", help="one job with its product responses")
-    get.add_argument("job_id", metavar="JOB_ID")
+    get.add_argument("job_id", metavar="JOB_ID", type=job_id)
     get.add_argument("--json", action="store_true", help="machine-readable output")
     dl = jobs.add_parser("download", help="a job's access results ZIP")
-    dl.add_argument("job_id", metavar="JOB_ID")
+    dl.add_argument("job_id", metavar="JOB_ID", type=job_id)
     dl.add_argument("--out", type=Path, default=Path("."), help="directory (default: .)")
     for child in (ls, get, dl):
         add_common(child)
