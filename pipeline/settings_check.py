@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -101,6 +102,15 @@ def text(*, pattern: re.Pattern[str] | None = None, rule: str = "a non-empty str
         return value
 
     return check
+
+
+def directory(value: Any) -> Any:
+    """A non-empty path that is a directory, or does not exist yet."""
+    value = text(rule="a directory path")(value)
+    path = Path(value)
+    if path.exists() and not path.is_dir():
+        raise Broken("must be a directory (or not exist yet), not a file")
+    return value
 
 
 def choice(*allowed: str) -> Check:
@@ -248,8 +258,8 @@ RULES: dict[str, dict[str, Check]] = {
         "page_size": number(1, constants.MAX_LIST_PAGE_SIZE, integer=True),
     },
     "output": {
-        "workspace": text(),
-        "run_dir": optional(text()),
+        "workspace": directory,
+        "run_dir": optional(directory),
     },
 }
 
