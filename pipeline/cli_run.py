@@ -6,6 +6,7 @@ Thin: parse, load settings, call :mod:`pipeline.runner` / :mod:`pipeline.jobs_cl
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import re
 import sys
@@ -15,12 +16,15 @@ from pathlib import Path
 import orjson
 
 from .cli_common import Registrar, SubParsers, add_common, settings_from_args
-from .errors import ConfigError
+from .damage import check_journal, lost_results, unreadable_reports
+from .errors import ConfigError, one_line
 from .handoff import key_hasher, key_secret_from_env
 from .jobs import JobQuery, details_dict, download_job, get_job, list_jobs, write_jobs_parquet
 from .runner import RunOutcome, resume_all, resume_run, start_run
 from .runstate import RunOptions
 from .status import render_outcome, run_status
+
+log = logging.getLogger("dsar")
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -72,6 +76,22 @@ def _options(args: argparse.Namespace) -> RunOptions:
         env=dict(os.environ),
         reconcile=os.environ.get("DSAR_UNSAFE_NO_RECONCILE") != "1",
     )
+
+
+def say_damage(run_dir: Path) -> None:
+    """Before a resume: stop on a damaged journal; say which report files the run rewrites
+    and which result ZIPs it has lost (one line each)."""
+    if not run_dir.is_dir():
+        return  # resume_run says what is wrong
+    check_journal(run_dir)
+    for damaged in unreadable_reports(run_dir):
+        log.warning(
+            "%s is damaged (%s): rewriting it from the journal",
+            damaged.path,
+            one_line(damaged.problem),
+        )
+    for lost in lost_results(run_dir):
+        log.warning("%s", lost)
 
 
 def _print_outcome(outcome: RunOutcome) -> int:
@@ -134,6 +154,8 @@ def _register_resume(sub: SubParsers[argparse.ArgumentParser]) -> None:
 
 def _cmd_resume(args: argparse.Namespace) -> int:
     options = _options(args)
+    if not args.all:
+        say_damage(args.path)
     if args.all:
         if not args.path.is_dir():
             raise ConfigError(f"{args.path}: not a workspace directory")
@@ -160,6 +182,7 @@ def _register_retry(sub: SubParsers[argparse.ArgumentParser]) -> None:
 
 def _cmd_retry(args: argparse.Namespace) -> int:
     options = _options(args)
+    say_damage(args.run_dir)
     outcome = resume_run(args.run_dir, env=os.environ, options=options, retry_errors=True)
     return _print_outcome(outcome)
 
@@ -188,7 +211,9 @@ def _cmd_status(args: argparse.Namespace) -> int:
         from .status import render_status
 
         print(render_status(status))
-    return 0
+    for line in status["damaged"]:  # one line per damaged file, and what to do
+        print(f"dsar: {line}", file=sys.stderr)
+    return 3 if status["damaged"] else 0
 
 
 def _iso_date(text: str) -> date:
