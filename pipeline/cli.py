@@ -27,7 +27,7 @@ from .cli_common import (
 )
 from .cli_handoff import HANDOFF_COMMANDS
 from .cli_run import RUN_COMMANDS
-from .errors import PipelineError
+from .errors import ConfigError, PipelineError, one_line
 from .logs import configure_logging
 
 log = logging.getLogger("dsar")
@@ -162,9 +162,15 @@ def _register_emulator(sub: argparse._SubParsersAction[argparse.ArgumentParser])
 
 
 def _cmd_emulator(args: argparse.Namespace) -> int:
+    import tomllib
+
+    from .emulator.config import ConfigValueError
     from .emulator.server import serve_forever
 
-    serve_forever(args.host, args.port, args.config, os.environ)
+    try:
+        serve_forever(args.host, args.port, args.config, os.environ)
+    except (ConfigValueError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"emulator config {args.config}: {one_line(str(exc))}") from None
     return 0
 
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import orjson
 
 from .cli_common import Registrar, SubParsers, add_common, settings_from_args
-from .damage import check_journal, lost_results, unreadable_reports
-from .errors import ConfigError, one_line
+from .damage import before_resume
+from .errors import ConfigError
 from .handoff import key_hasher, key_secret_from_env
 from .jobs import JobQuery, details_dict, download_job, get_job, list_jobs, write_jobs_parquet
 from .runner import RunOutcome, resume_all, resume_run, start_run
@@ -79,19 +79,9 @@ def _options(args: argparse.Namespace) -> RunOptions:
 
 
 def say_damage(run_dir: Path) -> None:
-    """Before a resume: stop on a damaged journal; say which report files the run rewrites
-    and which result ZIPs it has lost (one line each)."""
-    if not run_dir.is_dir():
-        return  # resume_run says what is wrong
-    check_journal(run_dir)
-    for damaged in unreadable_reports(run_dir):
-        log.warning(
-            "%s is damaged (%s): rewriting it from the journal",
-            damaged.path,
-            one_line(damaged.problem),
-        )
-    for lost in lost_results(run_dir):
-        log.warning("%s", lost)
+    """Before a resume: stop on a damaged journal; one warning per damaged file."""
+    for line in before_resume(run_dir):
+        log.warning("%s", line)
 
 
 def _print_outcome(outcome: RunOutcome) -> int:

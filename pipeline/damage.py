@@ -17,11 +17,13 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from . import runfiles as rf
-from .errors import DamagedJournal, DamagedRunFile, InputError
+from .errors import DamagedJournal, DamagedRunFile, InputError, one_line
 from .journal_schema import JOURNAL_FILE
 from .manifest import Difference
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
+# the report files every checkpoint rewrites from the journal
+REWRITTEN = frozenset({rf.STATUS_FILE, rf.PRODUCTS_FILE, rf.SUMMARY_FILE})
 _HEADER = 100
 
 
@@ -126,3 +128,20 @@ def verify_lines(run_dir: Path, differences: list[Difference]) -> list[str]:
         if Path(lost.path).relative_to(run_dir).as_posix() not in named:
             lines.append(str(lost))
     return lines
+
+
+def before_resume(run_dir: Path) -> list[str]:
+    """What ``dsar resume`` / ``retry`` say before they drive a run: :class:`DamagedJournal`
+    for a journal that is plainly damaged; then one line per damaged report file (those the
+    journal rewrites, and the one it cannot: rejects.parquet) and per lost result ZIP."""
+    if not run_dir.is_dir():
+        return []  # resume_run says what is wrong
+    check_journal(run_dir)
+    lines = []
+    for damaged in unreadable_reports(run_dir):
+        if Path(damaged.path).name in REWRITTEN:
+            problem = one_line(damaged.problem)
+            lines.append(f"{damaged.path} is damaged ({problem}): rewriting it from the journal")
+        else:
+            lines.append(str(damaged))
+    return lines + [str(lost) for lost in lost_results(run_dir)]

@@ -196,3 +196,18 @@ def test_a_bad_command_line_is_one_dsar_line_with_exit_2(
 ) -> None:
     line = _fails_as_usage(argv, sandbox, capsys, names)
     assert "\n" not in line
+
+
+@pytest.mark.parametrize(
+    ("toml", "names"),
+    [
+        ('[limits]\nrequests_per_second = "x"', "requests_per_second"),
+        ("nope = 1", "nope"),
+        ("[limits\n", "emu.toml"),
+    ],
+)
+def test_a_bad_emulator_config_is_one_dsar_line_with_exit_2(
+    sandbox: Path, capsys: Any, toml: str, names: str
+) -> None:
+    (sandbox / "emu.toml").write_text(toml + "\n", encoding="utf-8")
+    _fails_as_usage(["emulator", "--port", "0", "--config", "emu.toml"], sandbox, capsys, names)

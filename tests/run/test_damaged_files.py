@@ -8,6 +8,8 @@ the copy through the real CLI. The contract (README "Damaged run files"):
   export exit 3 naming it and `dsar resume RUN_DIR`, which rewrites it; verify exits 1;
 - journal.sqlite that is not SQLite, or cut short: status, resume and retry exit 6 naming it;
   report and export still work (they read the reports only); verify exits 1;
+- rejects.parquet cut short (written once, at planning): status, report and resume exit 3
+  saying to restore it from a backup;
 - a result ZIP removed: status and report exit 3 naming it and `dsar jobs download`, and report
   leaves manifest.json as it was; verify exits 1; resume warns; export works.
 """
@@ -97,6 +99,17 @@ def _journal_cut(run: Path) -> str:
     return "journal.sqlite"
 
 
+def _cut_rejects(run: Path) -> str:
+    path = run / "rejects.parquet"
+    path.write_bytes(path.read_bytes()[:-20])
+    return "rejects.parquet"
+
+
+def _summary_not_json(run: Path) -> str:
+    (run / "summary.json").write_text('{"run_id": "cut sh', encoding="utf-8")
+    return "summary.json"
+
+
 def _zip_removed(run: Path) -> str:
     first = sorted((run / "results").glob("*.zip"))[0]
     first.unlink()
@@ -110,6 +123,8 @@ DAMAGES: dict[str, Damage] = {
     "journal.sqlite not SQLite": _journal_not_sqlite,
     "journal.sqlite cut short": _journal_cut,
     "result ZIP removed": _zip_removed,
+    "rejects.parquet cut short": _cut_rejects,
+    "summary.json not JSON": _summary_not_json,
 }
 
 # (damage, command) -> (exit code, what the one line says to do; None: the command works)
@@ -129,6 +144,12 @@ for _name in ("journal.sqlite not SQLite", "journal.sqlite cut short"):
         (_name, "export"): (0, None),
     }
 EXPECTED |= {
+    ("rejects.parquet cut short", "status"): (3, "restore it from a backup"),
+    ("rejects.parquet cut short", "report"): (3, "restore it from a backup"),
+    ("rejects.parquet cut short", "resume"): (3, "restore it from a backup"),
+    ("rejects.parquet cut short", "export"): (0, None),
+    ("summary.json not JSON", "status"): (3, "dsar resume"),
+    ("summary.json not JSON", "report"): (3, "dsar resume"),
     ("result ZIP removed", "status"): (3, "dsar jobs download"),
     ("result ZIP removed", "report"): (3, "dsar jobs download"),
     ("result ZIP removed", "export"): (0, None),
@@ -179,15 +200,17 @@ def test_verify_names_every_damaged_file_and_exits_1(
     assert "restore it" in named[0] or "dsar resume" in named[0] or "jobs download" in named[0]
 
 
-@pytest.mark.parametrize("damage", ["status.parquet cut short", "status.parquet altered"])
+@pytest.mark.parametrize(
+    "damage", ["status.parquet cut short", "status.parquet altered", "summary.json not JSON"]
+)
 def test_resume_rewrites_a_damaged_report_and_says_so(
     run_copy: Path, capsys: Any, caplog: pytest.LogCaptureFixture, damage: str
 ) -> None:
-    DAMAGES[damage](run_copy)
+    name = DAMAGES[damage](run_copy)
     code, _, err = _dsar("resume", run_copy, capsys)
     assert code == 0
     said = err + caplog.text
-    assert "status.parquet is damaged" in said
+    assert f"{name} is damaged" in said
     assert "rewriting it from the journal" in said
     assert pq.read_table(run_copy / "status.parquet").num_rows > 0
     assert _dsar("verify", run_copy, capsys)[0] == 0
