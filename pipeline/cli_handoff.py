@@ -15,6 +15,7 @@ from pathlib import Path
 
 from .cli_common import Registrar, SubParsers, add_common
 from .damage import lost_results, verify_lines
+from .errors import ConfigError
 from .export import FORMATS, export_status
 from .handoff import KEY_SECRET_ENV, key_secret_from_env, write_handoff
 from .manifest import read_manifest, verify_run
@@ -105,6 +106,8 @@ def _register_export(sub: SubParsers[argparse.ArgumentParser]) -> None:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
+    if not args.out.parent.is_dir():
+        raise ConfigError(f"--out: {args.out.parent} is not a directory")
     rows = export_status(args.run_dir, fmt=args.format, out=args.out)
     print(f"export: {rows:,} rows to {args.out}")
     return 0

@@ -183,6 +183,7 @@ BAD_COMMAND_LINES: list[tuple[list[str], str]] = [
     (["emulator", "--port", "http"], "--port"),
     (["validate", "in.csv", "--out", "a-file"], "a-file"),
     (["export", ".", "--format", "xml", "--out", "x.xml"], "--format"),
+    (["export", ".", "--out", "no-such-dir/x.csv"], "--out"),
     (["run", "in.csv", "--log-format", "xml"], "--log-format"),
     (["erase-everything"], "erase-everything"),
 ]
