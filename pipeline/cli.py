@@ -21,6 +21,7 @@ from .cli_common import (
     USER_PATH_ERRNOS,
     Registrar,
     add_common,
+    check_out_flag,
     os_error_line,
     port_number,
     settings_from_args,
@@ -83,6 +84,7 @@ def _register_validate(sub: argparse._SubParsersAction[argparse.ArgumentParser])
 def _cmd_validate(args: argparse.Namespace) -> int:
     from .planning import render_summary, validate_file
 
+    check_out_flag(args.out, directory=True)
     summary = validate_file(args.input, settings_from_args(args), out_dir=args.out)
     print(render_summary(summary))
     print(f"rejects: {args.out / 'rejects.parquet'}")

@@ -8,6 +8,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from .errors import ConfigError
 from .settings import Settings, load_settings
 
 SubParsers = argparse._SubParsersAction  # the type argparse gives `add_subparsers`
@@ -31,6 +32,17 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     return load_settings(
         path, env=os.environ, overrides=overrides, labels={("output", "workspace"): "--workspace"}
     )
+
+
+def check_out_flag(out: Path | None, *, directory: bool) -> None:
+    """:class:`ConfigError` for an ``--out`` that cannot be used, before any work is done: a
+    directory that is a file, or a file whose directory does not exist."""
+    if out is None:
+        return
+    if directory and out.exists() and not out.is_dir():
+        raise ConfigError(f"--out: {out} is a file, not a directory")
+    if not directory and not out.parent.is_dir():
+        raise ConfigError(f"--out: {out.parent} is not a directory")
 
 
 def os_error_line(exc: OSError) -> str:

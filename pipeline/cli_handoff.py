@@ -13,9 +13,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .cli_common import Registrar, SubParsers, add_common
+from .cli_common import Registrar, SubParsers, add_common, check_out_flag
 from .damage import lost_results, verify_lines
-from .errors import ConfigError
 from .export import FORMATS, export_status
 from .handoff import KEY_SECRET_ENV, key_secret_from_env, write_handoff
 from .manifest import read_manifest, verify_run
@@ -106,8 +105,7 @@ def _register_export(sub: SubParsers[argparse.ArgumentParser]) -> None:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    if not args.out.parent.is_dir():
-        raise ConfigError(f"--out: {args.out.parent} is not a directory")
+    check_out_flag(args.out, directory=False)
     rows = export_status(args.run_dir, fmt=args.format, out=args.out)
     print(f"export: {rows:,} rows to {args.out}")
     return 0

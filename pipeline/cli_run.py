@@ -15,7 +15,7 @@ from pathlib import Path
 
 import orjson
 
-from .cli_common import Registrar, SubParsers, add_common, settings_from_args
+from .cli_common import Registrar, SubParsers, add_common, check_out_flag, settings_from_args
 from .damage import before_resume
 from .errors import ConfigError
 from .handoff import key_hasher, key_secret_from_env
@@ -245,6 +245,7 @@ def _register_jobs(sub: SubParsers[argparse.ArgumentParser]) -> None:
 def _cmd_jobs(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     workspace = Path(settings.output.workspace)
+    check_out_flag(args.out, directory=args.jobs_command == "download")
     if args.jobs_command == "list":
         query = JobQuery(
             regulation=args.regulation,
