@@ -245,7 +245,7 @@ def _register_jobs(sub: SubParsers[argparse.ArgumentParser]) -> None:
 def _cmd_jobs(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     workspace = Path(settings.output.workspace)
-    check_out_flag(args.out, directory=args.jobs_command == "download")
+    check_out_flag(getattr(args, "out", None), directory=args.jobs_command == "download")
     if args.jobs_command == "list":
         query = JobQuery(
             regulation=args.regulation,
