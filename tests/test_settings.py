@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 
 import pytest
 
+from pipeline.batching import Batcher
 from pipeline.errors import ConfigError
+from pipeline.models import RequestOptions
+from pipeline.ratelimit import RateLimiter
+from pipeline.regulations import normalize_regulation
+from pipeline.retry import RetryPolicy
 from pipeline.runstate import RunOptions
 from pipeline.settings import (
     ApiSettings,
@@ -21,6 +28,7 @@ from pipeline.settings import (
     load_settings,
 )
 from pipeline.settings_check import RULES, checked
+from pipeline.wire import list_queries
 
 
 def test_defaults_hold_without_a_file() -> None:
@@ -147,3 +155,33 @@ def test_run_options_never_show_the_environment() -> None:
     assert "p8e-REPR-SECRET" not in repr(options)
     assert "DSAR_KEY_SECRET" not in repr(options)
     assert options.env["DSAR_KEY_SECRET"] == "k"
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: RateLimiter(requests_per_second=-1, max_in_flight=4),
+        lambda: RateLimiter(requests_per_second=5, max_in_flight=0),
+        lambda: RetryPolicy(max_retries=-1),
+        lambda: RetryPolicy(cap_s=0.1),
+        lambda: Batcher(run_id="r", job=JobSettings(), users_per_request=0),
+        lambda: list_queries(
+            "gdpr", status=None, from_date=None, to_date=None, page_size=0, window_days=30
+        ),
+        lambda: list_queries(
+            "gdpr",
+            status=None,
+            from_date=date(2026, 1, 2),
+            to_date=None,
+            page_size=10,
+            window_days=30,
+        ),
+        lambda: RequestOptions(regulation="nope", include=("analytics",)),
+        lambda: RequestOptions(regulation="gdpr", include=("x",)),
+        lambda: RequestOptions(regulation="gdpr", include=("analytics",), priority="urgent"),
+        lambda: normalize_regulation("nope"),
+    ],
+)
+def test_library_checks_a_user_can_reach_raise_config_errors(build: Callable[[], object]) -> None:
+    with pytest.raises(ConfigError):
+        build()
