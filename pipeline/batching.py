@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import constants
+from .errors import ConfigError
 from .keys import user_key, user_keys
 from .models import Action, Identity, PlannedBatch, PlannedUser, RequestOptions, UserRequest
 from .settings import JobSettings
@@ -166,7 +167,9 @@ class Batcher:
 
     def __init__(self, *, run_id: str, job: JobSettings, users_per_request: int) -> None:
         if not 1 <= users_per_request <= constants.MAX_USERS_PER_REQUEST:
-            raise ValueError(f"users_per_request must be 1..{constants.MAX_USERS_PER_REQUEST}")
+            raise ConfigError(
+                f"limits.users_per_request must be 1..{constants.MAX_USERS_PER_REQUEST}"
+            )
         self._run_id = run_id
         self._job = job
         self._size = users_per_request

@@ -14,12 +14,21 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from . import __version__
-from .cli_common import Registrar, add_common, settings_from_args
+from .cli_common import (
+    USER_PATH_ERRNOS,
+    Registrar,
+    add_common,
+    check_out_flag,
+    os_error_line,
+    port_number,
+    settings_from_args,
+)
 from .cli_handoff import HANDOFF_COMMANDS
 from .cli_run import RUN_COMMANDS
-from .errors import PipelineError
+from .errors import ConfigError, PipelineError, one_line
 from .logs import configure_logging, say
 
 log = logging.getLogger("dsar")
@@ -30,9 +39,17 @@ Handler = Callable[[argparse.Namespace], int]
 _add_common = add_common
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with dsar's error line: ``dsar: <what is wrong> (see --help)``, exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"dsar: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full ``dsar`` parser; every command has ``--help``."""
-    parser = argparse.ArgumentParser(
+    # subparsers are made of the parent's class, so every command shares the error line
+    parser: argparse.ArgumentParser = _Parser(
         prog="dsar",
         description="Bulk data subject requests for the Adobe Privacy Service, "
         "with a local emulator.",
@@ -67,6 +84,7 @@ def _register_validate(sub: argparse._SubParsersAction[argparse.ArgumentParser])
 def _cmd_validate(args: argparse.Namespace) -> int:
     from .planning import render_summary, validate_file
 
+    check_out_flag(args.out, directory=True)
     summary = validate_file(args.input, settings_from_args(args), out_dir=args.out)
     print(render_summary(summary))
     print(f"rejects: {args.out / 'rejects.parquet'}")
@@ -117,6 +135,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         say(fmt, "dsar: interrupted", level="error", exit_code=4)
         return 4
+    except OSError as exc:  # a path the user gave that cannot be used, or a failing disk
+        code = 2 if exc.errno in USER_PATH_ERRNOS else 6
+        say(fmt, f"dsar: {os_error_line(exc)}", level="error", exit_code=code)
+        return code
     except Exception as exc:  # the last line of defence: no traceback reaches a user
         if os.environ.get("DSAR_DEBUG"):
             raise
@@ -139,15 +161,23 @@ def _register_emulator(sub: argparse._SubParsersAction[argparse.ArgumentParser])
         "set; control endpoints live under /_emulator/.",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8765, help="port to bind (default 8765)")
+    p.add_argument(
+        "--port", type=port_number, default=8765, help="port to bind (default 8765; 0: any free)"
+    )
     _add_common(p)
     p.set_defaults(handler=_cmd_emulator)
 
 
 def _cmd_emulator(args: argparse.Namespace) -> int:
+    import tomllib
+
+    from .emulator.config import ConfigValueError
     from .emulator.server import serve_forever
 
-    serve_forever(args.host, args.port, args.config, os.environ)
+    try:
+        serve_forever(args.host, args.port, args.config, os.environ)
+    except (ConfigValueError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"emulator config {args.config}: {one_line(str(exc))}") from None
     return 0
 
 

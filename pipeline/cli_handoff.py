@@ -13,7 +13,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .cli_common import Registrar, SubParsers, add_common
+from .cli_common import Registrar, SubParsers, add_common, check_out_flag
+from .damage import lost_results, verify_lines
 from .export import FORMATS, TABLES, export_table
 from .handoff import KEY_SECRET_ENV, key_secret_from_env, write_handoff
 from .manifest import read_manifest, verify_run
@@ -53,6 +54,9 @@ def _register_report(sub: SubParsers[argparse.ArgumentParser]) -> None:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
+    lost = lost_results(args.run_dir)
+    if lost:  # a new manifest would forget the lost result: keep the evidence instead
+        raise lost[0]
     secret = key_secret_from_env(os.environ)
     write_handoff(
         args.run_dir, now=datetime.now(UTC), redact_keys=args.redact_keys, key_secret=secret
@@ -75,11 +79,11 @@ def _register_verify(sub: SubParsers[argparse.ArgumentParser]) -> None:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    differences = verify_run(args.run_dir)
-    for difference in differences:
-        print(f"verify: {difference}")
-    if differences:
-        print(f"verify: {len(differences)} difference(s) from manifest.json")
+    lines = verify_lines(args.run_dir, verify_run(args.run_dir))
+    for line in lines:
+        print(f"verify: {line}")
+    if lines:
+        print(f"verify: {len(lines)} difference(s) from manifest.json or damaged file(s)")
         return 1
     files = len(read_manifest(args.run_dir)["files"])
     print(f"verify: ok, {files} files match manifest.json")
@@ -108,6 +112,7 @@ def _register_export(sub: SubParsers[argparse.ArgumentParser]) -> None:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
+    check_out_flag(args.out, directory=False)
     rows = export_table(args.run_dir, table=args.table, fmt=args.format, out=args.out)
     print(f"export: {rows:,} {args.table} rows to {args.out}")
     return 0

@@ -6,6 +6,7 @@ Thin: parse, load settings, call :mod:`pipeline.runner` / :mod:`pipeline.jobs_cl
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import re
 import sys
@@ -14,7 +15,8 @@ from pathlib import Path
 
 import orjson
 
-from .cli_common import Registrar, SubParsers, add_common, settings_from_args
+from .cli_common import Registrar, SubParsers, add_common, check_out_flag, settings_from_args
+from .damage import before_resume
 from .errors import ConfigError
 from .handoff import key_hasher, key_secret_from_env
 from .jobs import JobQuery, details_dict, download_job, get_job, list_jobs, write_jobs_parquet
@@ -23,16 +25,31 @@ from .runner import RunOutcome, resume_all, resume_run, start_run
 from .runstate import RunOptions
 from .status import outcome_line, render_outcome, run_status
 
+log = logging.getLogger("dsar")
+
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+_JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 
 
 def parse_duration(text: str) -> float:
     """``"2h"``, ``"90m"``, ``"45s"``, ``"1d"`` or plain seconds, as seconds."""
     match = _DURATION.match(text)
     if not match:
-        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (use e.g. 90m, 2h, 1d)")
-    return float(match.group(1)) * _UNITS[match.group(2)]
+        raise argparse.ArgumentTypeError(f"not a duration: {text[:20]!r} (use e.g. 90m, 2h, 1d)")
+    seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError("a duration must be above 0 (e.g. 90m, 2h, 1d)")
+    return seconds
+
+
+def job_id(text: str) -> str:
+    """A job id as the service spells them (letters, digits, ``-``, ``_``, ``.``, ``:``)."""
+    if not _JOB_ID.match(text):
+        raise argparse.ArgumentTypeError(
+            "JOB_ID must be 1-128 letters, digits, '-', '_', '.' or ':' (as `dsar jobs list` shows)"
+        )
+    return text
 
 
 def _add_drive_flags(p: argparse.ArgumentParser) -> None:
@@ -61,6 +78,12 @@ def _options(args: argparse.Namespace) -> RunOptions:
         env=dict(os.environ),
         reconcile=os.environ.get("DSAR_UNSAFE_NO_RECONCILE") != "1",
     )
+
+
+def say_damage(run_dir: Path) -> None:
+    """Before a resume: stop on a damaged journal; one warning per damaged file."""
+    for line in before_resume(run_dir):
+        log.warning("%s", line)
 
 
 def _print_outcome(outcome: RunOutcome, args: argparse.Namespace) -> int:
@@ -130,6 +153,8 @@ def _register_resume(sub: SubParsers[argparse.ArgumentParser]) -> None:
 
 def _cmd_resume(args: argparse.Namespace) -> int:
     options = _options(args)
+    if not args.all:
+        say_damage(args.path)
     if args.all:
         if not args.path.is_dir():
             raise ConfigError(f"{args.path}: not a workspace directory")
@@ -159,6 +184,7 @@ def _register_retry(sub: SubParsers[argparse.ArgumentParser]) -> None:
 
 def _cmd_retry(args: argparse.Namespace) -> int:
     options = _options(args)
+    say_damage(args.run_dir)
     outcome = resume_run(
         args.run_dir, env=os.environ, options=options, retry_errors=True, config=args.config
     )
@@ -189,7 +215,9 @@ def _cmd_status(args: argparse.Namespace) -> int:
         from .status import render_status
 
         print(render_status(status))
-    return 0
+    for line in status["damaged"]:  # one line per damaged file, and what to do
+        print(f"dsar: {line}", file=sys.stderr)
+    return 3 if status["damaged"] else 0
 
 
 def _iso_date(text: str) -> date:
@@ -220,10 +248,10 @@ def _register_jobs(sub: SubParsers[argparse.ArgumentParser]) -> None:
     ls.add_argument("--out", type=Path, help="write the jobs to this Parquet file")
     ls.add_argument("--json", action="store_true", help="one JSON object per line")
     get = jobs.add_parser("get", help="one job with its product responses")
-    get.add_argument("job_id", metavar="JOB_ID")
+    get.add_argument("job_id", metavar="JOB_ID", type=job_id)
     get.add_argument("--json", action="store_true", help="machine-readable output")
     dl = jobs.add_parser("download", help="a job's access results ZIP")
-    dl.add_argument("job_id", metavar="JOB_ID")
+    dl.add_argument("job_id", metavar="JOB_ID", type=job_id)
     dl.add_argument("--out", type=Path, default=Path("."), help="directory (default: .)")
     for child in (ls, get, dl):
         add_common(child)
@@ -236,6 +264,7 @@ def _register_jobs(sub: SubParsers[argparse.ArgumentParser]) -> None:
 def _cmd_jobs(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     workspace = Path(settings.output.workspace)
+    check_out_flag(getattr(args, "out", None), directory=args.jobs_command == "download")
     if args.jobs_command == "list":
         query = JobQuery(
             regulation=args.regulation,

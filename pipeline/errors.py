@@ -5,8 +5,10 @@
     PipelineError                      exit code
     ├── ConfigError                    2  usage or configuration
     ├── InputError                     3  input unreadable / no valid row
-    │   └── MissingColumnError         3
+    │   ├── MissingColumnError         3
+    │   └── DamagedRunFile             3  a report file of a run unreadable, a result ZIP gone
     ├── JournalError                   6  journal unreadable, illegal transition
+    │   └── DamagedJournal             6  journal.sqlite / ledger.sqlite not a sound database
     ├── RunPaused                      4  work pending: daily cap, max runtime, --no-wait, signal
     └── ApiError                       6  anything the Privacy Service (or IMS) said or did
         ├── TransientApiError             retry later (idempotent calls are retried)
@@ -56,10 +58,46 @@ class MissingColumnError(InputError):
         super().__init__(f"{path}: required column {column!r} is missing")
 
 
+class DamagedRunFile(InputError):
+    """A file of a run directory cannot be read; the message says which and what to do."""
+
+    def __init__(self, path: str, problem: str, remedy: str) -> None:
+        self.path = path
+        self.problem = problem
+        self.remedy = remedy
+        super().__init__(f"{path} is damaged ({one_line(problem)}): {remedy}")
+
+
 class JournalError(PipelineError):
     """The run journal is unreadable, of an unknown version, or a transition was illegal."""
 
     exit_code = 6
+
+
+# what to do about a damaged database, by file name
+_DATABASE_REMEDIES = {
+    "journal.sqlite": "restore it from a backup; do not plan the input again, or the jobs "
+    "status.parquet lists would be submitted twice",
+    "ledger.sqlite": "move it aside and dsar starts a new ledger (the service still enforces "
+    "its daily cap)",
+}
+
+
+class DamagedJournal(JournalError):
+    """journal.sqlite (or a workspace's ledger.sqlite) is not a sound SQLite database."""
+
+    def __init__(self, path: str, problem: str) -> None:
+        self.path = path
+        self.problem = problem
+        name = path.replace("\\", "/").rsplit("/", 1)[-1]
+        remedy = _DATABASE_REMEDIES.get(name, "restore it from a backup")
+        super().__init__(f"{path} is damaged ({one_line(problem)}): {remedy}")
+
+
+def one_line(text: str, limit: int = 160) -> str:
+    """``text`` on one line (whitespace runs collapsed), at most ``limit`` characters."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
 class RunPaused(PipelineError):

@@ -28,7 +28,7 @@ import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
 from .errors import ConfigError, InputError
-from .runfiles import PRODUCTS_FILE, REJECTS_FILE, STATUS_FILE, atomic_file
+from .runfiles import PRODUCTS_FILE, REJECTS_FILE, STATUS_FILE, atomic_file, damaged
 
 Format = Literal["csv", "jsonl"]
 FORMATS: tuple[Format, ...] = ("csv", "jsonl")
@@ -80,7 +80,7 @@ def _batches(path: Path) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
     try:
         pf = pq.ParquetFile(path)
     except (OSError, pa.ArrowInvalid) as exc:
-        raise InputError(f"{path}: unreadable Parquet ({exc})") from None
+        raise damaged(path, f"not a readable Parquet file: {exc}") from None
     return pf.schema_arrow, pf.iter_batches(batch_size=_BATCH_ROWS)
 
 

@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import constants
+from .constants import DEPRECATED_REGULATIONS, REGULATIONS
 from .errors import ConfigError
 from .models import JobStatus
 from .regulations import normalize_regulation
@@ -49,6 +50,9 @@ class JobQuery:
     to_date: date | None = None
 
     def __post_init__(self) -> None:
+        cleaned = self.regulation.strip().lower()
+        if cleaned not in REGULATIONS and cleaned not in DEPRECATED_REGULATIONS:
+            raise ConfigError("--regulation: not a known regulation (e.g. gdpr, ccpa, cpra_ca_usa)")
         if (self.from_date is None) != (self.to_date is None):
             raise ConfigError("--from and --to go together (the service needs both or neither)")
         if self.from_date and self.to_date and self.to_date < self.from_date:

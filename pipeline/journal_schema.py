@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import JournalError
+from .errors import DamagedJournal, JournalError
 
 SCHEMA_VERSION = 1
 JOURNAL_FILE = "journal.sqlite"
@@ -198,7 +198,7 @@ def open_database(
         migrate(conn, target=target, migrations=migrations)
     except sqlite3.Error as exc:
         conn.close()
-        raise JournalError(f"{path.name}: cannot migrate ({exc})") from None
+        raise _open_error(path, "cannot migrate", exc) from None
     except JournalError:
         conn.close()
         raise
@@ -223,8 +223,16 @@ def connect(path: Path) -> sqlite3.Connection:
         conn.execute("PRAGMA temp_store = MEMORY")
         conn.execute(f"PRAGMA cache_size = {CACHE_KIB}")
     except (OSError, sqlite3.Error) as exc:
-        raise JournalError(f"{path.name}: cannot open ({exc})") from None
+        raise _open_error(path, "cannot open", exc) from None
     return conn
+
+
+def _open_error(path: Path, doing: str, exc: BaseException) -> JournalError:
+    """:class:`DamagedJournal` when SQLite finds the file damaged (not a database, malformed);
+    a plain :class:`JournalError` otherwise (locked, no permission: the file may be sound)."""
+    if type(exc) is sqlite3.DatabaseError:
+        return DamagedJournal(str(path), str(exc))
+    return JournalError(f"{path}: {doing} ({exc})")
 
 
 class JournalStore:

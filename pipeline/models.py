@@ -11,6 +11,7 @@ import enum
 from dataclasses import dataclass
 
 from . import constants
+from .errors import ConfigError
 
 
 class Action(enum.StrEnum):
@@ -99,14 +100,16 @@ class RequestOptions:
 
     def __post_init__(self) -> None:
         if self.regulation not in constants.REGULATIONS:
-            raise ValueError(f"unknown regulation {self.regulation!r}")
+            raise ConfigError(f"unknown regulation {self.regulation[:40]!r}")
         if not self.include:
-            raise ValueError("include must name at least one product")
+            raise ConfigError("job.include must name at least one product")
         unknown = [p for p in self.include if p.lower() not in constants.PRODUCTS]
         if unknown:
-            raise ValueError(f"unknown products: {', '.join(unknown)}")
+            raise ConfigError(
+                f"job.include: unknown products: {', '.join(p[:40] for p in unknown)}"
+            )
         if self.priority not in constants.PRIORITIES:
-            raise ValueError(f"unknown priority {self.priority!r}")
+            raise ConfigError(f"job.priority: unknown priority {self.priority[:40]!r}")
 
 
 @dataclass(frozen=True, slots=True)

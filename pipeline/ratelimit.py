@@ -21,6 +21,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Protocol
 
+from .errors import ConfigError
+
 
 class Clock(Protocol):
     """Monotonic time in seconds and a way to wait for it to pass."""
@@ -68,9 +70,9 @@ class RateLimiter:
         margin: float = 0.02,
     ) -> None:
         if requests_per_second <= 0:
-            raise ValueError("requests_per_second must be positive")
+            raise ConfigError("limits.requests_per_second must be above 0")
         if max_in_flight < 1:
-            raise ValueError("max_in_flight must be at least 1")
+            raise ConfigError("limits.max_in_flight must be at least 1")
         self.ceiling = float(requests_per_second)
         self.max_in_flight = max_in_flight
         self.min_rate = min_rate if min_rate is not None else min(0.1, self.ceiling)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 
 from . import constants
+from .errors import ConfigError
 
 log = logging.getLogger("dsar.regulations")
 
@@ -23,14 +24,16 @@ def normalize_regulation(value: str, *, warn: bool = True) -> str:
     """The current regulation value for ``value``: itself, or its successor if deprecated.
 
     Case and surrounding spaces are ignored. A deprecated value is mapped with a warning
-    (unless ``warn`` is false); an unknown value raises ``ValueError``.
+    (unless ``warn`` is false); an unknown value raises :class:`~pipeline.errors.ConfigError`.
     """
     cleaned = value.strip().lower()
     if cleaned in constants.REGULATIONS:
         return cleaned
     successor = constants.DEPRECATED_REGULATIONS.get(cleaned)
     if successor is None:
-        raise ValueError(f"unknown regulation {value.strip()[:40]!r}")
+        raise ConfigError(
+            f"unknown regulation {value.strip()[:40]!r} (e.g. gdpr, ccpa, cpra_ca_usa)"
+        )
     if warn:
         log.warning(
             "regulation %r is deprecated (the service refuses it since 28 July 2025); using %r",

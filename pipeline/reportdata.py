@@ -23,7 +23,6 @@ import pyarrow.parquet as pq
 
 from . import runfiles as rf
 from .deadlines import DeadlineRow, open_deadlines, with_clocks
-from .errors import InputError
 from .sla import TIMESTAMP
 
 MAX_GROUPS = 25  # rows of the error and reject tables
@@ -141,7 +140,7 @@ def _product_facts(run_dir: Path) -> tuple[dict[str, dict[str, int]], pa.Table |
                 if bad.num_rows:
                     failed.append(bad)
     except (OSError, pa.ArrowInvalid) as exc:
-        raise InputError(f"{path}: unreadable Parquet ({exc})") from None
+        raise rf.damaged(path, f"not a readable Parquet file: {exc}") from None
     nested: dict[str, dict[str, int]] = {}
     for (product, outcome), n in sorted(counts.items()):
         nested.setdefault(product, {})[outcome] = n

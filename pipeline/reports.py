@@ -26,7 +26,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .errors import InputError
+from .errors import DamagedRunFile, InputError
 from .journal_models import JobState, ProductRow, StatusRow, to_us
 from .journal_queries import REPORT_CHUNK_ROWS, JournalQueries
 from .responses import product_outcome
@@ -247,7 +247,11 @@ def write_rejects(run_dir: Path, source: Path | None = None) -> int:
                 rows += batch.num_rows
         return rows
     except (OSError, pa.ArrowException) as exc:
-        raise InputError(f"{src.name}: unreadable rejects file ({exc})") from None
+        raise DamagedRunFile(
+            str(src),
+            f"not a readable Parquet file: {exc}",
+            "it is written once, when the run is planned: restore it from a backup",
+        ) from None
 
 
 def _iso(at: datetime | None) -> str | None:

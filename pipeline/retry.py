@@ -18,7 +18,7 @@ from typing import TypeVar
 
 import backoff
 
-from .errors import ThrottledError, TransientApiError
+from .errors import ConfigError, ThrottledError, TransientApiError
 
 log = logging.getLogger("dsar.retry")
 
@@ -36,9 +36,11 @@ class RetryPolicy:
 
     def __post_init__(self) -> None:
         if self.max_retries < 0:
-            raise ValueError("max_retries must be >= 0")
+            raise ConfigError("api.max_retries must be at least 0")
         if self.base_s <= 0 or self.cap_s < self.base_s:
-            raise ValueError("need 0 < base_s <= cap_s")
+            raise ConfigError(
+                f"api.backoff_cap_s must be at least {self.base_s:g} (the first wait)"
+            )
 
     def backoff_delays(self) -> Iterator[float]:
         """The jittered waits before retry 1, 2, ...: ``U(0, min(cap, base * 2**n))``."""

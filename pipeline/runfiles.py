@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .constants import DEFAULT_DAILY_JOB_CAP
-from .errors import InputError
+from .errors import DamagedRunFile, InputError
 from .reports import PRODUCTS_FILE as PRODUCTS_FILE
 from .reports import REJECTS_FILE as REJECTS_FILE
 from .reports import STATUS_FILE as STATUS_FILE
@@ -31,16 +31,45 @@ MANIFEST_FILE = "manifest.json"
 REPORT_FILES = (STATUS_FILE, PRODUCTS_FILE, REJECTS_FILE, SUMMARY_FILE)
 
 
+def remedy(run_dir: Path, name: str) -> str:
+    """What to do when the run file ``name`` of ``run_dir`` is damaged or gone."""
+    if name in (STATUS_FILE, PRODUCTS_FILE, SUMMARY_FILE, REPORT_FILE):
+        return f"`dsar resume {run_dir}` rewrites it from the journal"
+    if name == REJECTS_FILE:
+        return (
+            "it is written once, when the run is planned: restore it from a backup "
+            "(`dsar validate INPUT --out DIR` lists the same rejects again)"
+        )
+    if name == MANIFEST_FILE:
+        return (
+            f"`dsar report {run_dir}` writes a new one, which vouches only for the files "
+            "as they are now"
+        )
+    if name.startswith(f"{RESULTS_DIR}/") and name.endswith(".zip"):
+        job_id = name[len(RESULTS_DIR) + 1 : -len(".zip")]
+        return (
+            f"`dsar jobs download {job_id} --out {run_dir / RESULTS_DIR}` fetches it again "
+            f"(the service keeps results 60 days), then `dsar report {run_dir}` records it"
+        )
+    return "restore it from a backup"
+
+
+def damaged(path: Path, problem: str) -> DamagedRunFile:
+    """The error for a damaged run file: which file, what is wrong, what to do."""
+    return DamagedRunFile(str(path), problem, remedy(path.parent, path.name))
+
+
 def read_json(path: Path, *, missing: str) -> dict[str, Any]:
-    """A JSON object file; :class:`InputError` (``missing`` says why) when absent or not JSON."""
+    """A JSON object file; :class:`InputError` (``missing`` says why) when absent,
+    :class:`DamagedRunFile` when not a JSON object."""
     try:
         data = orjson.loads(path.read_bytes())
     except FileNotFoundError:
         raise InputError(f"{path}: missing ({missing})") from None
     except orjson.JSONDecodeError as exc:
-        raise InputError(f"{path}: not JSON ({exc.msg})") from None
+        raise damaged(path, f"not JSON: {exc.msg}") from None
     if not isinstance(data, dict):
-        raise InputError(f"{path}: not a JSON object")
+        raise damaged(path, "not a JSON object")
     return data
 
 
@@ -50,7 +79,8 @@ def read_summary(run_dir: Path) -> dict[str, Any]:
 
 
 def read_table(run_dir: Path, name: str, columns: list[str] | None = None) -> pa.Table | None:
-    """One Parquet report (optionally only ``columns`` that exist); None when the file is absent."""
+    """One Parquet report (optionally only ``columns`` that exist); None when the file is absent,
+    :class:`DamagedRunFile` when it cannot be read."""
     path = run_dir / name
     if not path.exists():
         return None
@@ -61,7 +91,7 @@ def read_table(run_dir: Path, name: str, columns: list[str] | None = None) -> pa
             columns = [c for c in columns if c in present]
         return pf.read(columns=columns)
     except (OSError, pa.ArrowInvalid) as exc:
-        raise InputError(f"{path}: unreadable Parquet ({exc})") from None
+        raise damaged(path, f"not a readable Parquet file: {exc}") from None
 
 
 def column_or_nulls(table: pa.Table, name: str, type_: pa.DataType) -> pa.ChunkedArray:

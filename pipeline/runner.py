@@ -38,7 +38,7 @@ from .reports import REJECTS_FILE, STATUS_FILE, write_reports
 from .resume_settings import check_resume_configs, resume_settings
 from .runstate import RunContext, RunOptions
 from .settings import Settings, load_settings
-from .target import Target, api_target
+from .target import Target, api_target, check_target
 
 log = logging.getLogger("dsar.run")
 
@@ -134,6 +134,8 @@ def start_run(
         raise ConfigError(f"{run_dir} already holds a run: use `dsar resume {run_dir}`")
     if not input_path.is_file():
         raise InputError(f"{input_path}: no such file")
+    if not dry_run:
+        check_target(settings)  # a half-configured target writes nothing
     make_private_dir(run_dir)
     try:
         return _start(input_path, settings, env, run_dir, run_id, options, dry_run, confirm)

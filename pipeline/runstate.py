@@ -30,7 +30,8 @@ class RunOptions:
     plain_progress: bool = False  # log lines, never bars (--log-format json)
     checkpoint_every_s: float = 10.0
     redact_keys: bool = False  # report.html shows keyed hashes instead of subject keys
-    env: Mapping[str, str] = field(default_factory=dict)  # for DSAR_KEY_SECRET
+    # for DSAR_KEY_SECRET; the environment holds secrets, so it never shows in ``repr``
+    env: Mapping[str, str] = field(default_factory=dict, repr=False)
     # Testing switch: reconciliation off turns every ambiguous POST into a blind re-POST.
     # It exists to prove that the crash and fault tests can fail; never turn it off in use.
     reconcile: bool = True

@@ -18,9 +18,11 @@ from typing import Any, Literal
 
 from . import constants
 from .errors import ConfigError
+from .settings_check import checked
 
 SECRET_ENV = ("ADOBE_CLIENT_ID", "ADOBE_CLIENT_SECRET", "ADOBE_ORG_ID", "ADOBE_SCOPES")
-_SECRET_KEYS = {"client_id", "client_secret", "secret", "token", "access_token", "password"}
+# Settings the environment may set, and the key each sets; flags and TOML say [section] key.
+ENV_SETTINGS = {"DSAR_API_BASE_URL": ("api", "base_url"), "DSAR_IMS_URL": ("api", "ims_url")}
 
 
 class Secret:
@@ -172,41 +174,15 @@ _SECTIONS: dict[str, type[Any]] = {
 }
 
 
-def _build_section(name: str, cls: type[Any], raw: Mapping[str, Any]) -> Any:
-    known = {f.name: f for f in dataclasses.fields(cls)}
-    kwargs: dict[str, Any] = {}
-    for key, value in raw.items():
-        if key in _SECRET_KEYS:
-            raise ConfigError(
-                f"[{name}] {key}: secrets are read from the environment only, not from a file"
-            )
-        if key not in known:
-            raise ConfigError(f"[{name}] unknown key {key!r}; known: {', '.join(sorted(known))}")
-        if name == "input" and key == "columns":
-            value = _columns(value)
-        elif isinstance(value, list):
-            value = tuple(value)
-        kwargs[key] = value
-    try:
-        return cls(**kwargs)
-    except TypeError as exc:
-        raise ConfigError(f"[{name}] {exc}") from None
-
-
-def _columns(raw: Any) -> dict[str, ColumnMapping]:
-    if not isinstance(raw, Mapping):
-        raise ConfigError("[input] columns must be a table of column = {namespace, type}")
-    out: dict[str, ColumnMapping] = {}
-    for column, spec in raw.items():
-        if isinstance(spec, str):
-            out[column] = ColumnMapping(namespace=spec)
-        elif isinstance(spec, Mapping) and "namespace" in spec:
-            out[column] = ColumnMapping(
-                namespace=str(spec["namespace"]), type=str(spec.get("type", "standard"))
-            )
-        else:
-            raise ConfigError(f"[input.columns] {column}: expected a namespace or a table")
-    return out
+def _build_section(
+    name: str, cls: type[Any], raw: Mapping[str, Any], where: Mapping[str, str]
+) -> Any:
+    """The section ``cls`` from ``raw``, every value checked against its rule first."""
+    kwargs = {
+        key: checked(name, key, value, where=where.get(key, f"[{name}] {key}"))
+        for key, value in raw.items()
+    }
+    return cls(**kwargs)
 
 
 def _credentials(env: Mapping[str, str]) -> Credentials:
@@ -231,10 +207,14 @@ def load_settings(
     *,
     env: Mapping[str, str] | None = None,
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    labels: Mapping[tuple[str, str], str] | None = None,
 ) -> Settings:
     """Defaults, then the TOML file at ``path``, then the environment, then ``overrides``.
 
-    ``overrides`` is ``{section: {key: value}}`` from command-line flags.
+    ``overrides`` is ``{section: {key: value}}`` from command-line flags; ``labels`` names the
+    flag of an override (``{("output", "workspace"): "--workspace"}``) for error messages.
+    Every value is checked against :data:`pipeline.settings_check.RULES`: a value that breaks
+    its rule is a :class:`ConfigError` naming the key (or variable, or flag) and the rule.
     """
     raw: dict[str, dict[str, Any]] = {}
     if path is not None:
@@ -246,17 +226,33 @@ def load_settings(
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config {path}: {exc}") from None
         for section, body in loaded.items():
-            if section not in _SECTIONS or not isinstance(body, dict):
-                raise ConfigError(f"config {path}: unknown section [{section}]")
+            if section not in _SECTIONS:
+                known = ", ".join(_SECTIONS)
+                raise ConfigError(
+                    f"config {path}: unknown section [{section[:40]}]; known: {known}"
+                )
+            if not isinstance(body, dict):
+                raise ConfigError(f"config {path}: [{section}] must be a table")
             raw[section] = dict(body)
     env = env if env is not None else {}
-    for var, key in (("DSAR_API_BASE_URL", "base_url"), ("DSAR_IMS_URL", "ims_url")):
+    where: dict[str, dict[str, str]] = {}
+    for var, (section, key) in ENV_SETTINGS.items():
         if env.get(var):
-            raw.setdefault("api", {})[key] = env[var]
+            raw.setdefault(section, {})[key] = env[var]
+            where.setdefault(section, {})[key] = f"{var} (environment)"
     for section, body in (overrides or {}).items():
+        if section not in _SECTIONS:
+            raise ConfigError(f"unknown settings section [{section[:40]}]")
         raw.setdefault(section, {}).update(body)
+        for key in body:
+            label = (labels or {}).get((section, key))
+            if label:
+                where.setdefault(section, {})[key] = f"{label} ([{section}] {key})"
+            else:
+                where.get(section, {}).pop(key, None)
     sections = {
-        name: _build_section(name, cls, raw.get(name, {})) for name, cls in _SECTIONS.items()
+        name: _build_section(name, cls, raw.get(name, {}), where.get(name, {}))
+        for name, cls in _SECTIONS.items()
     }
     explicit = frozenset(f"{section}.{key}" for section, body in raw.items() for key in body)
     return Settings(credentials=_credentials(env), explicit=explicit, **sections)

@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.table import Table
 
-from .deadlines import deadline_watch
-from .errors import ConfigError, JournalError
+from .damage import check_journal, findings
+from .deadlines import DeadlineWatch, deadline_watch
+from .errors import ConfigError, DamagedRunFile, JournalError
 from .journal import Journal
 from .journal_models import RunState
 from .journal_schema import JOURNAL_FILE
@@ -33,6 +34,7 @@ def run_status(run_dir: Path, *, key_label: Callable[[str], str] = str) -> dict[
     the journal, the workspace ledger and the run's status.parquet."""
     if not (run_dir / JOURNAL_FILE).exists():
         raise ConfigError(f"{run_dir} holds no run journal")
+    check_journal(run_dir)
     with Journal.open(run_dir) as journal:
         if not journal.has_plan:
             raise JournalError(f"{run_dir}: the run was killed while planning; start it again")
@@ -55,7 +57,11 @@ def run_status(run_dir: Path, *, key_label: Callable[[str], str] = str) -> dict[
             "exhausted": usage.exhausted,
         }
     now = datetime.now(UTC)
-    watch = deadline_watch(run_dir, now=now, key_label=key_label)
+    damaged = findings(run_dir)
+    try:
+        watch = deadline_watch(run_dir, now=now, key_label=key_label)
+    except DamagedRunFile:  # listed in ``damaged``; the journal's counts still stand
+        watch = DeadlineWatch(overdue=0, due_soon=0, rows=())
     deadlines = {
         "overdue": watch.overdue,
         "due_within_7_days": watch.due_soon,
@@ -89,6 +95,7 @@ def run_status(run_dir: Path, *, key_label: Callable[[str], str] = str) -> dict[
         "next": _next_action(
             info.state, info.pause_reason, run_dir, counts.jobs, rejected=info.rejects_count
         ),
+        "damaged": [str(finding) for finding in damaged],
     }
 
 

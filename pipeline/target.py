@@ -58,22 +58,29 @@ def wants_embedded(settings: Settings) -> bool:
     return not settings.api.base_url and not has_any_credential
 
 
+def check_target(settings: Settings) -> None:
+    """:class:`ConfigError` unless the settings name a whole target, or none (the emulator)."""
+    if wants_embedded(settings):
+        return
+    if not settings.api.base_url:
+        raise ConfigError(
+            "credentials are set but api.base_url is not: set it in the config "
+            "(see configs/adobe.example.toml) or DSAR_API_BASE_URL"
+        )
+    if not settings.credentials.complete:
+        raise ConfigError(
+            "api.base_url is set: ADOBE_CLIENT_ID, ADOBE_CLIENT_SECRET and ADOBE_ORG_ID "
+            "are required (dsar never falls back to its emulator when a target is configured)"
+        )
+
+
 @contextmanager
 def api_target(
     settings: Settings, *, workspace: Path, env: Mapping[str, str], quiet: bool = False
 ) -> Iterator[Target]:
     """The target for ``settings``; starts (and stops) the embedded emulator when needed."""
     if not wants_embedded(settings):
-        if not settings.api.base_url:
-            raise ConfigError(
-                "credentials are set but api.base_url is not: set it in the config "
-                "(see configs/adobe.example.toml) or DSAR_API_BASE_URL"
-            )
-        if not settings.credentials.complete:
-            raise ConfigError(
-                "api.base_url is set: ADOBE_CLIENT_ID, ADOBE_CLIENT_SECRET and ADOBE_ORG_ID "
-                "are required (dsar never falls back to its emulator when a target is configured)"
-            )
+        check_target(settings)
         yield Target(settings=settings, embedded=False)
         return
 
@@ -111,4 +118,4 @@ def api_target(
         yield Target(settings=embedded, embedded=True)
 
 
-__all__ = ["Target", "api_target", "wants_embedded"]
+__all__ = ["Target", "api_target", "check_target", "wants_embedded"]

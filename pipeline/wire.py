@@ -12,6 +12,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from . import constants
+from .errors import ConfigError
 from .models import Identity, JobStatus
 from .regulations import normalize_regulation
 
@@ -19,7 +20,7 @@ from .regulations import normalize_regulation
 def date_windows(first: date, last: date, window_days: int) -> list[tuple[date, date]]:
     """Split the inclusive range ``first..last`` into inclusive windows of ``window_days`` days."""
     if last < first:
-        raise ValueError("to_date is before from_date")
+        raise ConfigError("the last day is before the first day")
     windows = []
     start = first
     while start <= last:
@@ -41,13 +42,13 @@ def list_queries(
     """The GET jobs query of each window (without ``page``); one query when no dates are given.
 
     The regulation is normalised (deprecated values mapped with a warning); invalid arguments
-    raise ``ValueError``.
+    raise :class:`~pipeline.errors.ConfigError` (``window_days`` out of range: ``ValueError``).
     """
     regulation = normalize_regulation(regulation)
     if (from_date is None) != (to_date is None):
-        raise ValueError("from_date and to_date go together")
+        raise ConfigError("the first and last day go together (the service needs both or neither)")
     if not 1 <= page_size <= constants.MAX_LIST_PAGE_SIZE:
-        raise ValueError(f"page_size must be 1..{constants.MAX_LIST_PAGE_SIZE}")
+        raise ConfigError(f"poll.page_size must be 1..{constants.MAX_LIST_PAGE_SIZE}")
     if not 1 <= window_days <= constants.MAX_LIST_WINDOW_DAYS:
         raise ValueError(f"window_days must be 1..{constants.MAX_LIST_WINDOW_DAYS}")
     base: dict[str, str] = {"regulation": regulation, "size": str(page_size)}

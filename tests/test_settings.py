@@ -2,12 +2,33 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 
 import pytest
 
+from pipeline.batching import Batcher
 from pipeline.errors import ConfigError
-from pipeline.settings import Secret, load_settings
+from pipeline.models import RequestOptions
+from pipeline.ratelimit import RateLimiter
+from pipeline.regulations import normalize_regulation
+from pipeline.retry import RetryPolicy
+from pipeline.runstate import RunOptions
+from pipeline.settings import (
+    ApiSettings,
+    ColumnMapping,
+    InputSettings,
+    JobSettings,
+    LimitSettings,
+    OutputSettings,
+    PollSettings,
+    Secret,
+    load_settings,
+)
+from pipeline.settings_check import RULES, checked
+from pipeline.wire import list_queries
 
 
 def test_defaults_hold_without_a_file() -> None:
@@ -69,3 +90,98 @@ def test_digest_ignores_credentials() -> None:
     a = load_settings(None, env={})
     b = load_settings(None, env={"ADOBE_CLIENT_SECRET": "x", "ADOBE_CLIENT_ID": "y"})
     assert a.digest() == b.digest()
+
+
+def test_every_setting_has_a_rule_and_every_rule_a_setting() -> None:
+    sections = {
+        "api": ApiSettings,
+        "job": JobSettings,
+        "input": InputSettings,
+        "limits": LimitSettings,
+        "poll": PollSettings,
+        "output": OutputSettings,
+    }
+    assert set(RULES) == set(sections)
+    for name, cls in sections.items():
+        assert set(RULES[name]) == {f.name for f in dataclasses.fields(cls)}, name
+
+
+def test_every_default_passes_its_own_rule() -> None:
+    defaults = load_settings(None, env={})
+    for section, rules in RULES.items():
+        for key in rules:
+            value = getattr(getattr(defaults, section), key)
+            checked(section, key, value, where=f"[{section}] {key}")
+
+
+@pytest.mark.parametrize("name", ["default.toml", "adobe.example.toml"])
+def test_the_shipped_configs_load(name: str) -> None:
+    load_settings(Path(__file__).parent.parent / "configs" / name, env={})
+
+
+def test_loading_keeps_values_in_their_usable_form(caplog: pytest.LogCaptureFixture) -> None:
+    s = load_settings(
+        None,
+        env={"DSAR_API_BASE_URL": "https://platform.adobe.io/data/core/privacy"},
+        overrides={
+            "job": {"regulation": "UCPA_USA", "include": ["analytics"]},
+            "input": {"columns": {"crm": ColumnMapping(namespace="crmId", type="custom")}},
+        },
+    )
+    assert s.api.base_url == "https://platform.adobe.io/data/core/privacy/"
+    assert s.job.regulation == "ucpa_ut_usa"
+    assert "'ucpa_usa'" in caplog.text
+    assert s.job.include == ("analytics",)
+    assert s.input.columns["crm"] == ColumnMapping(namespace="crmId", type="custom")
+
+
+def test_a_run_snapshot_loads_back_to_the_same_settings(tmp_path: Path) -> None:
+    from pipeline.runner import settings_from_snapshot, settings_snapshot
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(
+        '[job]\ninclude = ["analytics"]\n[input.columns]\ncrm = { namespace = "crmId", '
+        'type = "custom" }\n[limits]\nrequests_per_second = 2\n'
+    )
+    first = load_settings(cfg, env={})
+    again = settings_from_snapshot(settings_snapshot(first), {})
+    assert again.job == first.job
+    assert again.input == first.input
+    assert again.limits == first.limits
+
+
+def test_run_options_never_show_the_environment() -> None:
+    options = RunOptions(env={"ADOBE_CLIENT_SECRET": "p8e-REPR-SECRET", "DSAR_KEY_SECRET": "k"})
+    assert "p8e-REPR-SECRET" not in repr(options)
+    assert "DSAR_KEY_SECRET" not in repr(options)
+    assert options.env["DSAR_KEY_SECRET"] == "k"
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: RateLimiter(requests_per_second=-1, max_in_flight=4),
+        lambda: RateLimiter(requests_per_second=5, max_in_flight=0),
+        lambda: RetryPolicy(max_retries=-1),
+        lambda: RetryPolicy(cap_s=0.1),
+        lambda: Batcher(run_id="r", job=JobSettings(), users_per_request=0),
+        lambda: list_queries(
+            "gdpr", status=None, from_date=None, to_date=None, page_size=0, window_days=30
+        ),
+        lambda: list_queries(
+            "gdpr",
+            status=None,
+            from_date=date(2026, 1, 2),
+            to_date=None,
+            page_size=10,
+            window_days=30,
+        ),
+        lambda: RequestOptions(regulation="nope", include=("analytics",)),
+        lambda: RequestOptions(regulation="gdpr", include=("x",)),
+        lambda: RequestOptions(regulation="gdpr", include=("analytics",), priority="urgent"),
+        lambda: normalize_regulation("nope"),
+    ],
+)
+def test_library_checks_a_user_can_reach_raise_config_errors(build: Callable[[], object]) -> None:
+    with pytest.raises(ConfigError):
+        build()

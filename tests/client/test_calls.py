@@ -15,6 +15,7 @@ import pytest
 from aioresponses import aioresponses
 
 from pipeline.client import PrivacyServiceClient
+from pipeline.errors import ConfigError
 from pipeline.models import Action, Identity, JobStatus
 from pipeline.regulations import normalize_regulation
 from pipeline.responses import parse_service_date
@@ -208,5 +209,5 @@ def test_deprecated_regulations_map_to_current_with_a_warning_naming_only_values
     (record,) = caplog.records
     assert "'ucpa_usa'" in record.getMessage()
     assert "'ucpa_ut_usa'" in record.getMessage()
-    with pytest.raises(ValueError, match="unknown regulation"):
+    with pytest.raises(ConfigError, match="unknown regulation"):
         normalize_regulation("not_a_law")

@@ -129,7 +129,7 @@ def test_only_keys_that_drive_the_run_may_change() -> None:
         env={},
         overrides={
             "api": {"timeout_s": 5.0, "base_url": "https://x.example/"},
-            "job": {"priority": "high"},
+            "job": {"priority": "low"},
             "input": {"key_column": "id"},
             "limits": {"max_in_flight": 2, "users_per_request": 3},
             "poll": {"interval_s": 1.0},
