@@ -210,6 +210,20 @@ class JournalQueries(JournalStore):
                 out[job_id] = when
         return out
 
+    def unacknowledged_times(self, regulation: str) -> list[datetime]:
+        """Distinct submit times of one regulation's jobs never seen past ``submitted``.
+
+        A batch's jobs share one submit time, so this is a short list even for many jobs.
+        """
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT DISTINCT j.submitted_at FROM job j JOIN user u ON u.uid = j.uid"
+                " JOIN batch b ON b.seq = u.batch_seq"
+                " WHERE j.state = 'submitted' AND b.regulation = ?",
+                (regulation,),
+            ).fetchall()
+        return [from_us_required(at) for (at,) in rows]
+
     def jobs_needing_details(self, limit: int = 1000) -> list[str]:
         """Terminal jobs whose ``GET /jobs/{id}`` has not been recorded yet, oldest first."""
         return self._job_ids(

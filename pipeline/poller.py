@@ -7,9 +7,12 @@ longer shows has left progress, and gets its one ``GET /jobs/{id}`` to read its 
 status, its products and its download URL. A sweep thus costs about ceil(open jobs / page
 size) list calls per regulation window, and every job at most one GET once it is done.
 
-If the service's ``processing`` filter turns out not to include jobs still ``submitted``
-(a GET answers with a non-terminal status), sweeps of that regulation also list
-``status=submitted`` from then on, so no job is ever fetched twice.
+A status filter returns only jobs of that status (the seed), so ``processing`` misses a job
+the products have not acknowledged yet (its status is still ``submitted``). A date window
+holding jobs of this run that no sweep has yet seen past ``submitted`` is therefore listed
+without a status filter (the seed's default: every status) instead; terminal jobs on that list
+are left out of the in-progress set and get their one GET like any other. Once a sweep has
+seen a job ``processing`` its status never goes back, so later sweeps filter again.
 """
 
 from __future__ import annotations
@@ -53,7 +56,6 @@ class Poller:
     def __init__(self, ctx: RunContext, run_dir: Path) -> None:
         self.ctx = ctx
         self.results_dir = run_dir / RESULTS_DIR
-        self._list_submitted: set[str] = set()
         # as many detail GETs and downloads at once as the limiter lets requests be in flight
         self.concurrency = max(DETAIL_CONCURRENCY, ctx.settings.limits.max_in_flight)
         self.rounds = 0
@@ -88,19 +90,19 @@ class Poller:
         open_jobs = ctx.journal.open_jobs(window.regulation)
         today = (await ctx.service_now()).date()
         start = _window_start(window.oldest_submitted_at.date(), today)
-        statuses = [JobStatus.PROCESSING]
-        if window.regulation in self._list_submitted:
-            statuses.append(JobStatus.SUBMITTED)
+        unacknowledged = ctx.journal.unacknowledged_times(window.regulation)
         in_progress: dict[str, str] = {}
         calls = 0
         for first, last in date_windows(start, today, constants.MAX_LIST_WINDOW_DAYS):
             ours = sum(1 for at in open_jobs.values() if first <= _day(at, start) <= last)
             if not ours:
                 continue  # none of this run's open jobs were created in this window
-            for status in statuses:
-                calls += await self._sweep_window(
-                    window.regulation, status, first, last, ours, open_jobs, in_progress
-                )
+            # a job maybe still "submitted" is on no processing list: read every status
+            waiting = any(first <= _day(at, start) <= last for at in unacknowledged)
+            status = None if waiting else JobStatus.PROCESSING
+            calls += await self._sweep_window(
+                window.regulation, status, first, last, ours, open_jobs, in_progress
+            )
         out.list_calls += calls
         self._note_sweep(window.regulation, len(open_jobs), calls)
         seen = [
@@ -111,12 +113,12 @@ class Poller:
         ctx.journal.observe(seen, ctx.now())
         left = sorted(open_jobs.keys() - in_progress.keys())
         if left:
-            await self._settle(window.regulation, left, out)
+            await self._settle(left, out)
 
     async def _sweep_window(
         self,
         regulation: str,
-        status: JobStatus,
+        status: JobStatus | None,
         first: date,
         last: date,
         expected: int,
@@ -124,6 +126,8 @@ class Poller:
         found: dict[str, str],
     ) -> int:
         """Page one date window backwards; returns the list calls made.
+
+        ``status`` None lists every status; only this run's jobs still in progress are noted.
 
         Jobs leave the in-progress list while it is being paged, which shifts later jobs
         towards page 0. Paged forwards, a job that shifts across a page boundary already read
@@ -147,7 +151,7 @@ class Poller:
             )
             calls += 1
             for job in result.jobs:
-                if job.job_id in open_jobs:
+                if job.job_id in open_jobs and not job.status.terminal:
                     found[job.job_id] = job.status.value
             return len(result.jobs), result.total
 
@@ -168,7 +172,7 @@ class Poller:
         self.sweeps.append({"regulation": regulation, "open_jobs": open_jobs, "list_calls": calls})
         del self.sweeps[:-MAX_SWEEPS_KEPT]
 
-    async def _settle(self, regulation: str, job_ids: list[str], out: PollRound) -> None:
+    async def _settle(self, job_ids: list[str], out: PollRound) -> None:
         """GET the jobs a sweep no longer shows in progress: terminal ones are recorded."""
         ctx = self.ctx
         batch = _Pending(self)
@@ -188,10 +192,7 @@ class Poller:
                 log.warning("job %s: details not read this round (%s)", job_id, exc)
                 return
             batch.seen.append(JobObservation(job_id=job_id, status=details.status.value))
-            if not details.status.terminal:
-                # the filter did not cover this status: list it too from now on
-                self._list_submitted.add(regulation)
-            else:
+            if details.status.terminal:
                 batch.details.append(detail_record(details))
                 out.turned_terminal += 1
                 out.details += 1

@@ -155,7 +155,7 @@ class PrivacyBackend:
         """Create and store the jobs of a validated request (no limits applied)."""
         sim = self.simulator
         request = Request(
-            sim.request_id(now),
+            spec.request_id or sim.request_id(now),
             client.org_id,
             spec.regulation,
             client.technical_account,
@@ -184,16 +184,27 @@ class PrivacyBackend:
         return jobs
 
     def list_jobs(self, client: ClientConfig, query: Mapping[str, str]) -> dict[str, Any]:
-        """GET /jobs: one page of the org's jobs for a regulation, oldest first."""
+        """GET /jobs: one page of the org's jobs for a regulation, oldest first.
+
+        A job past its retention (``job_retention_days`` after completion) is left out, as
+        GET /jobs/{jobId} answers 404 for it: job data is kept 30 days after completion.
+        """
         now = self.clock.now()
         q = parse_list_query(query, now, self.config)
-        jobs, lo, hi = self.store.window(client.org_id, q.regulation, q.start, q.end)
+        store = self.store
+        jobs, lo, hi = store.window(client.org_id, q.regulation, q.start, q.end)
+        # Only a job created before the retention horizon can be done before it: just that
+        # prefix of the window is filtered, the rest is sliced as is.
+        horizon = now - self.config.job_retention_days * DAY_S
+        cut = min(hi, max(lo, store.position(client.org_id, q.regulation, horizon)))
         first = q.page * q.size
-        if q.status is None:
+        if q.status is None and cut == lo:
             total = hi - lo
             page = jobs[lo + first : min(hi, lo + first + q.size)] if first < total else []
         else:
-            matching = _with_status(jobs[lo:hi], q.status, now)
+            kept = [j for j in jobs[lo:cut] if j.done_at > horizon]
+            kept.extend(jobs[cut:hi])
+            matching = kept if q.status is None else _with_status(kept, q.status, now)
             total = len(matching)
             page = matching[first : first + q.size]
         return {"jobDetails": [render.basic(j, now) for j in page], "totalRecords": total}
@@ -211,10 +222,10 @@ class PrivacyBackend:
         return job
 
     def get_job(self, client: ClientConfig, job_id: str, content_url: str) -> dict[str, Any]:
-        """GET /jobs/{jobId}: the full details; ``downloadUrl`` while the content is kept."""
+        """GET /jobs/{jobId}: the full details; the results link while the content is kept."""
         job = self.find_job(client, job_id, retention_days=self.config.job_retention_days)
         now = self.clock.now()
-        return render.details(job, now, content_url, self.config.emit_download_url_upper)
+        return render.details(job, now, content_url, self.config.download_url_keys)
 
     def job_content(self, client: ClientConfig, job_id: str) -> bytes:
         """GET /jobs/{jobId}/content: the results ZIP of a complete access job."""
@@ -231,13 +242,13 @@ class PrivacyBackend:
 
 def _with_status(jobs: list[Job], status: str, now: float) -> list[Job]:
     # Inlined Job.status_at: this loop runs over whole windows (up to a million jobs).
+    # The seed: a status filter "returns only privacy jobs that match that status type", so a
+    # job not yet acknowledged (status submitted) is not in the processing filter; the spec's
+    # fourth filter value, submitted, lists it (conflicts table: accept all four values).
     if status == "submitted":
         return [j for j in jobs if now < j.ack_at]
     if status == "processing":
-        # The seed documents only processing|complete|error as filter values and says the
-        # default covers every status, so a job not yet acknowledged (its own status still
-        # "submitted") is in the processing filter; "submitted" (from the spec) narrows to it.
-        return [j for j in jobs if now < j.done_at]
+        return [j for j in jobs if j.ack_at <= now < j.done_at]
     failed = status == "error"
     return [j for j in jobs if j.done_at <= now and j.failed is failed]
 

@@ -18,6 +18,7 @@ from typing import Any, Final
 DEFAULT_CLIENT_ID: Final = "dsar-emulator-client"
 DEFAULT_CLIENT_SECRET: Final = "dsar-emulator-secret"
 DEFAULT_ORG_ID: Final = "DSAREMULATOR0000000000000@AdobeOrg"
+DOWNLOAD_URL_SPELLINGS: Final = frozenset({"downloadURL", "downloadUrl"})
 
 
 class ConfigValueError(ValueError):
@@ -104,7 +105,9 @@ class EmulatorConfig:
     limits: LimitsConfig = LimitsConfig()
     faults: FaultsConfig = FaultsConfig()
     simulation: SimulationConfig = SimulationConfig()
-    emit_download_url_upper: bool = False
+    # The seed's example spells the results link downloadURL; the spec and the content page
+    # spell it downloadUrl. Either spelling, or both, can be emitted.
+    download_url_keys: tuple[str, ...] = ("downloadURL",)
     deprecated_regulation_cutoff: str = "2025-07-28"
     job_retention_days: int = 30
     content_retention_days: int = 60
@@ -121,6 +124,9 @@ class EmulatorConfig:
             raise ConfigValueError("clock_start and the cutoff must be ISO 8601 dates") from None
         if not self.clients:
             raise ConfigValueError("at least one client is needed")
+        keys = self.download_url_keys
+        if not keys or not set(keys) <= DOWNLOAD_URL_SPELLINGS or len(set(keys)) != len(keys):
+            raise ConfigValueError("download_url_keys must list downloadURL and/or downloadUrl")
 
     def clock_start_epoch(self) -> float | None:
         """``clock_start`` (ISO 8601, UTC when no zone is given) as epoch seconds."""

@@ -1,13 +1,16 @@
 """Wire errors: one class per error the emulated service (or its gateway, or IMS) answers with.
 
 Each error knows its HTTP status, JSON body and extra headers; handlers raise them and the error
-middleware renders them. Messages never contain identity values or tokens.
+middleware renders them. Messages never contain identity values or tokens. A gateway error's
+HTTP status is the first three digits of its ``error_code`` (403010 is a 403), as in the
+reference's table of gateway errors.
 
     WireError
     ├── GatewayError               {"error_code", "message"}     (Adobe I/O gateway)
-    │   ├── MissingToken 401/403010, InvalidToken 401/401013
+    │   ├── MissingToken 403/403010, InvalidToken 401/401013
     │   ├── MissingApiKey 403/403000, InvalidApiKey 403/403003
     │   ├── MissingOrgHeader 400/400003, ProfileNotValid 403/403025, UserRegionMissing 403/403027
+    │   ├── RouteNotFound 404/404000, MethodNotAllowed 405/405000 (+ Allow)
     │   ├── TooManyRequests 429/429050 (+ Retry-After)
     │   └── GatewayTimeout 504/504000
     ├── InvalidContentType 400     problem-detail body
@@ -56,9 +59,13 @@ class GatewayError(WireError):
 
 
 class MissingToken(GatewayError):
-    """No ``Authorization: Bearer`` header."""
+    """No ``Authorization`` header.
 
-    status, error_code, default_message = 401, "403010", "Oauth token is missing."
+    Platform's troubleshooting page says a missing token is a 401; the gateway's own code
+    403010 says 403, and every other gateway error's status is its code's prefix, so 403.
+    """
+
+    status, error_code, default_message = 403, "403010", "Oauth token is missing."
 
 
 class InvalidToken(GatewayError):
@@ -95,6 +102,29 @@ class UserRegionMissing(GatewayError):
     """The ``x-gw-ims-org-id`` header names no org the service knows."""
 
     status, error_code, default_message = 403, "403027", "User region is missing"
+
+
+class RouteNotFound(GatewayError):
+    """An authenticated request for a path the API does not have.
+
+    The code is the emulator's choice (no source shows the gateway's 404 body); its prefix is
+    the status, like every documented gateway code.
+    """
+
+    status, error_code, default_message = 404, "404000", "Resource not found"
+
+
+class MethodNotAllowed(GatewayError):
+    """An authenticated request with a method the path does not serve; ``Allow`` lists them.
+
+    The code is the emulator's choice, as for :class:`RouteNotFound`.
+    """
+
+    status, error_code, default_message = 405, "405000", "Method not allowed"
+
+    def __init__(self, allowed: set[str] | frozenset[str]) -> None:
+        super().__init__()
+        self.headers["Allow"] = ", ".join(sorted(allowed))
 
 
 class TooManyRequests(GatewayError):

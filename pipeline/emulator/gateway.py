@@ -1,8 +1,10 @@
 """The gateway in front of the emulated service: faults, auth, per-client rate limit, stats.
 
 Runs as aiohttp middleware on every API request (control endpoints under ``/_emulator/`` pass
-straight through and are not counted). Also stamps every response with a ``Date`` header from
-the emulator clock.
+straight through and are not counted). A path no route serves, or a method its route does not
+take, is authenticated and rate-limited like any call, then answered with a gateway error body
+(404 or 405), never aiohttp's plain text. Also stamps every response with a ``Date`` header
+from the emulator clock.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from aiohttp.typedefs import Handler
 
 from .catalog import API_PREFIX, CONTROL_PREFIX, TOKEN_PATH
 from .clock import http_date
-from .errors import TooManyRequests, WireError
+from .errors import ImsError, MethodNotAllowed, RouteNotFound, TooManyRequests, WireError
 from .faults import Fault
 from .keys import BACKEND_KEY, CLIENT_KEY, DropConnection, fault_error
 
@@ -62,16 +64,16 @@ async def gateway_middleware(request: web.Request, handler: Handler) -> web.Stre
         if fault not in (Fault.NONE, Fault.THROTTLE):
             stats.faults[fault.value] += 1
             raise fault_error(fault)
-        if info_matched(request):
-            client = backend.authenticate(request.headers)
-            request[CLIENT_KEY] = client
-            retry_after = backend.request_limiter.try_acquire(client.client_id)
-            if fault is Fault.THROTTLE:
-                stats.faults["throttle_burst"] += 1
-                retry_after = retry_after or 1
-            if retry_after is not None:
-                stats.throttled += 1
-                raise TooManyRequests(retry_after)
+        client = backend.authenticate(request.headers)
+        request[CLIENT_KEY] = client
+        retry_after = backend.request_limiter.try_acquire(client.client_id)
+        if fault is Fault.THROTTLE:
+            stats.faults["throttle_burst"] += 1
+            retry_after = retry_after or 1
+        if retry_after is not None:
+            stats.throttled += 1
+            raise TooManyRequests(retry_after)
+        check_route(request)
         response = await handler(request)
         status = str(response.status)
     except WireError as error:
@@ -89,6 +91,8 @@ async def _counted(request: web.Request, handler: Handler) -> web.StreamResponse
     stats = request.app[BACKEND_KEY].stats
     at = request.app[BACKEND_KEY].monotonic()
     try:
+        if not_allowed(request) is not None:
+            raise ImsError(405, "invalid_request", "the token endpoint takes POST only")
         response = await handler(request)
     except WireError as error:
         response = _error_response(error)
@@ -96,9 +100,20 @@ async def _counted(request: web.Request, handler: Handler) -> web.StreamResponse
     return response
 
 
-def info_matched(request: web.Request) -> bool:
-    """Whether the request hit a real route (unknown paths get the router's plain 404)."""
-    return request.match_info.http_exception is None
+def not_allowed(request: web.Request) -> web.HTTPMethodNotAllowed | None:
+    """The router's 405 for this request, if its path exists under other methods."""
+    missed = request.match_info.http_exception
+    return missed if isinstance(missed, web.HTTPMethodNotAllowed) else None
+
+
+def check_route(request: web.Request) -> None:
+    """Raise the gateway's 404 or 405 when no route serves this path and method."""
+    missed = request.match_info.http_exception
+    if missed is None:
+        return
+    if isinstance(missed, web.HTTPMethodNotAllowed):
+        raise MethodNotAllowed(missed.allowed_methods)
+    raise RouteNotFound()
 
 
 async def stamp_date(request: web.Request, response: web.StreamResponse) -> None:

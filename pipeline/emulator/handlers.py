@@ -52,9 +52,11 @@ async def issue_token(request: web.Request) -> web.Response:
 async def list_jobs(request: web.Request) -> web.Response:
     """GET /jobs: one page of the org's jobs for one regulation, oldest first.
 
+    A status filter returns only jobs of that status (the seed); jobs past retention are not
+    listed, as GET /jobs/{jobId} answers 404 for them.
+
     Not emulated: the date filters apply to the creation date (the real service may use the
-    processing date), retention is applied on GET /jobs/{jobId} only, and the order of the
-    real service's list is undocumented.
+    processing date), and the order of the real service's list is undocumented.
     """
     body = backend_of(request).list_jobs(_client(request), request.query)
     return web.json_response(body)
@@ -63,9 +65,10 @@ async def list_jobs(request: web.Request) -> web.Response:
 async def create_jobs(request: web.Request) -> web.Response:
     """POST /jobs: validate the payload and create one job per (user, action).
 
+    A caller-supplied ``requestId`` becomes the request's id; without one the service makes one.
+
     Not emulated: ``mergePolicyId``, ``expandIds``, ``priority`` and extra company contexts are
-    validated but change nothing; child jobs and per-product job splitting do not exist; the
-    caller-supplied ``requestId`` is ignored.
+    validated but change nothing; child jobs and per-product job splitting do not exist.
     """
     payload = await _json_body(request, "/data/core/privacy/jobs")
     backend = backend_of(request)
@@ -80,7 +83,10 @@ async def create_jobs(request: web.Request) -> web.Response:
 
 
 async def get_job(request: web.Request) -> web.Response:
-    """GET /jobs/{jobId}: the job's details, with ``downloadUrl`` when an access job is complete.
+    """GET /jobs/{jobId}: the job's details, with ``downloadURL`` when an access job is complete.
+
+    The seed's example spells the link ``downloadURL``; ``download_url_keys`` can add or switch
+    to the spec's ``downloadUrl``.
 
     Not emulated: ``qualifiedCount`` and ``childJobs`` are never present, ``retryCount`` stays 0,
     and product messages are fixed texts rather than each product's own wording.

@@ -29,15 +29,19 @@ def basic(job: Job, now: float) -> dict[str, Any]:
     }
 
 
-def details(job: Job, now: float, download_url: str | None, upper_too: bool) -> dict[str, Any]:
-    """The full job details of GET /jobs/{jobId}, shaped like the seed's example."""
+def details(
+    job: Job, now: float, download_url: str | None, url_keys: tuple[str, ...]
+) -> dict[str, Any]:
+    """The full job details of GET /jobs/{jobId}, shaped like the seed's example.
+
+    The results link of a complete access job goes under each spelling in ``url_keys``.
+    """
     body = basic(job, now)
     body["userIds"] = [_user_id(i) for i in job.user.ids]
     body["productResponses"] = [_product(job, state, now) for state in job.products()]
     if download_url is not None and body["status"] == "complete" and job.action == "access":
-        body["downloadUrl"] = download_url
-        if upper_too:
-            body["downloadURL"] = download_url
+        for key in url_keys:
+            body[key] = download_url
     body["regulation"] = job.request.regulation
     return body
 

@@ -201,5 +201,10 @@ class JobStore:
         hi = bisect_left(index.times, end)
         return index.jobs, lo, hi
 
+    def position(self, org_id: str, regulation: str, at: float) -> int:
+        """How many jobs of (org, regulation) were created before ``at``."""
+        index = self._indexes.get((org_id, regulation))
+        return 0 if index is None else bisect_left(index.times, at)
+
     def __iter__(self) -> Iterator[Job]:
         return iter(self._by_id.values())

@@ -29,6 +29,8 @@ from .store import Identity
 
 MAX_USERS = 1000
 MAX_IDS = 9
+MAX_PAGE = 2**31 - 1  # the spec's page is an int32
+CONSENT_TEXT_FIELDS = ("requestId", "transactionId", "orgId")
 DAY_S = 86_400
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
@@ -49,6 +51,7 @@ class CreateSpec:
     users: tuple[UserSpec, ...]
     include: tuple[str, ...]
     regulation: str
+    request_id: str | None = None  # the caller's own requestId, when it sent one
 
     @property
     def job_count(self) -> int:
@@ -105,17 +108,24 @@ def parse_create(payload: Any, org_id: str, now: float, config: EmulatorConfig) 
     if merge is not None and (isinstance(merge, bool) or not isinstance(merge, int | str)):
         raise InvalidRequest("mergePolicyId must be a number or a string")
     regulation = check_regulation(payload.get("regulation"), now, config)
-    return CreateSpec(users=parsed, include=include, regulation=regulation)
+    request_id = payload.get("requestId")
+    if "requestId" in payload and not (isinstance(request_id, str) and request_id.strip()):
+        raise InvalidRequest("requestId must be a non-empty string")
+    return CreateSpec(users=parsed, include=include, regulation=regulation, request_id=request_id)
 
 
 def _check_company_contexts(contexts: Any, org_id: str) -> None:
     if not isinstance(contexts, list) or not contexts:
         raise InvalidRequest("companyContexts must be a non-empty array")
-    org_values = [
-        c.get("value")
-        for c in contexts
-        if isinstance(c, Mapping) and str(c.get("namespace", "")).lower() == "imsorgid"
-    ]
+    for i, context in enumerate(contexts):
+        # every entry, product qualifiers included, is a {namespace, value} pair of strings
+        if not isinstance(context, Mapping):
+            raise InvalidRequest(f"companyContexts[{i}] must be an object")
+        for name in ("namespace", "value"):
+            field_value = context.get(name)
+            if not isinstance(field_value, str) or not field_value.strip():
+                raise InvalidRequest(f"companyContexts[{i}].{name} must be a non-empty string")
+    org_values = [c["value"] for c in contexts if c["namespace"].lower() == "imsorgid"]
     if not org_values:
         raise InvalidRequest("companyContexts must contain an imsOrgID entry")
     if org_id not in org_values:
@@ -182,8 +192,11 @@ def _include(raw: Any) -> tuple[str, ...]:
         name = PRODUCTS.get(item.lower()) if isinstance(item, str) else None
         if name is None:
             raise InvalidRequest("include holds an unknown product")
-        if name not in names:
-            names.append(name)
+        if name in names:
+            # the spec's items are unique; codes are case-insensitive, so "Analytics" and
+            # "analytics" name the same product twice
+            raise InvalidRequest("include must name each product once")
+        names.append(name)
     return tuple(names)
 
 
@@ -196,6 +209,9 @@ def parse_consent(payload: Any) -> int:
     entities = payload.get("entities")
     if not isinstance(entities, list) or not entities:
         raise InvalidRequest("entities must be a non-empty array", uri=CONSENT_URI)
+    for name in CONSENT_TEXT_FIELDS:
+        if name in payload and not isinstance(payload[name], str):
+            raise InvalidRequest(f"{name} must be a string", uri=CONSENT_URI)
     count = 0
     for i, entity in enumerate(entities):
         if not isinstance(entity, Mapping):
@@ -224,6 +240,8 @@ def parse_list_query(query: Mapping[str, str], now: float, config: EmulatorConfi
     """Validate GET /jobs parameters and resolve the creation-date window."""
     regulation = check_regulation(query.get("regulation"), now, config)
     page = _int_param(query, "page", 0, minimum=0)
+    if page > MAX_PAGE:
+        raise InvalidRequest(f"page must be at most {MAX_PAGE}")
     size = _int_param(query, "size", config.limits.default_page_size, minimum=1)
     if size > config.limits.max_page_size:
         raise InvalidRequest(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -32,6 +33,16 @@ RULES: dict[str, Mutation] = {
     "imsOrgID differs from the org header": lambda b: b.update(
         companyContexts=[{"namespace": "imsOrgID", "value": "SOMEONEELSE@AdobeOrg"}]
     ),
+    "extra company context without a value": lambda b: b["companyContexts"].append(
+        {"namespace": "Campaign"}
+    ),
+    "extra company context without a namespace": lambda b: b["companyContexts"].append(
+        {"value": "acme-stg-us1"}
+    ),
+    "extra company context with a blank value": lambda b: b["companyContexts"].append(
+        {"namespace": "Campaign", "value": " "}
+    ),
+    "company context that is not an object": lambda b: b["companyContexts"].append("Campaign"),
     "missing users": lambda b: b.pop("users"),
     "empty users": lambda b: b.update(users=[]),
     "more than 1000 users": lambda b: b.update(users=payload(users=1001)["users"]),
@@ -60,11 +71,16 @@ RULES: dict[str, Mutation] = {
     "missing include": lambda b: b.pop("include"),
     "empty include": lambda b: b.update(include=[]),
     "unknown product": lambda b: b.update(include=["Analytics", "photoshop"]),
+    "repeated product": lambda b: b.update(include=["Analytics", "Analytics"]),
+    "repeated product in another case": lambda b: b.update(include=["Analytics", "analytics"]),
     "expandIds not boolean-like": lambda b: b.update(expandIds="yes"),
     "unknown priority": lambda b: b.update(priority="urgent"),
     "mergePolicyId of the wrong type": lambda b: b.update(mergePolicyId=[124]),
     "missing regulation": lambda b: b.pop("regulation"),
     "unknown regulation": lambda b: b.update(regulation="gdpr_moon"),
+    "requestId not a string": lambda b: b.update(requestId=17),
+    "empty requestId": lambda b: b.update(requestId=""),
+    "null requestId": lambda b: b.update(requestId=None),
 }
 
 
@@ -115,6 +131,12 @@ async def test_a_body_that_is_not_an_object_is_refused(api: Api) -> None:
             ]
         },
         {"mergePolicyId": 124, "analyticsDeleteMethod": "purge"},
+        {
+            "companyContexts": [
+                {"namespace": "imsOrgID", "value": "DSAREMULATOR0000000000000@AdobeOrg"},
+                {"namespace": "Campaign", "value": "acme-stg-us1"},
+            ]
+        },
     ],
 )
 async def test_documented_variants_are_accepted(api: Api, variant: dict[str, Any]) -> None:
@@ -138,3 +160,21 @@ async def test_exactly_1000_users_and_9_ids_are_accepted(api: Api) -> None:
     reply = await api.create(body)
     assert reply.status == 202
     assert reply.body["totalRecords"] == 1000
+
+
+async def test_a_caller_supplied_request_id_is_kept_on_every_job(api: Api) -> None:
+    body = payload(users=2, actions=("access", "delete"))
+    body["requestId"] = "crm-batch-0042"
+    reply = await api.create(body)
+    assert reply.status == 202
+    assert reply.body["requestId"] == "crm-batch-0042"
+    for job in reply.body["jobs"]:
+        details = await api.call("GET", f"jobs/{job['jobId']}")
+        assert details.body["requestId"] == "crm-batch-0042"
+    listed = await api.call("GET", "jobs?regulation=gdpr")
+    assert {j["requestId"] for j in listed.body["jobDetails"]} == {"crm-batch-0042"}
+
+
+async def test_without_a_request_id_the_service_generates_one(api: Api) -> None:
+    reply = await api.create(payload())
+    assert re.fullmatch(r"\d{17}RX-\d{3}", reply.body["requestId"])

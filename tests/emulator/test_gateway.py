@@ -45,7 +45,8 @@ async def _jobs(api: Api, headers: dict[str, str]) -> tuple[int, dict[str, str]]
 @pytest.mark.parametrize(
     ("drop", "status", "code"),
     [
-        ("Authorization", 401, "403010"),
+        # the HTTP status is the code's prefix, as for every other gateway code
+        ("Authorization", 403, "403010"),
         ("x-api-key", 403, "403000"),
         ("x-gw-ims-org-id", 400, "400003"),
     ],
@@ -144,3 +145,40 @@ async def test_a_trailing_slash_is_tolerated(api: Api) -> None:
     assert created.status == 202
     job_id = created.body["jobs"][0]["jobId"]
     assert (await api.call("GET", f"jobs/{job_id}/")).status == 200
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "code"),
+    [
+        ("GET", "data/core/privacy/nothing-here", 404, "404000"),
+        ("GET", "data/core/privacy/jobs/abc/content/extra", 404, "404000"),
+        ("GET", "elsewhere", 404, "404000"),
+        ("DELETE", "data/core/privacy/jobs/abc", 405, "405000"),
+        ("PUT", "data/core/privacy/jobs", 405, "405000"),
+        ("GET", "data/core/privacy/consent", 405, "405000"),
+    ],
+)
+async def test_unknown_paths_and_methods_get_a_json_gateway_error_after_auth(
+    api: Api, method: str, path: str, status: int, code: str
+) -> None:
+    url = api.emu.root_url + path
+    anonymous = await api.raw(method, url)
+    assert (anonymous.status, anonymous.body["error_code"]) == (403, "403000")
+    headers = await api.headers()
+    del headers["Authorization"]
+    no_token = await api.raw(method, url, headers=headers)
+    assert (no_token.status, no_token.body["error_code"]) == (403, "403010")
+    reply = await api.raw(method, url, headers=await api.headers())
+    assert (reply.status, reply.body["error_code"]) == (status, code)
+    assert set(reply.body) == {"error_code", "message"}
+    if status == 405:
+        assert reply.headers["Allow"]
+        assert method not in reply.headers["Allow"].split(", ")
+    stats = (await api.control("GET", "stats")).body
+    assert stats["requests"][f"{method} unmatched"] == {"403": 2, str(status): 1}
+
+
+async def test_the_token_endpoint_answers_a_wrong_method_in_its_own_shape(api: Api) -> None:
+    reply = await api.raw("GET", f"{api.emu.ims_url}ims/token/v3")
+    assert reply.status == 405
+    assert set(reply.body) == {"error", "error_description"}

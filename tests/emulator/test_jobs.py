@@ -10,7 +10,9 @@ from typing import Any
 
 import pytest
 
-from .conftest import OTHER, Api, payload
+from pipeline.emulator.config import ConfigValueError
+
+from .conftest import ORG, OTHER, Api, frozen_config, payload
 
 DAY = 86_400
 DATE = re.compile(r"\d\d/\d\d/\d{4} \d\d:\d\d [AP]M GMT")
@@ -76,7 +78,7 @@ async def test_a_new_job_is_submitted_with_every_product_pending(api: Api) -> No
         "Analytics", "AudienceManager", "Profile",
     ]  # fmt: skip
     assert {p["productStatusResponse"]["status"] for p in body["productResponses"]} == {"submitted"}
-    assert "downloadUrl" not in body
+    assert not {"downloadURL", "downloadUrl"} & body.keys()
 
 
 async def test_an_access_job_completes_with_a_download_url(api: Api) -> None:
@@ -96,20 +98,37 @@ async def test_an_access_job_completes_with_a_download_url(api: Api) -> None:
         assert status["status"] == "complete"
         assert DATE.fullmatch(product["processedDate"])
         assert product["retryCount"] == 0
-    assert body["downloadUrl"] == f"{api.emu.base_url}jobs/{job_id}/content"
-    assert "downloadURL" not in body
+    # the seed's example spells the link downloadURL
+    assert body["downloadURL"] == f"{api.emu.base_url}jobs/{job_id}/content"
+    assert "downloadUrl" not in body
     assert DATE.fullmatch(body["lastModifiedDate"])
 
 
-async def test_a_flag_also_emits_download_url_in_upper_case(api: Api) -> None:
-    _job_id, body = await _finished(api, {**_all("success"), "emit_download_url_upper": True})
-    assert body["downloadURL"] == body["downloadUrl"]
+@pytest.mark.parametrize(
+    ("keys", "expected"),
+    [
+        (["downloadUrl"], {"downloadUrl"}),
+        (["downloadURL", "downloadUrl"], {"downloadURL", "downloadUrl"}),
+    ],
+)
+async def test_a_setting_switches_the_download_link_to_the_specs_spelling_or_emits_both(
+    api: Api, keys: list[str], expected: set[str]
+) -> None:
+    job_id, body = await _finished(api, {**_all("success"), "download_url_keys": keys})
+    assert {k for k in body if k.lower() == "downloadurl"} == expected
+    assert {body[k] for k in expected} == {f"{api.emu.base_url}jobs/{job_id}/content"}
+
+
+@pytest.mark.parametrize("keys", [[], ["downloadurl"], ["downloadURL", "downloadURL"]])
+def test_download_url_keys_must_name_known_spellings_once(keys: list[str]) -> None:
+    with pytest.raises(ConfigValueError):
+        frozen_config(download_url_keys=keys)
 
 
 async def test_a_delete_job_has_no_download_url(api: Api) -> None:
     job_id, body = await _finished(api, _all("success"), actions=("delete",))
     assert body["status"] == "complete"
-    assert "downloadUrl" not in body
+    assert not {"downloadURL", "downloadUrl"} & body.keys()
     assert (await api.call("GET", f"jobs/{job_id}/content")).status == 404
 
 
@@ -118,7 +137,7 @@ async def test_a_job_whose_products_fail_ends_in_error(api: Api) -> None:
     assert body["status"] == "error"
     codes = {p["productStatusResponse"]["responseMsgCode"] for p in body["productResponses"]}
     assert codes <= {"PRVCY-1000-400", "PRVCY-1022-400", "PRVCY-1024-400"}
-    assert "downloadUrl" not in body
+    assert not {"downloadURL", "downloadUrl"} & body.keys()
     assert (await api.call("GET", f"jobs/{job_id}/content")).status == 404
 
 
@@ -231,9 +250,26 @@ async def test_consent_accepts_a_valid_opt_out_with_an_empty_202(api: Api) -> No
         {"optOutOfSale": True, "entities": [{"nameSpace": "email", "values": [1]}]},
         {"optOutOfSale": True, "entities": [{"nameSpace": "email", "values": ["a", "a"]}]},
         ["not", "an", "object"],
+        *(
+            {"optOutOfSale": True, "entities": [{"nameSpace": "email", "values": ["a"]}], k: v}
+            for k in ("requestId", "transactionId", "orgId")
+            for v in (42, None)
+        ),
     ],
 )
 async def test_consent_breaking_a_rule_is_refused(api: Api, body: Any) -> None:
+    """Includes the spec's optional string fields sent with another type."""
     reply = await api.call("POST", "consent", json=body)
     assert reply.status == 400
     assert reply.body["errors"]["errorType"] == "uri=/data/core/privacy/consent"
+
+
+async def test_consent_accepts_its_optional_string_fields(api: Api) -> None:
+    body = {
+        "optOutOfSale": True,
+        "entities": [{"nameSpace": "email", "values": ["a@x.org"]}],
+        "requestId": "req-1",
+        "transactionId": "tx-1",
+        "orgId": ORG,
+    }
+    assert (await api.call("POST", "consent", json=body)).status == 202

@@ -124,6 +124,7 @@ async def test_status_filter_follows_the_lifecycle(api: Api) -> None:
         ("regulation=gdpr&size=ten", "size"),
         ("regulation=gdpr&page=-1", "page"),
         ("regulation=gdpr&page=x", "page"),
+        ("regulation=gdpr&page=2147483648", "page"),
         ("regulation=gdpr&status=done", "status"),
         ("regulation=gdpr&fromDate=2026-03-01", "together"),
         ("regulation=gdpr&toDate=2026-03-01", "together"),
@@ -147,3 +148,37 @@ async def test_a_list_query_breaking_a_rule_is_refused(api: Api, query: str, fra
 async def test_a_30_day_span_within_45_days_is_allowed(api: Api) -> None:
     reply = await api.call("GET", "jobs?regulation=gdpr&fromDate=2026-01-16&toDate=2026-02-15")
     assert reply.status == 200
+
+
+async def test_the_largest_int32_page_is_allowed_and_empty(api: Api) -> None:
+    reply = await api.call("GET", "jobs?regulation=gdpr&page=2147483647")
+    assert reply.status == 200
+    assert reply.body["jobDetails"] == []
+
+
+async def test_a_job_past_retention_leaves_the_list_when_its_lookup_turns_404(api: Api) -> None:
+    backend = api.emu.backend
+    backend.reconfigure({"simulation": {"product_error_rate": 0.0}})
+    old = (await api.create(payload(prefix="old"))).body["jobs"][0]["jobId"]
+    backend.advance(10 * DAY)
+    await api.fetch_token()
+    new = (await api.create(payload(prefix="new"))).body["jobs"][0]["jobId"]
+    done_at = backend.store.get(old).done_at  # type: ignore[union-attr]
+    backend.advance(done_at + 30 * DAY - 1 - backend.clock.now())
+    await api.fetch_token()
+    window = "jobs?regulation=gdpr&fromDate=2026-03-02&toDate=2026-03-31"
+
+    async def listed(query: str) -> list[str]:
+        reply = await api.call("GET", query)
+        assert reply.body["totalRecords"] == len(reply.body["jobDetails"])
+        return [j["jobId"] for j in reply.body["jobDetails"]]
+
+    assert (await api.call("GET", f"jobs/{old}")).status == 200
+    assert await listed(window) == [old, new]
+    assert await listed(window + "&status=complete") == [old, new]
+    backend.advance(1)
+    assert (await api.call("GET", f"jobs/{old}")).status == 404
+    assert await listed(window) == [new]
+    assert await listed(window + "&status=complete") == [new]
+    beyond = await api.call("GET", window + "&page=1&size=1")
+    assert beyond.body == {"jobDetails": [], "totalRecords": 1}

@@ -173,3 +173,22 @@ def test_open_windows_per_regulation_start_at_the_oldest_submit(journal: Journal
     journal.observe([_obs("uk-0000000-access", "complete")], at(40))
     (window,) = journal.open_windows()
     assert (window.regulation, window.open_jobs, window.oldest_submitted_at) == ("gdpr", 7, at(2))
+
+
+def test_unacknowledged_times_name_the_batches_with_jobs_never_seen_past_submitted(
+    journal: Journal,
+) -> None:
+    _submit_first(journal)
+    journal.record_intent("b00002", "d", at(30))
+    jobs = {(k, a): f"{k}-{a.value}" for k in ("uk-0000002", "uk-0000003") for a in (A, D)}
+    journal.mark_submitted("b00002", "req-2", jobs, at(31))
+    assert sorted(journal.unacknowledged_times("gdpr")) == [at(2), at(31)]
+    journal.observe(
+        [_obs(f"uk-000000{i}-{a.value}", "processing") for i in (0, 1) for a in (A, D)], at(40)
+    )
+    assert journal.unacknowledged_times("gdpr") == [at(31)]
+    journal.observe(
+        [_obs(f"uk-000000{i}-{a.value}", "complete") for i in (2, 3) for a in (A, D)], at(41)
+    )
+    assert journal.unacknowledged_times("gdpr") == []
+    assert journal.unacknowledged_times("ccpa") == []
