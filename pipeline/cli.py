@@ -18,6 +18,7 @@ from pathlib import Path
 from . import __version__
 from .cli_common import Registrar, add_common, settings_from_args
 from .cli_handoff import HANDOFF_COMMANDS
+from .cli_lifecycle import LIFECYCLE_COMMANDS
 from .cli_run import RUN_COMMANDS
 from .errors import PipelineError
 from .logs import configure_logging
@@ -45,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # Each command adds itself here: a function that registers its subparser and handler.
-_COMMANDS: list[Registrar] = [*RUN_COMMANDS]
+_COMMANDS: list[Registrar] = [*RUN_COMMANDS, *LIFECYCLE_COMMANDS]
 
 
 def _register_validate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 import orjson
 
 from .cli_common import Registrar, SubParsers, add_common, settings_from_args
+from .cli_lifecycle import confirm_prompt
 from .errors import ConfigError
 from .handoff import key_hasher, key_secret_from_env
 from .jobs import JobQuery, details_dict, download_job, get_job, list_jobs, write_jobs_parquet
@@ -86,13 +87,6 @@ def _register_run(sub: SubParsers[argparse.ArgumentParser]) -> None:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
-
-    def confirm(_target: object, jobs: int) -> bool:
-        if args.yes or not sys.stdin.isatty():
-            return True
-        answer = input(f"Submit {jobs:,} jobs to the Privacy Service? [y/N] ")
-        return answer.strip().lower() in ("y", "yes")
-
     outcome = start_run(
         args.input,
         settings,
@@ -100,7 +94,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         run_dir=args.run_dir,
         options=_options(args),
         dry_run=args.dry_run,
-        confirm=confirm,
+        confirm=confirm_prompt(args.yes),
     )
     return _print_outcome(outcome)
 
@@ -124,12 +118,17 @@ def _cmd_resume(args: argparse.Namespace) -> int:
     if args.all:
         if not args.path.is_dir():
             raise ConfigError(f"{args.path}: not a workspace directory")
-        outcomes = resume_all(args.path, env=os.environ, options=options)
-        if not outcomes:
+        done = resume_all(args.path, env=os.environ, options=options, notice=_notice)
+        if not done.outcomes and not done.busy:
             print("no unfinished run in the workspace", file=sys.stderr)
-            return 0
-        return max(_print_outcome(o) for o in outcomes)
+        for outcome in done.outcomes:
+            _print_outcome(outcome)
+        return done.exit_code
     return _print_outcome(resume_run(args.path, env=os.environ, options=options))
+
+
+def _notice(line: str) -> None:
+    print(line, file=sys.stderr)
 
 
 def _register_retry(sub: SubParsers[argparse.ArgumentParser]) -> None:
