@@ -143,6 +143,10 @@ _SCHEMA_V2: tuple[str, ...] = (
     """ALTER TABLE run ADD COLUMN intent TEXT NOT NULL DEFAULT 'live'
         CHECK (intent IN ('live', 'preview', 'declined', 'cancelled'))""",
     "ALTER TABLE run ADD COLUMN stop_polling INTEGER NOT NULL DEFAULT 0",
+    # a run left by an older dsar's dry run or declined prompt must not be submitted now either
+    "UPDATE run SET intent = 'preview' WHERE pause_reason = 'dry_run'",
+    "UPDATE run SET intent = 'declined', pause_reason = 'declined'"
+    " WHERE pause_reason = 'not_confirmed'",
     *_rebuilt("batch", _SCHEMA_V1[1], "'failed')", "'failed', 'cancelled')", _SCHEMA_V1[2:3]),
     *_rebuilt(
         "job",

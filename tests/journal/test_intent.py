@@ -134,3 +134,22 @@ def test_a_version_1_journal_migrates_with_its_rows_and_runs_live(tmp_path: Path
         assert j.counts().jobs["cancelled"] == 1
         indexes = {r[0] for r in j._conn.execute("SELECT name FROM sqlite_master")}
         assert {"job_needs_details", "job_needs_download", "batch_by_state"} <= indexes
+
+
+@pytest.mark.parametrize(
+    ("reason", "intent"), [("dry_run", RunIntent.PREVIEW), ("not_confirmed", RunIntent.DECLINED)]
+)
+def test_an_older_dsars_dry_run_or_declined_run_is_not_live_after_the_migration(
+    tmp_path: Path, reason: str, intent: RunIntent
+) -> None:
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    conn = open_database(run_dir / JOURNAL_FILE, target=1)
+    conn.execute(
+        "INSERT INTO run VALUES (1, 'old', 0, 'in.csv', 'ab', 1, 0, 'cd', '{}', '0.1.0', NULL,"
+        " 'paused', ?, NULL, 0)",
+        (reason,),
+    )
+    conn.close()
+    with Journal.open(run_dir) as j:
+        assert j.run_info().intent == intent
