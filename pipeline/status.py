@@ -115,7 +115,7 @@ def _state_line(status: dict[str, Any]) -> str:
     driver = status["driven_by"]
     reason = None if driver and status["state"] == RunState.ACTIVE else status["pause_reason"]
     line = _state(status["state"], reason)  # a driven run is not interrupted, whatever it was
-    if status["intent"] != RunIntent.LIVE:
+    if status["intent"] not in (RunIntent.LIVE, reason):
         line += f", {status['intent']}"
     if driver:
         line += ", driven by " + Holder(pid=driver["pid"], since=driver["since"]).describe()

@@ -64,6 +64,8 @@ def test_a_dry_run_is_never_submitted_by_resume_only_by_submit(
     status = json.loads(capsys.readouterr().out)
     assert (status["intent"], status["driven_by"]) == ("preview", None)
     assert "dsar submit" in status["next"]
+    assert run_cli(["status", str(run_dir)], emu.env, monkeypatch) == 0
+    assert "paused (dry_run), preview" in capsys.readouterr().out
     # the explicit act
     assert run_cli(["submit", str(run_dir), "--yes"], emu.env, monkeypatch) == 0
     assert emu.stats()["jobs_created"] == 30
