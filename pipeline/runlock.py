@@ -72,9 +72,9 @@ def hold_lock(directory: Path, what: str) -> Iterator[Holder]:
 def lock_holder(directory: Path) -> Holder | None:
     """The holder of ``directory``'s lock, or None when no process holds it.
 
-    Never takes the lock (a reader that took it, even for an instant, could make a driver
-    starting at that instant exit as busy): on Linux it reads ``/proc/locks``; elsewhere it
-    says who the lock file names when that process is alive.
+    On Linux it reads ``/proc/locks`` and never touches the lock (a reader that took it, even
+    for an instant, could make a driver starting at that very instant exit as busy). Elsewhere
+    it tries a shared lock and lets it go at once, which has that small window.
     """
     path = directory / LOCK_FILE
     try:
@@ -82,11 +82,10 @@ def lock_holder(directory: Path) -> Holder | None:
     except OSError:
         return None
     try:
-        holder = _read_holder(fd)
         held = _held_per_proc(os.fstat(fd))
-        if held is None:  # no /proc/locks: trust the named pid if it is alive
-            held = holder.pid is not None and _alive(holder.pid)
-        return holder if held else None
+        if held is None:
+            held = _held_per_probe(fd)
+        return _read_holder(fd) if held else None
     finally:
         os.close(fd)
 
@@ -123,11 +122,10 @@ def _held_per_proc(st: os.stat_result) -> bool | None:
     return False
 
 
-def _alive(pid: int) -> bool:
+def _held_per_probe(fd: int) -> bool:
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
         return True
-    return True
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    return False
