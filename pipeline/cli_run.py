@@ -104,7 +104,9 @@ def _register_resume(sub: SubParsers[argparse.ArgumentParser]) -> None:
         "resume",
         help="continue a run from its journal (after a crash, the daily cap, --no-wait)",
         description="Continue RUN_DIR; with --all, advance every unfinished run of WORKSPACE "
-        "(the one line a cron job needs).",
+        "(the one line a cron job needs). A preview (dry run) or a declined run is never "
+        "resumed: `dsar submit` submits a preview. Exit 7 when another dsar process drives "
+        "the run (or, with --all, the workspace).",
     )
     p.add_argument("path", type=Path, metavar="RUN_DIR", help="run directory (or WORKSPACE)")
     p.add_argument("--all", action="store_true", help="PATH is a workspace: resume every run")
