@@ -156,7 +156,9 @@ def render_status(status: dict[str, Any]) -> str:
         head.append(("resume after", status["resume_after"]))
     budget = status["daily_budget"]
     if budget:
-        head.append(("budget today", f"{budget['used']:,} / {budget['cap']:,} jobs"))
+        # the ledger is the workspace's: another workspace of the same org is not counted
+        used = f"{budget['used']:,} / {budget['cap']:,} jobs (this workspace)"
+        head.append(("budget today", used))
     jobs = [(state, f"{n:,}") for state, n in status["jobs"].items() if n]
     tables = [_table("run", head), _table("jobs", jobs)]
     deadlines = status["deadlines"]

@@ -149,6 +149,10 @@ def test_a_cancelled_run_submits_nothing_more_and_polls_what_is_sent(
     assert run_cli(["cancel", str(run_dir)], emu.env, monkeypatch) == 0
     assert "50 jobs will never be submitted" in capsys.readouterr().err
     assert _statuses(run_dir) == {"cancelled": 50, "submitted": 100}
+    assert run_cli(["status", str(run_dir)], emu.env, monkeypatch) == 0
+    out = capsys.readouterr().out
+    assert "paused (cancelled)" in out
+    assert "100 / 100 jobs (this workspace)" in out
     emu.control("advance", {"days": 1})  # a new day's budget: still nothing is sent
     assert run_cli(["resume", "--all", str(ws)], emu.env, monkeypatch) == 1
     assert posts(emu) == sent
