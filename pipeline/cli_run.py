@@ -80,7 +80,11 @@ def _register_run(sub: SubParsers[argparse.ArgumentParser]) -> None:
     p.add_argument("--workspace", type=Path, help="workspace directory (default ./dsar-runs)")
     p.add_argument("--run-dir", type=Path, help="run directory (default WORKSPACE/RUN_ID)")
     _add_drive_flags(p)
-    p.add_argument("--dry-run", action="store_true", help="plan and report; submit nothing")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="plan and report; submit nothing (a preview: only `dsar submit` submits it)",
+    )
     p.add_argument("--yes", action="store_true", help="do not ask before submitting")
     p.set_defaults(handler=_cmd_run)
 
