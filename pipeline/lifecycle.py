@@ -50,7 +50,8 @@ def check_drivable(info: RunInfo, run_dir: Path, *, retry: bool = False) -> None
     not drive this run: a preview, a declined run, or a ``retry`` of a cancelled run."""
     if info.intent == RunIntent.PREVIEW:
         raise ConfigError(
-            f"{run_dir} is a preview (a dry run): nothing was submitted; "
+            f"{run_dir} is a preview (a dry run, or a plan never confirmed): nothing was "
+            "submitted; "
             f"`dsar submit {run_dir}` submits it"
         )
     if info.intent == RunIntent.DECLINED:
@@ -65,7 +66,8 @@ def check_drivable(info: RunInfo, run_dir: Path, *, retry: bool = False) -> None
 def skip_note(info: RunInfo, run_dir: Path) -> str | None:
     """The line ``resume --all`` prints for a run it leaves alone (None: drive it)."""
     if info.intent == RunIntent.PREVIEW:
-        return f"{run_dir.name}: a preview (dry run), skipped; `dsar submit {run_dir}` submits it"
+        name = run_dir.name
+        return f"{name}: a preview, skipped (nothing sent); `dsar submit {run_dir}` sends it"
     if info.intent == RunIntent.DECLINED:
         return f"{run_dir.name}: declined at the prompt, skipped; nothing was submitted"
     return None

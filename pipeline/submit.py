@@ -49,6 +49,8 @@ def submit_run(
         workspace = Path(settings.output.workspace)
         with api_target(settings, workspace=workspace, env=env) as target:
             org = target.settings.credentials.org_id
+            if info.meta.org_id and org != info.meta.org_id:
+                raise ConfigError("the credentials belong to another org than this run's")
             warn_shared_org(workspace, {org or ""})
             jobs = journal.counts().jobs[JobState.PENDING]
             if confirm is not None and not target.embedded and not confirm(target, jobs):

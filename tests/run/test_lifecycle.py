@@ -54,7 +54,7 @@ def test_a_dry_run_is_never_submitted_by_resume_only_by_submit(
     run_dir = _only_run(ws)
     assert "dsar submit" in capsys.readouterr().err
     assert run_cli(["resume", "--all", str(ws)], emu.env, monkeypatch) == 0
-    assert "a preview (dry run), skipped" in capsys.readouterr().err
+    assert "a preview, skipped (nothing sent)" in capsys.readouterr().err
     assert run_cli(["resume", str(run_dir)], emu.env, monkeypatch) == 2
     assert "is a preview" in capsys.readouterr().err
     assert run_cli(["retry", str(run_dir)], emu.env, monkeypatch) == 2
@@ -224,3 +224,29 @@ def test_a_sibling_workspace_booking_the_same_org_is_warned_about(
     assert org not in warned[0]
     assert run_cli(["resume", "--all", str(ws)], emu.env, monkeypatch) == 0
     assert "books the same org" in capsys.readouterr().err
+
+
+def test_a_run_interrupted_at_the_prompt_is_a_preview_nothing_submits_behind_it(
+    tmp_path: Path, emulator_factory: Any, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    emu = emulator_factory(simulation=NO_ERRORS)
+    write_subjects(tmp_path / "in.csv", 10, actions=("delete",))
+    cfg = write_config(tmp_path / "c.toml")
+    ws = tmp_path / "ws"
+
+    def interrupted(_prompt: str) -> str:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True)
+    monkeypatch.setattr(builtins, "input", interrupted)
+    argv = ["run", str(tmp_path / "in.csv"), "--config", str(cfg), "--workspace", str(ws)]
+    assert run_cli(argv, emu.env, monkeypatch) == 4
+    run_dir = _only_run(ws)
+    assert run_cli(["resume", "--all", str(ws)], emu.env, monkeypatch) == 0
+    assert "a preview, skipped (nothing sent)" in capsys.readouterr().err
+    assert posts(emu) == 0
+    other_org = {**emu.env, "ADOBE_ORG_ID": "ANOTHERORG0000000000000@AdobeOrg"}
+    assert run_cli(["submit", str(run_dir), "--yes"], other_org, monkeypatch) == 2
+    assert "another org" in capsys.readouterr().err
+    assert run_cli(["submit", str(run_dir), "--yes"], emu.env, monkeypatch) == 0
+    assert emu.stats()["jobs_created"] == 10
