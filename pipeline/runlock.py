@@ -59,7 +59,7 @@ def hold_lock(directory: Path, what: str) -> Iterator[Holder]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = _read_holder(fd)
+            holder = _holder(fd, _proc_pids(os.fstat(fd)))
             raise RunLocked(what, holder.pid, holder.since) from None
         me = Holder(pid=os.getpid(), since=f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}")
         os.ftruncate(fd, 0)
@@ -82,12 +82,20 @@ def lock_holder(directory: Path) -> Holder | None:
     except OSError:
         return None
     try:
-        held = _held_per_proc(os.fstat(fd))
-        if held is None:
-            held = _held_per_probe(fd)
-        return _read_holder(fd) if held else None
+        pids = _proc_pids(os.fstat(fd))
+        held = _held_per_probe(fd) if pids is None else bool(pids)
+        return _holder(fd, pids) if held else None
     finally:
         os.close(fd)
+
+
+def _holder(fd: int, pids: list[int] | None) -> Holder:
+    """The lock file's line, unless ``/proc/locks`` names another pid: the holder may not have
+    written its line yet, and the line may be a dead holder's (then the time is unknown)."""
+    holder = _read_holder(fd)
+    if pids and holder.pid not in pids:
+        return Holder(pid=pids[0], since=None)
+    return holder
 
 
 def _read_holder(fd: int) -> Holder:
@@ -98,13 +106,15 @@ def _read_holder(fd: int) -> Holder:
     return Holder(pid=int(pid) if pid.isdigit() else None, since=fields.get("since") or None)
 
 
-def _held_per_proc(st: os.stat_result) -> bool | None:
-    """Whether ``/proc/locks`` lists a flock on the file of ``st``; None if unreadable."""
+def _proc_pids(st: os.stat_result) -> list[int] | None:
+    """The pids ``/proc/locks`` lists as holding a flock on the file of ``st`` (empty: none);
+    None when there is no ``/proc/locks`` to read."""
     try:
         text = PROC_LOCKS.read_text(encoding="ascii", errors="replace")
     except OSError:
         return None
     major, minor = os.major(st.st_dev), os.minor(st.st_dev)
+    pids = []
     for line in text.splitlines():
         # "1: FLOCK  ADVISORY  WRITE 1234 00:1f:5678 0 EOF" (blocked waiters have "->")
         parts = line.split()
@@ -115,11 +125,12 @@ def _held_per_proc(st: os.stat_result) -> bool | None:
             continue
         try:
             dev_major, dev_minor, inode = int(dev_ino[0], 16), int(dev_ino[1], 16), int(dev_ino[2])
+            pid = int(parts[4])
         except ValueError:
             continue
         if (dev_major, dev_minor, inode) == (major, minor, st.st_ino):
-            return True
-    return False
+            pids.append(pid)
+    return pids
 
 
 def _held_per_probe(fd: int) -> bool:
