@@ -10,7 +10,8 @@ The kernel drops the lock when its holder dies, however it dies (SIGKILL include
 driver takes it over and overwrites the holder's line. The file itself is never removed
 (removing a lock file while another process waits on it would let two processes hold "the"
 lock). Readers (``status``, ``report``, ``export``, ``verify``) take no lock; :func:`lock_holder`
-tells them whether a driver is at work without ever taking the lock itself.
+tells them whether a driver is at work, on Linux from ``/proc/locks`` without touching the lock
+(which also names the holder when its line is not written yet, or is a dead holder's).
 """
 
 from __future__ import annotations
