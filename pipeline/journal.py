@@ -9,18 +9,22 @@ the tables in :mod:`pipeline.journal_models`::
                                   -> ambiguous -> reconciled   (missing users -> child batch)
                                   -> reconciled                (defer: refused, nothing made)
             planned | submitting  -> failed                    (rejected by the service, 4xx)
+            planned -> cancelled                               (dsar cancel: never POSTed)
     job:    pending -> submitted -> processing -> complete -> downloaded
                                  \\-------------> error
             pending -> failed                                  (its batch was rejected)
             pending -> accepted                                (opt-out through /consent)
+            pending -> cancelled                               (its batch was cancelled)
 
 A crash while a batch is ``submitting`` means its POST may or may not have created jobs:
 :meth:`Journal.recover_submitting` turns every such batch ``ambiguous`` on resume, and
 :meth:`Journal.reconcile` adopts what the service has and moves only the missing users to a
 new planned batch. ``submitting -> planned`` does not exist, so no batch id is ever POSTed twice.
 
-Job transitions, retries and counters are in :mod:`pipeline.journal_jobs`; read queries in
-:mod:`pipeline.journal_queries`. Nothing here logs; no message carries an identity value.
+Only a ``live`` run records an intent to POST (see :mod:`pipeline.journal_intent` for the
+run's intent and state moves). Job transitions, retries and counters are in
+:mod:`pipeline.journal_jobs`; read queries in :mod:`pipeline.journal_queries`. Nothing here
+logs; no message carries an identity value.
 """
 
 from __future__ import annotations
