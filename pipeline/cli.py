@@ -27,6 +27,7 @@ from .cli_common import (
     settings_from_args,
 )
 from .cli_handoff import HANDOFF_COMMANDS
+from .cli_lifecycle import LIFECYCLE_COMMANDS
 from .cli_run import RUN_COMMANDS
 from .errors import ConfigError, PipelineError, one_line
 from .logs import configure_logging, say
@@ -62,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # Each command adds itself here: a function that registers its subparser and handler.
-_COMMANDS: list[Registrar] = [*RUN_COMMANDS]
+_COMMANDS: list[Registrar] = [*RUN_COMMANDS, *LIFECYCLE_COMMANDS]
 
 
 def _register_validate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

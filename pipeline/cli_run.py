@@ -10,12 +10,14 @@ import logging
 import os
 import re
 import sys
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
 import orjson
 
 from .cli_common import Registrar, SubParsers, add_common, check_out_flag, settings_from_args
+from .cli_lifecycle import confirm_prompt
 from .damage import before_resume
 from .errors import ConfigError
 from .handoff import key_hasher, key_secret_from_env
@@ -107,20 +109,17 @@ def _register_run(sub: SubParsers[argparse.ArgumentParser]) -> None:
     p.add_argument("--workspace", type=Path, help="workspace directory (default ./dsar-runs)")
     p.add_argument("--run-dir", type=Path, help="run directory (default WORKSPACE/RUN_ID)")
     _add_drive_flags(p)
-    p.add_argument("--dry-run", action="store_true", help="plan and report; submit nothing")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="plan and report; submit nothing (a preview: only `dsar submit` submits it)",
+    )
     p.add_argument("--yes", action="store_true", help="do not ask before submitting")
     p.set_defaults(handler=_cmd_run)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
-
-    def confirm(_target: object, jobs: int) -> bool:
-        if args.yes or not sys.stdin.isatty():
-            return True
-        answer = input(f"Submit {jobs:,} jobs to the Privacy Service? [y/N] ")
-        return answer.strip().lower() in ("y", "yes")
-
     outcome = start_run(
         args.input,
         settings,
@@ -128,7 +127,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         run_dir=args.run_dir,
         options=_options(args),
         dry_run=args.dry_run,
-        confirm=confirm,
+        confirm=confirm_prompt(args.yes),
     )
     return _print_outcome(outcome, args)
 
@@ -142,7 +141,9 @@ def _register_resume(sub: SubParsers[argparse.ArgumentParser]) -> None:
         "--config F may change how it is driven (api timeouts and retries, limits other than "
         "users_per_request, poll) for this invocation, and is refused (exit 2) when it "
         "changes anything that shaped the plan (job, input, limits.users_per_request, "
-        "api.base_url, output).",
+        "api.base_url, output). A preview (dry run) or a declined run is never "
+        "resumed: `dsar submit` submits a preview. Exit 7 when another dsar process drives "
+        "the run (or, with --all, the workspace).",
     )
     p.add_argument("path", type=Path, metavar="RUN_DIR", help="run directory (or WORKSPACE)")
     p.add_argument("--all", action="store_true", help="PATH is a workspace: resume every run")
@@ -158,13 +159,23 @@ def _cmd_resume(args: argparse.Namespace) -> int:
     if args.all:
         if not args.path.is_dir():
             raise ConfigError(f"{args.path}: not a workspace directory")
-        outcomes = resume_all(args.path, env=os.environ, options=options, config=args.config)
-        if not outcomes:
+        done = resume_all(
+            args.path, env=os.environ, options=options, config=args.config, notice=_notice(args)
+        )
+        if not done.outcomes and not done.busy:
             say(args.log_format, "no unfinished run in the workspace")
-            return 0
-        return max(_print_outcome(o, args) for o in outcomes)
+        for outcome in done.outcomes:
+            _print_outcome(outcome, args)
+        return done.exit_code
     outcome = resume_run(args.path, env=os.environ, options=options, config=args.config)
     return _print_outcome(outcome, args)
+
+
+def _notice(args: argparse.Namespace) -> Callable[[str], None]:
+    def notice(line: str) -> None:
+        say(args.log_format, line, level="warning")
+
+    return notice
 
 
 def _register_retry(sub: SubParsers[argparse.ArgumentParser]) -> None:

@@ -22,7 +22,8 @@ import pyarrow.compute as pc
 from . import runfiles as rf
 from .sla import TIMESTAMP, clock_columns, sla_columns
 
-OPEN_STATUSES = ("pending", "submitted", "processing", "error")
+# a cancelled subject was never asked about: its deadline runs on, so it stays in view
+OPEN_STATUSES = ("pending", "submitted", "processing", "error", "cancelled")
 DUE_SOON_DAYS = 7
 _COLUMNS = [
     "subject_key", "action", "regulation", "status", "received_at", "completed_at", "due_at",

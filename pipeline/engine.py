@@ -46,7 +46,8 @@ def progress_counts(ctx: RunContext, counts: JournalCounts | None = None) -> Cou
     """The journal's counts (read now unless given) as progress figures (latest attempts)."""
     jobs = (counts or ctx.journal.counts()).jobs
     total = sum(jobs.values())
-    terminal = sum(jobs[s] for s in ("complete", "error", "downloaded", "failed", "accepted"))
+    ends = ("complete", "error", "downloaded", "failed", "accepted", "cancelled")
+    terminal = sum(jobs[s] for s in ends)
     submitted = total - jobs["pending"]
     downloaded = jobs["downloaded"]
     waiting = ctx.journal.downloads_waiting()

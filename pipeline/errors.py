@@ -10,6 +10,7 @@
     ├── JournalError                   6  journal unreadable, illegal transition
     │   └── DamagedJournal             6  journal.sqlite / ledger.sqlite not a sound database
     ├── RunPaused                      4  work pending: daily cap, max runtime, --no-wait, signal
+    ├── RunLocked                      7  another dsar process drives this run or workspace
     └── ApiError                       6  anything the Privacy Service (or IMS) said or did
         ├── TransientApiError             retry later (idempotent calls are retried)
         │   ├── ThrottledError            429, PRVCY-1030-400; carries retry_after_s
@@ -112,6 +113,20 @@ class RunPaused(PipelineError):
         if resume_after:
             message += f"; resume after {resume_after}"
         super().__init__(message)
+
+
+class RunLocked(PipelineError):
+    """Another dsar process holds the lock of this run (or workspace): try again when it ends."""
+
+    exit_code = 7
+
+    def __init__(self, what: str, pid: int | None, since: str | None) -> None:
+        self.what = what
+        self.pid = pid
+        self.since = since
+        holder = f"pid {pid}" if pid else "another dsar process"
+        when = f" since {since}" if since else ""
+        super().__init__(f"{what} is being driven by {holder}{when}; try again when it ends")
 
 
 class ApiError(PipelineError):

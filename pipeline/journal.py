@@ -9,18 +9,22 @@ the tables in :mod:`pipeline.journal_models`::
                                   -> ambiguous -> reconciled   (missing users -> child batch)
                                   -> reconciled                (defer: refused, nothing made)
             planned | submitting  -> failed                    (rejected by the service, 4xx)
+            planned -> cancelled                               (dsar cancel: never POSTed)
     job:    pending -> submitted -> processing -> complete -> downloaded
                                  \\-------------> error
             pending -> failed                                  (its batch was rejected)
             pending -> accepted                                (opt-out through /consent)
+            pending -> cancelled                               (its batch was cancelled)
 
 A crash while a batch is ``submitting`` means its POST may or may not have created jobs:
 :meth:`Journal.recover_submitting` turns every such batch ``ambiguous`` on resume, and
 :meth:`Journal.reconcile` adopts what the service has and moves only the missing users to a
 new planned batch. ``submitting -> planned`` does not exist, so no batch id is ever POSTed twice.
 
-Job transitions, retries and counters are in :mod:`pipeline.journal_jobs`; read queries in
-:mod:`pipeline.journal_queries`. Nothing here logs; no message carries an identity value.
+Only a ``live`` run records an intent to POST (see :mod:`pipeline.journal_intent` for the
+run's intent and state moves). Job transitions, retries and counters are in
+:mod:`pipeline.journal_jobs`; read queries in :mod:`pipeline.journal_queries`. Nothing here
+logs; no message carries an identity value.
 """
 
 from __future__ import annotations
@@ -35,12 +39,13 @@ from typing import Any
 import orjson
 
 from .errors import JournalError
+from .journal_intent import RunIntents
 from .journal_jobs import JobTransitions, identity_values, redact
 from .journal_models import (
     BATCH_TRANSITIONS,
-    RUN_TRANSITIONS,
     BatchState,
     ReconcileResult,
+    RunIntent,
     RunMeta,
     RunState,
     to_us,
@@ -62,7 +67,7 @@ _SECRET_KEYS = frozenset(
 )
 
 
-class Journal(JobTransitions, JournalQueries):
+class Journal(JobTransitions, RunIntents, JournalQueries):
     """The durable state of one run (``RUN_DIR/journal.sqlite``).
 
     Open with :meth:`open`; use as a context manager or call :meth:`close`. Every write is
@@ -90,20 +95,26 @@ class Journal(JobTransitions, JournalQueries):
     # -- the plan ---------------------------------------------------------------------------
 
     def write_plan(
-        self, meta: RunMeta, batches: Iterable[PlannedBatch], *, rejects_count: int
+        self,
+        meta: RunMeta,
+        batches: Iterable[PlannedBatch],
+        *,
+        rejects_count: int,
+        intent: RunIntent = RunIntent.LIVE,
     ) -> int:
         """Store the run metadata and the whole plan in one transaction; returns the job count.
 
         A run killed while planning leaves no plan at all (:attr:`has_plan` stays False), so it
         restarts cleanly. Raises :class:`JournalError` if a plan exists, a batch is empty, or a
         batch id or user key repeats. Identity values are stored (resubmitting after a crash
-        needs them); tokens never reach the journal.
+        needs them); tokens never reach the journal. A plan written as a ``preview`` is never
+        submitted until :meth:`go_live`.
         """
         settings = _settings_json(meta.settings)
         created = to_us(meta.created_at)
         self._conn.execute(f"PRAGMA cache_size = {PLAN_CACHE_KIB}")
         try:
-            jobs = self._write_plan(meta, batches, settings, created, rejects_count)
+            jobs = self._write_plan(meta, batches, settings, created, rejects_count, intent)
         finally:
             self._conn.execute(f"PRAGMA cache_size = {CACHE_KIB}")
             self._conn.execute("PRAGMA shrink_memory")
@@ -116,6 +127,7 @@ class Journal(JobTransitions, JournalQueries):
         settings: str,
         created: int,
         rejects_count: int,
+        intent: RunIntent,
     ) -> int:
         jobs = 0
         with self._tx() as c:
@@ -123,11 +135,11 @@ class Journal(JobTransitions, JournalQueries):
                 raise JournalError("the journal already holds a plan")
             c.execute(
                 "INSERT INTO run VALUES"
-                " (1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'planned', NULL, NULL, ?)",
+                " (1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'planned', NULL, NULL, ?, ?, 0)",
                 (
                     meta.run_id, created, meta.input_path, meta.input_sha256, meta.input_rows,
                     rejects_count, meta.config_digest, settings, meta.tool_version, meta.org_id,
-                    created,
+                    created, intent.value,
                 ),
             )  # fmt: skip
             uid = jid = 0
@@ -186,25 +198,18 @@ class Journal(JobTransitions, JournalQueries):
         with self._tx() as c:
             self._move_run_in(c, new, at, **fields)
 
-    @staticmethod
-    def _move_run_in(c: sqlite3.Connection, new: RunState, at: datetime, **fields: Any) -> None:
-        allowed = ", ".join(f"'{s.value}'" for s in RUN_TRANSITIONS[new])
-        sets = "".join(f", {k} = :{k}" for k in fields)
-        cur = c.execute(
-            f"UPDATE run SET state = :new, updated_at = :at{sets} WHERE state IN ({allowed})",
-            {"new": new.value, "at": to_us(at), **fields},
-        )
-        if cur.rowcount != 1:
-            row = c.execute("SELECT state FROM run").fetchone()
-            if row is None:
-                raise JournalError("the journal holds no plan")
-            raise JournalError(f"run: illegal transition {row[0]} -> {new.value}")
-
     # -- batches ----------------------------------------------------------------------------
 
     def record_intent(self, batch_id: str, payload_digest: str, at: datetime) -> None:
-        """planned -> submitting, durably, before the POST; ``payload_digest`` is its sha256."""
+        """planned -> submitting, durably, before the POST; ``payload_digest`` is its sha256.
+
+        Only a live run submits: in a preview, declined or cancelled run this raises
+        :class:`JournalError` and changes nothing.
+        """
         with self._tx() as c:
+            intent = self._intent(c)
+            if intent != RunIntent.LIVE:
+                raise JournalError(f"batch {batch_id}: the run is {intent.value}, not submitted")
             self._move_batch(
                 c, batch_id, BatchState.SUBMITTING, (BatchState.PLANNED,), at,
                 payload_digest=payload_digest, intent_at=to_us(at),
@@ -323,6 +328,8 @@ class Journal(JobTransitions, JournalQueries):
             self._adopt(c, batch_id, seq, adopted, intent or to_us(at))
             missing = self._pending_users(c, seq)
             child = self._child_batch(c, batch_id, seq, missing, at) if missing else None
+            if child and self._intent(c) == RunIntent.CANCELLED:
+                self._cancel_planned(c, at)  # adopted what exists; create nothing new
         keys = tuple(k for _, k in missing)
         return ReconcileResult(adopted=len(adopted), missing_user_keys=keys, child_batch_id=child)
 

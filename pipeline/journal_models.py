@@ -23,6 +23,21 @@ class RunState(enum.StrEnum):
     FINISHED = "finished"
 
 
+class RunIntent(enum.StrEnum):
+    """What the user asked of the run, apart from where it stands.
+
+    Only a ``live`` run is ever submitted. A ``preview`` (``dsar run --dry-run``, or a plan
+    awaiting its confirmation) turns live by an explicit ``dsar submit``; ``declined`` (no at the
+    prompt) never does; ``cancelled`` (``dsar cancel``) submits nothing more, and its jobs
+    already at the service are polled to the end unless the run also stops polling.
+    """
+
+    LIVE = "live"
+    PREVIEW = "preview"
+    DECLINED = "declined"
+    CANCELLED = "cancelled"
+
+
 class BatchState(enum.StrEnum):
     """Where one planned POST /jobs stands.
 
@@ -37,6 +52,7 @@ class BatchState(enum.StrEnum):
     AMBIGUOUS = "ambiguous"
     RECONCILED = "reconciled"
     FAILED = "failed"
+    CANCELLED = "cancelled"  # never POSTed: the run was cancelled
 
 
 class JobState(enum.StrEnum):
@@ -54,6 +70,7 @@ class JobState(enum.StrEnum):
     DOWNLOADED = "downloaded"
     FAILED = "failed"
     ACCEPTED = "accepted"  # an opt-out sent through POST /consent: no job to follow
+    CANCELLED = "cancelled"  # never submitted: the run was cancelled
 
 
 # new state -> states it may be entered from (the journal's whole state machine)
@@ -63,6 +80,7 @@ BATCH_TRANSITIONS: dict[BatchState, tuple[BatchState, ...]] = {
     BatchState.AMBIGUOUS: (BatchState.SUBMITTING,),
     BatchState.RECONCILED: (BatchState.AMBIGUOUS, BatchState.SUBMITTING),
     BatchState.FAILED: (BatchState.PLANNED, BatchState.SUBMITTING),
+    BatchState.CANCELLED: (BatchState.PLANNED,),
 }
 JOB_TRANSITIONS: dict[JobState, tuple[JobState, ...]] = {
     JobState.SUBMITTED: (JobState.PENDING,),
@@ -73,6 +91,7 @@ JOB_TRANSITIONS: dict[JobState, tuple[JobState, ...]] = {
     JobState.DOWNLOADED: (JobState.COMPLETE,),
     JobState.FAILED: (JobState.PENDING,),
     JobState.ACCEPTED: (JobState.PENDING,),
+    JobState.CANCELLED: (JobState.PENDING,),
 }
 RUN_TRANSITIONS: dict[RunState, tuple[RunState, ...]] = {
     # active -> active: a resume after a crash finds the run still marked active
@@ -135,6 +154,8 @@ class RunInfo:
     pause_reason: str | None
     resume_after: datetime | None
     updated_at: datetime
+    intent: RunIntent = RunIntent.LIVE
+    stop_polling: bool = False  # a cancelled run whose open jobs are no longer polled
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -22,6 +22,7 @@ from .journal_models import (
     OpenWindow,
     ProductRow,
     RunInfo,
+    RunIntent,
     RunMeta,
     RunState,
     StatusRow,
@@ -105,7 +106,7 @@ class JournalQueries(JournalStore):
             row = self._conn.execute(
                 "SELECT run_id, created_at, input_path, input_sha256, input_rows, config_digest,"
                 " tool_version, settings_json, org_id, rejects_count, state, pause_reason,"
-                " resume_after, updated_at FROM run"
+                " resume_after, updated_at, intent, stop_polling FROM run"
             ).fetchone()
         if row is None:
             raise JournalError("the journal holds no plan")
@@ -118,7 +119,8 @@ class JournalQueries(JournalStore):
         )  # fmt: skip
         return RunInfo(
             meta=meta, rejects_count=row[9], state=RunState(row[10]), pause_reason=row[11],
-            resume_after=from_us(row[12]), updated_at=updated,
+            resume_after=from_us(row[12]), updated_at=updated, intent=RunIntent(row[14]),
+            stop_polling=bool(row[15]),
         )  # fmt: skip
 
     def batches_to_submit(self, limit: int | None = None) -> list[str]:

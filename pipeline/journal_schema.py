@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .errors import DamagedJournal, JournalError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 JOURNAL_FILE = "journal.sqlite"
 BUSY_TIMEOUT_MS = 30_000
 # Page cache, negative = KiB: 16 MiB in use; 64 MiB while a plan of 200,000 jobs is written.
@@ -121,8 +121,44 @@ _SCHEMA_V1: tuple[str, ...] = (
     ) WITHOUT ROWID""",
 )
 
+
+def _rebuilt(table: str, create: str, old: str, new: str, indexes: Sequence[str]) -> list[str]:
+    """The steps that rebuild ``table`` with a wider CHECK (SQLite cannot alter one): create
+    the new table, copy the rows, drop the old one (and its indexes), rename, re-index."""
+    if old not in create:
+        raise AssertionError(f"{table}: the state list to widen is not in its schema")
+    wide = create.replace(old, new).replace(f"CREATE TABLE {table} (", f"CREATE TABLE {table}_v2 (")
+    return [
+        wide,
+        f"INSERT INTO {table}_v2 SELECT * FROM {table}",
+        f"DROP TABLE {table}",
+        f"ALTER TABLE {table}_v2 RENAME TO {table}",
+        *indexes,
+    ]
+
+
+# v2: the run's intent (a dry run is a preview, a declined prompt is declined, dsar cancel
+# cancels) and the `cancelled` end of batches and jobs that will never be submitted.
+_SCHEMA_V2: tuple[str, ...] = (
+    """ALTER TABLE run ADD COLUMN intent TEXT NOT NULL DEFAULT 'live'
+        CHECK (intent IN ('live', 'preview', 'declined', 'cancelled'))""",
+    "ALTER TABLE run ADD COLUMN stop_polling INTEGER NOT NULL DEFAULT 0",
+    # a run left by an older dsar's dry run or declined prompt must not be submitted now either
+    "UPDATE run SET intent = 'preview' WHERE pause_reason = 'dry_run'",
+    "UPDATE run SET intent = 'declined', pause_reason = 'declined'"
+    " WHERE pause_reason = 'not_confirmed'",
+    *_rebuilt("batch", _SCHEMA_V1[1], "'failed')", "'failed', 'cancelled')", _SCHEMA_V1[2:3]),
+    *_rebuilt(
+        "job",
+        _SCHEMA_V1[5],
+        "'failed', 'accepted')",
+        "'failed', 'accepted', 'cancelled')",
+        _SCHEMA_V1[6:11],
+    ),
+)
+
 # MIGRATIONS[n] takes a file from version n to n + 1; version 0 is an empty file.
-MIGRATIONS: Mapping[int, Sequence[str]] = {0: _SCHEMA_V1}
+MIGRATIONS: Mapping[int, Sequence[str]] = {0: _SCHEMA_V1, 1: _SCHEMA_V2}
 
 
 def migrate(

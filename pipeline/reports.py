@@ -102,8 +102,11 @@ REPORT_STATUS: dict[str, str] = {
     JobState.ERROR: "error",
     JobState.FAILED: "error",  # the service rejected the request: see error_code
     JobState.ACCEPTED: "accepted",  # an opt-out of sale sent through POST /consent
+    JobState.CANCELLED: "cancelled",  # never submitted: `dsar cancel` ended the run
 }
-STATUSES = ("rejected", "pending", "submitted", "processing", "complete", "error", "accepted")
+STATUSES = (
+    "rejected", "pending", "submitted", "processing", "complete", "error", "accepted", "cancelled",
+)  # fmt: skip
 
 
 @contextmanager

@@ -26,16 +26,25 @@ import pyarrow as pa
 
 from . import __version__
 from .engine import DriveResult, drive
-from .errors import ConfigError, InputError, JournalError, RunPaused
+from .errors import ConfigError, InputError, JournalError, RunLocked
 from .handoff import key_secret_from_env, write_handoff
 from .journal import Journal
-from .journal_models import RunMeta, RunState
+from .journal_models import RunIntent, RunMeta, RunState
 from .journal_schema import JOURNAL_FILE, make_private_dir
 from .ledger import Ledger
+from .lifecycle import (
+    WorkspaceOutcome,
+    check_drivable,
+    ledger_orgs,
+    run_label,
+    skip_note,
+    warn_shared_org,
+)
 from .planning import plan_input
 from .progress import ProgressReporter
 from .reports import REJECTS_FILE, STATUS_FILE, write_reports
 from .resume_settings import check_resume_configs, resume_settings
+from .runlock import hold_lock
 from .runstate import RunContext, RunOptions
 from .settings import Settings, load_settings
 from .target import Target, api_target, check_target
@@ -64,6 +73,8 @@ class RunOutcome:
         if self.note:
             return self.note
         if self.state == RunState.FINISHED:
+            if self.jobs.get("cancelled"):
+                return "finished (cancelled): see status.parquet for what was never submitted"
             if self.exit_code == 0:
                 return "finished: every job complete"
             if not sum(self.jobs.values()):
@@ -79,7 +90,9 @@ class RunOutcome:
             when = self.resume_after.isoformat() if self.resume_after else "tomorrow (UTC)"
             return f"paused at the daily job cap: run `dsar resume {self.run_dir}` after {when}"
         if self.pause_reason == "dry_run":
-            return f"dry run: nothing submitted; `dsar resume {self.run_dir}` submits the plan"
+            return f"dry run: nothing submitted; `dsar submit {self.run_dir}` submits the plan"
+        if self.pause_reason == "declined":
+            return "declined: nothing was submitted, and the run will not be resumed"
         reason = self.pause_reason or "paused"
         return f"paused ({reason}) with work pending: run `dsar resume {self.run_dir}`"
 
@@ -137,11 +150,12 @@ def start_run(
     if not dry_run:
         check_target(settings)  # a half-configured target writes nothing
     make_private_dir(run_dir)
-    try:
-        return _start(input_path, settings, env, run_dir, run_id, options, dry_run, confirm)
-    except (InputError, ConfigError):  # nothing planned: leave no run directory behind
-        _discard_unplanned(run_dir)
-        raise
+    with hold_lock(run_dir, f"run {run_id}"):
+        try:
+            return _start(input_path, settings, env, run_dir, run_id, options, dry_run, confirm)
+        except (InputError, ConfigError):  # nothing planned: leave no run directory behind
+            _discard_unplanned(run_dir)
+            raise
 
 
 def _discard_unplanned(run_dir: Path) -> None:
@@ -162,6 +176,8 @@ def _start(
     dry_run: bool,
     confirm: Callable[[Target, int], bool] | None,
 ) -> RunOutcome:
+    # The plan is a preview until confirmed: a process killed before the answer leaves
+    # nothing that a later `resume --all` would submit.
     workspace = Path(settings.output.workspace)
     if dry_run:
         with Journal.open(run_dir) as journal:
@@ -172,15 +188,30 @@ def _start(
             return _outcome(journal, run_dir)
     with api_target(settings, workspace=workspace, env=env) as target:
         org_id = target.settings.credentials.org_id
+        warn_shared_org(workspace, {org_id or ""})
         with Journal.open(run_dir) as journal:
             jobs = _plan(journal, input_path, settings, run_id, run_dir, env, org_id=org_id)
             if not jobs:
                 return _finish_rejects_only(journal, run_dir, options)
             publish(journal, run_dir, options=options)
-            if confirm is not None and not target.embedded and not confirm(target, jobs):
-                journal.pause("not_confirmed", datetime.now(UTC))
-                raise RunPaused("not confirmed; nothing was submitted", str(run_dir))
-            return _drive(journal, run_dir, target, options)
+            return _confirm_and_drive(journal, run_dir, target, options, confirm, jobs)
+
+
+def _confirm_and_drive(
+    journal: Journal,
+    run_dir: Path,
+    target: Target,
+    options: RunOptions,
+    confirm: Callable[[Target, int], bool] | None,
+    jobs: int,
+) -> RunOutcome:
+    """Ask (unless embedded), then turn the preview live and drive it; a no declines it."""
+    if confirm is not None and not target.embedded and not confirm(target, jobs):
+        journal.decline(datetime.now(UTC))
+        publish(journal, run_dir, options=options)
+        return _outcome(journal, run_dir)
+    journal.go_live(datetime.now(UTC), org_id=target.settings.credentials.org_id)
+    return _drive(journal, run_dir, target, options)
 
 
 def _plan(
@@ -212,7 +243,9 @@ def _plan(
             org_id=org_id,
         )
         # every row rejected: the plan is empty, and the run (with its rejects) is kept
-        jobs = journal.write_plan(meta, plan.batches(allow_empty=True), rejects_count=0)
+        jobs = journal.write_plan(
+            meta, plan.batches(allow_empty=True), rejects_count=0, intent=RunIntent.PREVIEW
+        )
         journal.set_rejects_count(plan.summary.rejected_rows)
         log.info(
             "planned %d rows: %d subjects, %d users, %d requests, %d jobs, %d rows rejected",
@@ -251,11 +284,14 @@ def resume_run(
     if not (run_dir / JOURNAL_FILE).exists():
         raise ConfigError(f"{run_dir} holds no run journal")
     options = options or RunOptions(env=env)
-    with Journal.open(run_dir) as journal:
+    with hold_lock(run_dir, run_label(run_dir)), Journal.open(run_dir) as journal:
         if not journal.has_plan:
             raise JournalError(f"{run_dir}: the run was killed while planning; start it again")
         info = journal.run_info()
+        check_drivable(info, run_dir, retry=retry_errors)
         settings = resume_settings(info.meta.settings, env, config)
+        if info.stop_polling:  # cancelled, polling stopped: reconcile what is unknown, no more
+            options = dataclasses.replace(options, no_wait=True)
         if retry_errors:
             batches = journal.plan_retry(
                 datetime.now(UTC), users_per_batch=settings.limits.users_per_request
@@ -271,7 +307,11 @@ def resume_run(
             org = target.settings.credentials.org_id
             if info.meta.org_id and org != info.meta.org_id:
                 raise ConfigError("the credentials belong to another org than this run's")
-            return _drive(journal, run_dir, target, options)
+            outcome = _drive(journal, run_dir, target, options)
+        if info.stop_polling and journal.close_cancelled(datetime.now(UTC)):
+            publish(journal, run_dir, options=options)
+            outcome = _outcome(journal, run_dir)
+        return outcome
 
 
 def resume_all(
@@ -280,18 +320,46 @@ def resume_all(
     env: Mapping[str, str],
     options: RunOptions | None = None,
     config: Path | None = None,
-) -> list[RunOutcome]:
-    """Advance every unfinished run of ``workspace`` in turn (the cron entry point). With
-    ``config``, every run is checked before any is driven (:func:`check_resume_configs`)."""
-    runs: dict[Path, Mapping[str, Any]] = {}
-    for journal_path in sorted(workspace.glob(f"*/{JOURNAL_FILE}")):
-        with Journal.open(journal_path.parent) as journal:
-            info = journal.run_info() if journal.has_plan else None
-        if info is not None and info.state != RunState.FINISHED:
-            runs[journal_path.parent] = info.meta.settings
-    if config is not None:
-        check_resume_configs(runs, env, config)
-    return [resume_run(d, env=env, options=options, config=config) for d in runs]
+    notice: Callable[[str], None] = log.warning,
+) -> WorkspaceOutcome:
+    """Advance every unfinished run of ``workspace`` in turn (the cron entry point), under the
+    workspace's lock. Previews and declined runs are skipped, and a run another process is
+    driving too, each with one line to ``notice``. With ``config``, every run is checked
+    before any is driven (:func:`check_resume_configs`)."""
+    outcomes = []
+    busy = 0
+    with hold_lock(workspace, f"workspace {workspace}"):
+        warn_shared_org(workspace, ledger_orgs(workspace))
+        runs: dict[Path, Mapping[str, Any]] = {}
+        for journal_path in sorted(workspace.glob(f"*/{JOURNAL_FILE}")):
+            run_dir = journal_path.parent
+            with Journal.open(run_dir) as journal:
+                if not journal.has_plan:
+                    continue
+                info = journal.run_info()
+            if info.state == RunState.FINISHED:
+                continue
+            note = skip_note(info, run_dir)
+            if note:
+                notice(note)
+                continue
+            runs[run_dir] = info.meta.settings
+        if config is not None:
+            check_resume_configs(runs, env, config)
+        for run_dir in runs:
+            try:
+                outcomes.append(resume_run(run_dir, env=env, options=options, config=config))
+            except RunLocked as exc:
+                notice(f"{run_dir.name}: skipped, {exc}")
+                busy += 1
+    return WorkspaceOutcome(outcomes=outcomes, busy=busy)
+
+
+def drive_target(
+    journal: Journal, run_dir: Path, target: Target, options: RunOptions
+) -> RunOutcome:
+    """Drive the live run of ``journal`` against ``target`` until it finishes or pauses."""
+    return _drive(journal, run_dir, target, options)
 
 
 def _drive(journal: Journal, run_dir: Path, target: Target, options: RunOptions) -> RunOutcome:
@@ -388,7 +456,7 @@ def _outcome(journal: Journal, run_dir: Path) -> RunOutcome:
     counts = journal.counts()
     jobs = counts.jobs
     if info.state == RunState.FINISHED:
-        bad = jobs["error"] + jobs["failed"] + info.rejects_count
+        bad = jobs["error"] + jobs["failed"] + jobs["cancelled"] + info.rejects_count
         bad += journal.results_unavailable()  # an access answer that never reached disk
         code = 0 if bad == 0 else 1
         if not sum(jobs.values()) and info.rejects_count:

@@ -18,11 +18,12 @@ from .damage import check_journal, findings
 from .deadlines import DeadlineWatch, deadline_watch
 from .errors import ConfigError, DamagedRunFile, JournalError
 from .journal import Journal
-from .journal_models import RunState
+from .journal_models import RunIntent, RunState
 from .journal_schema import JOURNAL_FILE
 from .ledger import Ledger
 from .logs import json_line
 from .reports import REJECTS_FILE
+from .runlock import Holder, lock_holder
 
 if TYPE_CHECKING:
     from .runner import RunOutcome
@@ -78,10 +79,14 @@ def run_status(run_dir: Path, *, key_label: Callable[[str], str] = str) -> dict[
             for r in watch.rows
         ],
     }
+    holder = lock_holder(run_dir)
     return {
         "run_id": meta.run_id,
         "run_dir": str(run_dir),
         "state": info.state.value,
+        "intent": info.intent.value,
+        "stop_polling": info.stop_polling,
+        "driven_by": {"pid": holder.pid, "since": holder.since} if holder else None,
         "pause_reason": info.pause_reason,
         "resume_after": info.resume_after.isoformat() if info.resume_after else None,
         "input_rows": meta.input_rows,
@@ -93,15 +98,32 @@ def run_status(run_dir: Path, *, key_label: Callable[[str], str] = str) -> dict[
         "daily_budget": budget,
         "deadlines": deadlines,
         "next": _next_action(
-            info.state, info.pause_reason, run_dir, counts.jobs, rejected=info.rejects_count
+            info.state,
+            info.pause_reason,
+            run_dir,
+            counts.jobs,
+            rejected=info.rejects_count,
+            intent=info.intent,
         ),
         "damaged": [str(finding) for finding in damaged],
     }
 
 
 def _next_action(
-    state: RunState, reason: str | None, run_dir: Path, jobs: dict[str, int], *, rejected: int = 0
+    state: RunState,
+    reason: str | None,
+    run_dir: Path,
+    jobs: dict[str, int],
+    *,
+    rejected: int = 0,
+    intent: RunIntent | None = None,
 ) -> str:
+    if intent == RunIntent.PREVIEW and sum(jobs.values()) > 0:
+        return f"`dsar submit {run_dir}` submits this preview (a dry run)"
+    if intent == RunIntent.DECLINED:
+        return "nothing: declined at the prompt; `dsar run INPUT` again to submit"
+    if intent == RunIntent.CANCELLED and state != RunState.FINISHED:
+        return f"`dsar resume {run_dir}` follows the jobs already at the service (cancelled)"
     if state == RunState.FINISHED:
         if jobs.get("error", 0):
             return f"`dsar retry {run_dir}` resubmits the {jobs['error']} jobs in error"
@@ -114,6 +136,18 @@ def _next_action(
     if reason == "daily_cap":
         return f"`dsar resume {run_dir}` after the next UTC midnight"
     return f"`dsar resume {run_dir}`"
+
+
+def _state_line(status: dict[str, Any]) -> str:
+    """``paused (dry_run), preview``; ``active, driven by pid 1234 since ...`` while driven."""
+    driver = status["driven_by"]
+    reason = None if driver and status["state"] == RunState.ACTIVE else status["pause_reason"]
+    line = _state(status["state"], reason)  # a driven run is not interrupted, whatever it was
+    if status["intent"] not in (RunIntent.LIVE, reason):
+        line += f", {status['intent']}"
+    if driver:
+        line += ", driven by " + Holder(pid=driver["pid"], since=driver["since"]).describe()
+    return line
 
 
 def _state(state: str, reason: str | None) -> str:
@@ -141,10 +175,7 @@ def render_status(status: dict[str, Any]) -> str:
     """``dsar status`` as readable text."""
     head = [
         ("run", status["run_id"]),
-        (
-            "state",
-            status["state"] + (f" ({status['pause_reason']})" if status["pause_reason"] else ""),
-        ),
+        ("state", _state_line(status)),
         ("input rows", f"{status['input_rows']:,}"),
         ("rejected rows", f"{status['rejected_rows']:,}"),
         ("users", f"{status['users']:,}"),
@@ -153,7 +184,9 @@ def render_status(status: dict[str, Any]) -> str:
         head.append(("resume after", status["resume_after"]))
     budget = status["daily_budget"]
     if budget:
-        head.append(("budget today", f"{budget['used']:,} / {budget['cap']:,} jobs"))
+        # the ledger is the workspace's: another workspace of the same org is not counted
+        used = f"{budget['used']:,} / {budget['cap']:,} jobs (this workspace)"
+        head.append(("budget today", used))
     jobs = [(state, f"{n:,}") for state, n in status["jobs"].items() if n]
     tables = [_table("run", head)] + ([_table("jobs", jobs)] if jobs else [])
     deadlines = status["deadlines"]

@@ -121,6 +121,7 @@ def build_run_dir(
     _write_rejects(run_dir, keys[subject_idx], status)
     counts = {str(s): int((status == s).sum()) for s in STATUSES}
     counts["accepted"] = 0  # no opt-out went through POST /consent in this synthetic run
+    counts["cancelled"] = 0  # and no run was cancelled
     summary = _summary(counts, subjects)
     (run_dir / "summary.json").write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
     # a journal-like file beside the reports that does hold identities, as a real run does

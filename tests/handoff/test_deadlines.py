@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.deadlines import deadline_watch
@@ -58,3 +59,22 @@ def test_watch_counts_from_received_at_when_status_has_no_sla_columns(tmp_path: 
     pq.write_table(table, path)
     stored = deadline_watch(built.run_dir, now=NOW, limit=10_000)
     assert computed == stored
+
+
+def test_a_cancelled_subject_stays_in_the_watch_its_deadline_runs_on(tmp_path: Path) -> None:
+    built = build_run_dir(tmp_path / "run", subjects=100)
+    path = built.run_dir / "status.parquet"
+    table = pq.read_table(path)
+    before = deadline_watch(built.run_dir, now=NOW, limit=10_000)
+    first = before.rows[0].subject_key
+    status = [
+        "cancelled" if key == first and s != "complete" else s
+        for key, s in zip(
+            table.column("subject_key").to_pylist(), table.column("status").to_pylist(), strict=True
+        )
+    ]
+    index = table.schema.get_field_index("status")
+    pq.write_table(table.set_column(index, "status", pa.array(status, pa.string())), path)
+    after = deadline_watch(built.run_dir, now=NOW, limit=10_000)
+    assert after.overdue == before.overdue
+    assert {r.status for r in after.rows if r.subject_key == first} == {"cancelled"}

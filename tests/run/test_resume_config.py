@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pipeline.errors import ConfigError
+from pipeline.journal import Journal
 from pipeline.resume_settings import MAY_CHANGE, resume_settings, setting_changes
 from pipeline.runner import settings_snapshot
 from pipeline.settings import load_settings
@@ -18,7 +20,8 @@ from tests.run.conftest import Emu, run_cli, write_config, write_subjects
 def _planned_run(
     tmp_path: Path, emu: Emu, monkeypatch: pytest.MonkeyPatch, **sections: Any
 ) -> Path:
-    """A run of 50 delete subjects planned with ``--dry-run`` (nothing submitted yet)."""
+    """A live run of 50 delete subjects with nothing submitted yet: planned with ``--dry-run``
+    and then confirmed (the state of a run killed right after its confirmation)."""
     name = f"in-{len(list(tmp_path.glob('in-*.csv')))}"
     write_subjects(tmp_path / f"{name}.csv", 50, actions=("delete",))
     cfg = write_config(tmp_path / f"{name}.toml", **sections)
@@ -26,6 +29,8 @@ def _planned_run(
     argv = ["run", str(tmp_path / f"{name}.csv"), "--config", str(cfg), "--dry-run",
             "--workspace", str(tmp_path / "ws"), "--run-dir", str(run_dir)]  # fmt: skip
     assert run_cli(argv, emu.env, monkeypatch) == 4
+    with Journal.open(run_dir) as journal:
+        journal.go_live(datetime.now(UTC), org_id=None)
     return run_dir
 
 
