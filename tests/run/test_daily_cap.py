@@ -1,0 +1,125 @@
+"""A real daily cap below the configured one: probed, used to the job, carried to the next day.
+
+The emulator's cap is lower than the one dsar is configured with (the service does not
+publish its own); each test advances the emulator by whole days and reads, per day, the jobs
+the service created and the POSTs it refused at its daily limit.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline.ledger import Ledger
+from tests.run.conftest import assert_every_row_once, run_cli, write_config, write_subjects
+
+
+def _only_run(workspace: Path) -> Path:
+    (run_dir,) = [p for p in workspace.iterdir() if p.is_dir()]
+    return run_dir
+
+
+def _days(
+    emu: Any, argv: list[str], ws: Path, monkeypatch: pytest.MonkeyPatch, max_days: int
+) -> tuple[list[int], list[int], int]:
+    """Run, then resume one emulator day later until the run ends; returns the jobs created
+    and the daily-limit refusals of each day, and the last exit code."""
+    created: list[int] = []
+    refused: list[int] = []
+    code = run_cli(argv, monkeypatch=monkeypatch, env=emu.env)
+    while True:
+        stats = emu.stats()
+        created.append(stats["jobs_created"] - sum(created))
+        refused.append(stats["daily_cap_refusals"] - sum(refused))
+        if code != 4:
+            return created, refused, code
+        assert len(created) < max_days, f"still paused after {max_days} days: {created}"
+        emu.control("advance", {"days": 1})
+        code = run_cli(["resume", str(_only_run(ws))], monkeypatch=monkeypatch, env=emu.env)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_a_real_cap_below_the_configured_one_is_used_to_the_job_every_day(
+    tmp_path: Path, emulator_factory: Any, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    emu = emulator_factory(limits={"daily_job_cap": 7000})
+    n = 7400  # 14,800 jobs of 2 per subject, in requests of 2,000 jobs
+    write_subjects(tmp_path / "in.csv", n, actions=("access+delete",))
+    cfg = write_config(tmp_path / "c.toml")  # dsar believes the default 20,000
+    ws = tmp_path / "ws"
+    argv = ["run", str(tmp_path / "in.csv"), "--config", str(cfg), "--workspace", str(ws)]
+    created, refused, code = _days(emu, argv, ws, monkeypatch, max_days=3)
+    assert code in (0, 1)
+    # the first day probes down to the cap; the next starts at it and probes one user above
+    assert created == [7000, 7000, 800]
+    assert 1 <= refused[0] <= 24  # about log2(2,000) probes, half of them refused
+    assert refused[1] == 1
+    assert emu.stats()["duplicate_user_keys"] == []
+    run_dir = _only_run(ws)
+    assert_every_row_once(run_dir, n)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["state"] == "finished"
+    capsys.readouterr()
+    assert run_cli(["status", str(run_dir), "--json"], emu.env, monkeypatch) == 0
+    budget = json.loads(capsys.readouterr().out)["daily_budget"]
+    assert (budget["cap"], budget["observed_cap"]) == (20_000, 7000)
+
+
+def test_a_request_larger_than_the_real_cap_no_longer_stalls_the_run(
+    tmp_path: Path, emulator_factory: Any, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    emu = emulator_factory(limits={"daily_job_cap": 150})
+    write_subjects(tmp_path / "in.csv", 400, actions=("access",))
+    cfg = write_config(tmp_path / "c.toml")  # one request of 400 jobs: never accepted whole
+    ws = tmp_path / "ws"
+    argv = ["run", str(tmp_path / "in.csv"), "--config", str(cfg), "--workspace", str(ws)]
+    assert run_cli([*argv, "--no-wait"], emu.env, monkeypatch) == 4
+    assert emu.stats()["jobs_created"] == 150
+    run_dir = _only_run(ws)
+    capsys.readouterr()
+    assert run_cli(["status", str(run_dir)], emu.env, monkeypatch) == 0
+    out = capsys.readouterr().out
+    assert "daily cap" in out
+    assert "20,000 configured, 150 observed on" in out
+    # resuming the same day sends nothing: the day is known to be full
+    posts = emu.stats()["daily_cap_refusals"]
+    assert run_cli(["resume", str(run_dir), "--no-wait"], emu.env, monkeypatch) == 4
+    assert emu.stats()["jobs_created"] == 150
+    assert emu.stats()["daily_cap_refusals"] == posts
+    for _ in range(2):
+        emu.control("advance", {"days": 1})
+        code = run_cli(["resume", str(run_dir)], emu.env, monkeypatch)
+    assert code in (0, 1)
+    assert emu.stats()["jobs_created"] == 400
+    assert emu.stats()["duplicate_user_keys"] == []
+    assert_every_row_once(run_dir, 400)
+
+
+def test_ambiguous_posts_while_probing_lose_and_duplicate_nothing(
+    tmp_path: Path, emulator_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    emu = emulator_factory(
+        limits={"daily_job_cap": 300}, faults={"ambiguous_post_rate": 0.25}, seed=5
+    )
+    n = 700
+    write_subjects(tmp_path / "in.csv", n, actions=("access",))
+    cfg = write_config(tmp_path / "c.toml", limits={"users_per_request": 128})
+    ws = tmp_path / "ws"
+    argv = ["run", str(tmp_path / "in.csv"), "--config", str(cfg), "--workspace", str(ws)]
+    created, _, code = _days(emu, argv, ws, monkeypatch, max_days=3)
+    assert code in (0, 1)
+    assert created[:2] == [300, 300]  # reconciled reservations went back to the day
+    assert sum(created) == n
+    stats = emu.stats()
+    assert stats["duplicate_user_keys"] == []
+    assert sum(v for k, v in stats["faults"].items() if k.startswith("ambiguous")) > 0
+    run_dir = _only_run(ws)
+    assert_every_row_once(run_dir, n)
+    with Ledger.open(ws) as ledger:
+        observed = ledger.observed_cap(emu.env["ADOBE_ORG_ID"])
+    assert observed is not None
+    assert observed.accepted == 300
