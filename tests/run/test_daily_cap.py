@@ -102,12 +102,14 @@ def test_a_request_larger_than_the_real_cap_no_longer_stalls_the_run(
 def test_ambiguous_posts_while_probing_lose_and_duplicate_nothing(
     tmp_path: Path, emulator_factory: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    emu = emulator_factory(
-        limits={"daily_job_cap": 300}, faults={"ambiguous_post_rate": 0.25}, seed=5
-    )
+    # POSTs that create their jobs but fail, and POSTs that fail before creating anything:
+    # both hold a reservation until reconciled, which must not end a day early
+    faults = {"ambiguous_post_rate": 0.2, "error_5xx_rate": 0.2}
+    emu = emulator_factory(limits={"daily_job_cap": 300}, faults=faults, seed=1)
     n = 700
     write_subjects(tmp_path / "in.csv", n, actions=("access",))
-    cfg = write_config(tmp_path / "c.toml", limits={"users_per_request": 128})
+    # many requests per round, so that the day's last probes share a round with failed POSTs
+    cfg = write_config(tmp_path / "c.toml", limits={"users_per_request": 16})
     ws = tmp_path / "ws"
     argv = ["run", str(tmp_path / "in.csv"), "--config", str(cfg), "--workspace", str(ws)]
     created, _, code = _days(emu, argv, ws, monkeypatch, max_days=3)
