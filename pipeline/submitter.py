@@ -10,6 +10,11 @@ users to a new batch.
 The journal moves first and the ledger follows, so a crash in between can only leave budget
 reserved (under-used), never given back twice; reconciliation settles the reservation of an
 ambiguous or interrupted POST by what the service shows was created.
+
+Each request is sized by :func:`~pipeline.budget.allowance` from the day's ledger entry: a
+daily-limit refusal (a clean 400, nothing created) closes the batch as deferred, re-queues its
+users in a new batch and lowers the day's ceiling, and the next requests probe down to the
+service's real cap before the day is given up (see :mod:`pipeline.budget`).
 """
 
 from __future__ import annotations
