@@ -8,6 +8,8 @@ the service created and the POSTs it refused at its daily limit.
 from __future__ import annotations
 
 import json
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +99,14 @@ def test_a_request_larger_than_the_real_cap_no_longer_stalls_the_run(
     assert emu.stats()["jobs_created"] == 400
     assert emu.stats()["duplicate_user_keys"] == []
     assert_every_row_once(run_dir, 400)
+    # every refused POST closed its batch and re-queued its users; nothing is left open
+    with closing(sqlite3.connect(run_dir / "journal.sqlite")) as db:
+        states = dict(db.execute("SELECT state, count(*) FROM batch GROUP BY state").fetchall())
+        closed = db.execute(
+            "SELECT count(*) FROM batch WHERE state = 'reconciled' AND error_code = 'daily_cap'"
+        ).fetchone()[0]
+    assert closed == emu.stats()["daily_cap_refusals"]
+    assert set(states) == {"submitted", "reconciled"}
 
 
 def test_ambiguous_posts_while_probing_lose_and_duplicate_nothing(
