@@ -191,7 +191,8 @@ class AmbiguousSubmission(TransientApiError):
 
 
 class DailyCapReached(ApiError):
-    """The org reached its daily job cap; not a failure, submitting resumes tomorrow (UTC)."""
+    """The POST does not fit what is left of the org's daily job cap; nothing was created.
+    Not a failure: smaller requests may still fit, and submitting resumes tomorrow (UTC)."""
 
     exit_code = 4
 

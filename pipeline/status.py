@@ -50,12 +50,16 @@ def run_status(run_dir: Path, *, key_label: Callable[[str], str] = str) -> dict[
         today = datetime.now(UTC).date()
         with Ledger.open(workspace) as ledger:
             usage = ledger.usage(meta.org_id, today)
+            observed = ledger.observed_cap(meta.org_id)
         budget = {
             "day": today.isoformat(),
             "used": usage.used,
             "reserved": usage.reserved,
             "cap": cap,
-            "exhausted": usage.exhausted,
+            "exhausted": usage.left(cap) == 0,
+            # what the service accepted on the latest day it refused more (None: never)
+            "observed_cap": observed.accepted if observed else None,
+            "observed_on": observed.day.isoformat() if observed else None,
         }
     now = datetime.now(UTC)
     damaged = findings(run_dir)
@@ -150,6 +154,13 @@ def _state_line(status: dict[str, Any]) -> str:
     return line
 
 
+def _caps(budget: dict[str, Any]) -> str:
+    text = f"{budget['cap']:,} configured"
+    if budget["observed_cap"] is not None:
+        text += f", {budget['observed_cap']:,} observed on {budget['observed_on']}"
+    return text
+
+
 def _state(state: str, reason: str | None) -> str:
     return f"{state} ({reason})" if reason else state
 
@@ -187,6 +198,7 @@ def render_status(status: dict[str, Any]) -> str:
         # the ledger is the workspace's: another workspace of the same org is not counted
         used = f"{budget['used']:,} / {budget['cap']:,} jobs (this workspace)"
         head.append(("budget today", used))
+        head.append(("daily cap", _caps(budget)))
     jobs = [(state, f"{n:,}") for state, n in status["jobs"].items() if n]
     tables = [_table("run", head)] + ([_table("jobs", jobs)] if jobs else [])
     deadlines = status["deadlines"]

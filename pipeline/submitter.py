@@ -10,6 +10,11 @@ users to a new batch.
 The journal moves first and the ledger follows, so a crash in between can only leave budget
 reserved (under-used), never given back twice; reconciliation settles the reservation of an
 ambiguous or interrupted POST by what the service shows was created.
+
+Each request is sized by :func:`~pipeline.budget.allowance` from the day's ledger entry: a
+daily-limit refusal (a clean 400, nothing created) closes the batch as deferred, re-queues its
+users in a new batch and lowers the day's ceiling, and the next requests probe down to the
+service's real cap before the day is given up (see :mod:`pipeline.budget`).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from datetime import date, timedelta
 import orjson
 
 from . import constants
+from .budget import BudgetGate, allowance
 from .errors import (
     AmbiguousSubmission,
     AuthError,
@@ -34,7 +40,7 @@ from .errors import (
     ThrottledError,
     TransientApiError,
 )
-from .journal_models import BatchInfo
+from .journal_models import BatchInfo, BatchState
 from .models import Action, PlannedBatch
 from .runstate import RunContext
 
@@ -60,6 +66,8 @@ class Submitter:
     def __init__(self, ctx: RunContext) -> None:
         self.ctx = ctx
         self.cap_reached = False
+        self._gate = BudgetGate()
+        self._reconcile_first = False
 
     async def submit_all(self) -> SubmitReport:
         """Reconcile, then submit every planned batch, round after round, until none is left,
@@ -67,6 +75,7 @@ class Submitter:
         report = SubmitReport()
         while not self.ctx.stopping and not self.cap_reached:
             await self.reconcile_unresolved()
+            self._reconcile_first = False
             batch_ids = self.ctx.journal.batches_to_submit()
             if not batch_ids:
                 break
@@ -81,7 +90,7 @@ class Submitter:
 
         async def produce() -> None:
             for batch_id in batch_ids:
-                if self.ctx.stopping or self.cap_reached:
+                if self.ctx.stopping or self.cap_reached or self._reconcile_first:
                     break
                 await queue.put(batch_id)
 
@@ -119,12 +128,20 @@ class Submitter:
             await self._consent(batch, report)
             return
         day = (await ctx.service_now()).date()
-        org = ctx.org_id
-        reserved = self._reserve(batch, day)
+        async with self._gate:
+            reserved = await self._reserve(batch, day)
         if reserved is None:
-            self._cap(day, "the workspace ledger")
+            if not self._reconcile_first:
+                self._cap(day)
             return
         batch, n = reserved
+        try:
+            await self._post(batch, day, n, report)
+        finally:
+            await self._gate.settle()
+
+    async def _post(self, batch: PlannedBatch, day: date, n: int, report: SubmitReport) -> None:
+        ctx, org, batch_id = self.ctx, self.ctx.org_id, batch.batch_id
         ctx.journal.record_intent(batch_id, payload_digest(batch), ctx.now())
         try:
             result = await ctx.client.create_jobs(batch.to_request())
@@ -135,11 +152,18 @@ class Submitter:
             log.warning("batch %s: POST outcome unknown (%s); will reconcile", batch_id, exc)
             return
         except DailyCapReached:
+            # nothing was created: the users go to a new batch, sized by the lower ceiling
             ctx.journal.defer(batch_id, "daily_cap", ctx.now())
-            ctx.ledger.release(org, day, n)
-            ctx.ledger.mark_exhausted(org, day)
+            ceiling = ctx.ledger.refused(org, day, n)
             report.deferred += 1
-            self._cap(day, "the service")
+            log.info(
+                "batch %s (%d jobs) refused at the service's daily limit;"
+                " %s accepts at most %d jobs",
+                batch_id,
+                n,
+                day,
+                ceiling,
+            )
             return
         except ThrottledError:
             ctx.journal.defer(batch_id, "throttled", ctx.now())
@@ -176,19 +200,30 @@ class Submitter:
             return
         ctx.ledger.commit(org, day, n)
 
-    def _reserve(self, batch: PlannedBatch, day: date) -> tuple[PlannedBatch, int] | None:
-        """Book the batch's jobs in the day's budget, first splitting it to fit what is left;
-        None when not even its first user fits (the cap is reached)."""
+    async def _reserve(self, batch: PlannedBatch, day: date) -> tuple[PlannedBatch, int] | None:
+        """Book the batch's jobs in the day's budget, first splitting it to the size
+        :func:`~pipeline.budget.allowance` gives; None when not even its first user fits.
+
+        Called inside ``async with self._gate``: a probe, and the conclusion that the day is
+        done, wait until none of the run's POSTs is in flight. A day that looks done while
+        ambiguous POSTs hold reservations ends the round instead: the next one reconciles
+        them (giving their uncreated jobs back to the day) before sizing again.
+        """
         ctx = self.ctx
         org, cap = ctx.org_id, ctx.settings.limits.daily_job_cap
         while True:
-            n = batch.job_count
-            if ctx.ledger.reserve(org, day, n, cap):
-                return batch, n
-            left = ctx.ledger.remaining(org, day, cap)
-            fits = _users_within(batch, left)
-            if fits == 0:
+            first = len(batch.users[0].request.actions)
+            allow = allowance(ctx.ledger.usage(org, day), cap, first)
+            if (allow.probe or allow.day_done) and self._gate.in_flight:
+                await self._gate.wait_settled()
+                continue
+            if allow.day_done:
+                # an ambiguous POST's reservation may hide budget: reconcile before giving up
+                self._reconcile_first = any(
+                    i.state == BatchState.AMBIGUOUS for i in ctx.journal.unresolved_batches()
+                )
                 return None
+            fits = _users_within(batch, allow.jobs)
             if fits < len(batch.users):
                 child = ctx.journal.split(batch.batch_id, fits, ctx.now())
                 log.info(
@@ -197,6 +232,15 @@ class Submitter:
                     child,
                 )
                 batch = ctx.journal.load_batch(batch.batch_id)
+            n = batch.job_count
+            if ctx.ledger.reserve(org, day, n, cap):
+                self._gate.in_flight += 1
+                if allow.probe:
+                    log.info(
+                        "batch %s probes the service's daily cap with %d jobs", batch.batch_id, n
+                    )
+                return batch, n
+            # another run of the workspace took budget meanwhile: size the batch again
 
     async def _consent(self, batch: PlannedBatch, report: SubmitReport) -> None:
         """Send an opt-out batch through POST /consent (idempotent, so a failure is deferred
@@ -221,9 +265,19 @@ class Submitter:
         ctx.journal.mark_consented(batch.batch_id, ctx.now())
         report.posted += 1
 
-    def _cap(self, day: object, who: str) -> None:
+    def _cap(self, day: date) -> None:
         if not self.cap_reached:
-            log.warning("daily job cap reached for %s (said by %s): submitting stops", day, who)
+            usage = self.ctx.ledger.usage(self.ctx.org_id, day)
+            cap = self.ctx.settings.limits.daily_job_cap
+            seen = "" if usage.ceiling is None else f", observed cap {usage.limit(cap)}"
+            log.warning(
+                "daily job cap reached for %s: %d jobs created (configured cap %d%s);"
+                " submitting stops",
+                day,
+                usage.used,
+                cap,
+                seen,
+            )
         self.cap_reached = True
 
     async def reconcile_unresolved(self) -> int:

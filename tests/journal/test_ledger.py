@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import multiprocessing
+import sqlite3
 import stat
 from datetime import date
 from pathlib import Path
 
 import pytest
 
-from pipeline.ledger import LEDGER_FILE, Ledger
+from pipeline.ledger import LEDGER_FILE, Ledger, ObservedCap
 
 DAY = date(2026, 3, 1)
 ORG = "ORG@AdobeOrg"
@@ -23,7 +24,7 @@ def test_reservations_fit_under_the_cap_and_commits_book_them(tmp_path: Path) ->
         ledger.commit(ORG, DAY, 500)
         ledger.release(ORG, DAY, 100)
         u = ledger.usage(ORG, DAY)
-        assert (u.used, u.reserved, u.exhausted) == (500, 0, False)
+        assert (u.used, u.reserved, u.ceiling, u.carried) == (500, 0, None, None)
         assert ledger.reserve(ORG, DAY, 500, cap=1000)
         assert ledger.remaining(ORG, DAY, cap=1000) == 0
 
@@ -36,12 +37,72 @@ def test_days_and_orgs_have_separate_budgets(tmp_path: Path) -> None:
         assert not ledger.reserve(ORG, DAY, 1, cap=10)
 
 
-def test_an_exhausted_day_takes_no_more_reservations(tmp_path: Path) -> None:
+def test_a_refusal_lowers_the_days_ceiling_below_what_may_exist(tmp_path: Path) -> None:
     with Ledger.open(tmp_path) as ledger:
-        ledger.mark_exhausted(ORG, DAY)
-        assert not ledger.reserve(ORG, DAY, 1, cap=20_000)
+        ledger.reserve(ORG, DAY, 6000, cap=20_000)
+        ledger.commit(ORG, DAY, 6000)
+        assert ledger.reserve(ORG, DAY, 1000, cap=20_000)  # in flight, may be created
+        assert ledger.reserve(ORG, DAY, 1000, cap=20_000)  # refused by the service
+        assert ledger.refused(ORG, DAY, 1000) == 7999
+        u = ledger.usage(ORG, DAY)
+        assert (u.used, u.reserved, u.ceiling) == (6000, 1000, 7999)
+        assert ledger.remaining(ORG, DAY, cap=20_000) == 999
+        assert not ledger.reserve(ORG, DAY, 1000, cap=20_000)
+        ledger.commit(ORG, DAY, 1000)
+        assert ledger.reserve(ORG, DAY, 500, cap=20_000)
+        assert ledger.refused(ORG, DAY, 500) == 7499  # only ever lowered
+        assert ledger.reserve(ORG, DAY, 600, cap=20_000) is False
+        assert ledger.remaining(ORG, DAY, cap=5000) == 0  # the configured cap still holds
+
+
+def test_a_refusal_on_a_fresh_day_allows_less_than_the_refused_request(tmp_path: Path) -> None:
+    with Ledger.open(tmp_path) as ledger:
+        assert ledger.refused(ORG, DAY, 40) == 39
+        assert ledger.remaining(ORG, DAY, cap=20_000) == 39
+
+
+def test_the_next_day_carries_the_latest_observed_cap(tmp_path: Path) -> None:
+    later = date(2026, 3, 4)
+    with Ledger.open(tmp_path) as ledger:
+        assert ledger.observed_cap(ORG) is None
+        ledger.reserve(ORG, DAY, 10, cap=100)
+        ledger.refused(ORG, DAY, 10)
+        ledger.reserve(ORG, date(2026, 3, 2), 7, cap=100)
+        ledger.refused(ORG, date(2026, 3, 2), 7)
+    with Ledger.open(tmp_path) as ledger:  # a crash forgets nothing
+        u = ledger.usage(ORG, later)
+        assert (u.used, u.ceiling, u.carried) == (0, None, 6)
+        assert ledger.remaining(ORG, later, cap=100) == 100  # a hint, not a limit
+        assert ledger.usage(ORG, date(2026, 3, 2)).carried == 9
+        assert ledger.usage(ORG, DAY).carried is None
+        assert ledger.usage("OTHER@AdobeOrg", later).carried is None
+        observed = ledger.observed_cap(ORG)
+        assert observed == ObservedCap(day=date(2026, 3, 2), accepted=0, ceiling=6)
+
+
+def test_a_version_1_ledger_keeps_its_exhausted_days_closed(tmp_path: Path) -> None:
+    path = tmp_path / LEDGER_FILE
+    conn = sqlite3.connect(path)
+    conn.execute(_V1_TABLE)
+    conn.execute("INSERT INTO day_usage VALUES (?, ?, 700, 0, 1)", (ORG, DAY.isoformat()))
+    conn.execute("INSERT INTO day_usage VALUES (?, '2026-03-02', 5, 2, 0)", (ORG,))
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+    with Ledger.open(tmp_path) as ledger:
         assert ledger.remaining(ORG, DAY, cap=20_000) == 0
-        assert ledger.reserve(ORG, date(2026, 3, 2), 1, cap=20_000)
+        u = ledger.usage(ORG, date(2026, 3, 2))
+        assert (u.used, u.reserved, u.ceiling, u.carried) == (5, 2, None, 700)
+
+
+_V1_TABLE = """CREATE TABLE day_usage (
+    org TEXT NOT NULL,
+    day TEXT NOT NULL,
+    used INTEGER NOT NULL DEFAULT 0 CHECK (used >= 0),
+    reserved INTEGER NOT NULL DEFAULT 0 CHECK (reserved >= 0),
+    exhausted INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (org, day)
+) WITHOUT ROWID"""
 
 
 def test_a_reservation_left_by_a_crash_still_counts_until_committed(tmp_path: Path) -> None:
@@ -67,6 +128,8 @@ def test_counts_must_be_positive(tmp_path: Path) -> None:
             ledger.reserve(ORG, DAY, 0, cap=10)
         with pytest.raises(ValueError, match="never negative"):
             ledger.commit(ORG, DAY, -1)
+        with pytest.raises(ValueError, match="positive"):
+            ledger.refused(ORG, DAY, 0)
 
 
 def _spend(workspace: str, start: multiprocessing.synchronize.Event) -> int:
