@@ -194,12 +194,18 @@ async def test_fifty_concurrent_calls_meeting_a_401_cause_one_token_request(
 
 
 @pytest.mark.slow
-async def test_twenty_per_second_with_32_callers_uses_the_rate_without_a_429() -> None:
+async def test_twenty_per_second_with_32_callers_never_exceeds_the_rate_and_loses_no_call() -> None:
+    # What holds on any machine. A loaded one wakes the limiter's sleepers late, and requests
+    # queued behind a late one go out closer together than their turns, so the service's
+    # sliding window may answer 429 there: the client must then back off and lose nothing.
+    # No 429 and the rate used in full are proved on a virtual clock in test_ratelimit.py.
     config = replace(BASE_CONFIG, limits=LimitsConfig(requests_per_second=20))
     async with await start_emulator(config) as emu:
         async with PrivacyServiceClient.from_settings(
             settings_for(emu, rps=20, in_flight=32)
         ) as client:
+            assert isinstance(client.limiter, RateLimiter)
+            assert (client.limiter.ceiling, client.limiter.max_in_flight) == (20, 32)
             created = await client.create_jobs(a_request(["u-1"]))
             job_id = created.jobs[0].job_id
             calls = iter(range(100))
@@ -209,19 +215,18 @@ async def test_twenty_per_second_with_32_callers_uses_the_rate_without_a_429() -
                     await client.get_job(job_id)
 
             await asyncio.gather(*(caller() for _ in range(32)))
-            assert isinstance(client.limiter, RateLimiter)
-            assert client.limiter.throttle_signals == 0
+            signals = client.limiter.throttle_signals
         stats: dict[str, Any] = emu.backend.stats.to_dict()
-    assert stats["throttled"] == 0
-    assert all("429" not in by_status for by_status in stats["requests"].values())
-    api_calls = sum(
-        sum(v.values()) for k, v in stats["requests"].items() if not k.endswith("token/v3")
-    )
-    assert api_calls == 101
+    requests = stats["requests"]
+    assert requests["POST jobs"].get("202") == 1
+    assert requests["GET jobs/{jobId}"].get("200") == 100  # every call answered in the end
+    assert signals == stats["throttled"]  # every 429 reached the limiter
+    sent = sum(sum(v.values()) for k, v in requests.items() if not k.endswith("token/v3"))
+    assert sent == 101 + stats["throttled"]  # a 429 costs one retry, nothing more
     elapsed = stats["last_request_monotonic"] - stats["first_request_monotonic"]
-    used = (api_calls - 1) / elapsed
-    print(f"used {used:.2f} req/s of 20 over {elapsed:.2f} s")
-    assert used >= 0.95 * 20
+    used = (sent - 1) / elapsed
+    print(f"sent {used:.2f} req/s of 20 over {elapsed:.2f} s, {stats['throttled']} answered 429")
+    assert used <= 20  # a slow machine spaces requests wider, never narrower
 
 
 @pytest.mark.parametrize(

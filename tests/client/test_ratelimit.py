@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 
+import pytest
+
 from pipeline.ratelimit import RateLimiter
 
 from .vclock import VirtualClock
@@ -47,6 +49,28 @@ async def test_never_more_than_the_rate_in_any_one_second_window() -> None:
     assert _max_in_any_window(starts) <= 20
     # and the allowed rate is used: 399 gaps of 1/20 s, widened by the 2 % safety margin
     assert max(starts) - min(starts) <= 399 / 20 * 1.02 + 1e-6
+
+
+async def test_32_callers_with_slow_uneven_answers_use_98_percent_of_the_rate() -> None:
+    # the shape of the real-HTTP test in test_against_emulator.py, on a virtual clock: answers
+    # take 0.2 to 1.5 s, and 32 callers keep 20 requests/s going all the same
+    clock = VirtualClock()
+    limiter = RateLimiter(requests_per_second=20, max_in_flight=32, clock=clock)
+    starts: list[float] = []
+    calls = iter(range(100))
+
+    async def caller() -> None:
+        for i in calls:
+            async with limiter.slot():
+                starts.append(clock.monotonic())
+                await clock.sleep(0.2 + (i * 0.37) % 1.3)
+
+    await clock.run(asyncio.gather(*(caller() for _ in range(32))))
+    assert len(starts) == 100
+    assert _max_in_any_window(starts) <= 20
+    used = (len(starts) - 1) / (max(starts) - min(starts))
+    assert used == pytest.approx(20 / 1.02)  # the rate less its 2 % safety margin
+    assert used >= 0.98 * 20
 
 
 async def test_workers_starting_together_get_no_initial_burst() -> None:

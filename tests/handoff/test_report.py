@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -148,14 +147,13 @@ def test_no_identity_value_in_report_or_manifest(run: SyntheticRun) -> None:
 
 
 @pytest.mark.slow
-def test_a_100k_subject_report_is_written_in_under_2_s_and_2_mb(tmp_path: Path) -> None:
+@pytest.mark.timeout(600)  # a safety net only: speed is measured by `dsar bench`, not here
+def test_a_100k_subject_report_stays_under_2_mb_and_verifies(tmp_path: Path) -> None:
     built = build_run_dir(tmp_path / "big", subjects=100_000, zips=20)
-    started = time.perf_counter()
     write_handoff(built.run_dir, now=NOW)
-    elapsed = time.perf_counter() - started
     size = (built.run_dir / "report.html").stat().st_size
-    assert elapsed < 2.0, f"report + manifest took {elapsed:.2f} s"
     assert size < 2_000_000, f"report.html is {size:,} bytes"
+    assert main(["verify", str(built.run_dir)]) == 0
 
 
 def test_rejected_rows_come_from_rejects_parquet_when_status_lacks_them(

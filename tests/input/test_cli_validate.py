@@ -90,6 +90,7 @@ def test_the_committed_sample_validates_with_some_rejects(
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)  # a safety net: the bench takes over a minute on a loaded machine
 def test_bench_quick_input_writes_its_figures(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

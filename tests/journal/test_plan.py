@@ -1,4 +1,4 @@
-"""The plan: one transaction, durable across reopen and SIGKILL, fast, private files."""
+"""The plan: one transaction, durable across reopen and SIGKILL, whole at scale, private files."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import sqlite3
 import stat
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -171,11 +170,20 @@ def test_sigkill_during_write_plan_leaves_no_partial_plan(tmp_path: Path) -> Non
 
 
 @pytest.mark.slow
-def test_a_plan_of_100000_subjects_is_written_in_seconds(tmp_path: Path) -> None:
+@pytest.mark.timeout(600)  # a safety net only: its speed is `dsar bench`'s to measure
+def test_a_plan_of_100000_subjects_is_written_whole_and_survives_a_reopen(
+    tmp_path: Path,
+) -> None:
     with Journal.open(tmp_path) as j:
-        start = time.perf_counter()
-        jobs = j.write_plan(meta(), iter_plan(100_000), rejects_count=0)
-        elapsed = time.perf_counter() - start
+        jobs = j.write_plan(meta(rows=100_000), iter_plan(100_000), rejects_count=0)
         assert jobs == 200_000
-        assert j.counts().jobs["pending"] == 200_000
-    assert elapsed < 10, f"write_plan took {elapsed:.1f} s"
+    with Journal.open(tmp_path) as j:
+        assert j.has_plan
+        counts = j.counts()
+        assert counts.users == 100_000
+        assert counts.jobs["pending"] == 200_000
+        assert sum(counts.jobs.values()) == 200_000
+        assert counts.batches["planned"] == 100
+        assert sum(counts.batches.values()) == 100
+        last = j.load_batch("b00100")
+        assert last == next(b for b in iter_plan(100_000) if b.batch_id == "b00100")

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
 
+from pipeline.ledger import Ledger
 from tests.run.conftest import assert_every_row_once, run_cli, write_config, write_subjects
 
 
@@ -241,10 +243,16 @@ def test_the_sample_runs_end_to_end_on_the_embedded_emulator(
     assert_every_row_once(run_dir, summary["input"]["rows"])
 
 
+@pytest.mark.timeout(300)  # a safety net for a loaded machine, not a speed claim
 def test_a_batch_is_split_to_use_the_whole_daily_budget(
     tmp_path: Path, emulator_factory: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    emu = emulator_factory(limits={"daily_job_cap": 5000})
+    # Submitting is what is tested: both legs stop once submitted (--no-wait), so the test does
+    # not wait for 6,000 jobs to finish and download (which outlasted the test's timeout on a
+    # loaded machine); a held clock puts each leg on a known service day.
+    emu = emulator_factory(
+        limits={"daily_job_cap": 5000}, clock_frozen=True, clock_start="2026-03-02T09:00:00"
+    )
     write_subjects(tmp_path / "in.csv", 3000, actions=("access+delete",))
     cfg = write_config(tmp_path / "c.toml", limits={"daily_job_cap": 5000})
     ws = tmp_path / "ws"
@@ -253,9 +261,15 @@ def test_a_batch_is_split_to_use_the_whole_daily_budget(
     assert emu.stats()["jobs_created"] == 5000  # 2 batches of 2,000 jobs and half of the third
     run_dir = _only_run(ws)
     emu.control("advance", {"days": 1})
-    assert run_cli(["resume", str(run_dir)], emu.env, monkeypatch) in (0, 1)
+    assert run_cli(["resume", str(run_dir), "--no-wait"], emu.env, monkeypatch) == 4
     assert emu.stats()["jobs_created"] == 6000
     assert emu.stats()["duplicate_user_keys"] == []
+    org = emu.env["ADOBE_ORG_ID"]
+    with Ledger.open(ws) as ledger:
+        first, second = (ledger.usage(org, date(2026, 3, d)) for d in (2, 3))
+    assert (first.used, first.reserved, second.used, second.reserved) == (5000, 0, 1000, 0)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["counts"]["status"]["pending"] == 0
     assert_every_row_once(run_dir, 3000)
 
 

@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.ledger import Ledger
+from pipeline.poller import Poller
 from tests.run.conftest import (
     assert_every_row_once,
     run_cli,
@@ -66,6 +67,7 @@ def test_ambiguous_posts_lose_nothing_and_duplicate_nothing(
     write_subjects(tmp_path / "in.csv", n, actions=("access", "delete"))
     cfg = write_config(tmp_path / "c.toml", limits={"users_per_request": 50})
     ws = tmp_path / "ws"
+    first_day = datetime.now(UTC).date()
     code = run_cli(
         ["run", str(tmp_path / "in.csv"), "--config", str(cfg), "--workspace", str(ws)],
         emu.env,
@@ -78,9 +80,11 @@ def test_ambiguous_posts_lose_nothing_and_duplicate_nothing(
     assert stats["duplicate_user_keys"] == []
     assert stats["jobs_created"] == n
     # reconciliation settled every ambiguous POST's reservation: the budget books what exists
+    # (on the day or days the run spanned: a run may cross midnight)
+    days = (first_day, datetime.now(UTC).date())
     with Ledger.open(ws) as ledger:
-        usage = ledger.usage(emu.env["ADOBE_ORG_ID"], datetime.now(UTC).date())
-    assert (usage.used, usage.reserved) == (n, 0)
+        usages = [ledger.usage(emu.env["ADOBE_ORG_ID"], day) for day in sorted(set(days))]
+    assert (sum(u.used for u in usages), sum(u.reserved for u in usages)) == (n, 0)
     summary = json.loads((run_dir / "summary.json").read_text())
     post = summary["api_calls"]["POST jobs"]
     assert sum(v for k, v in post.items() if k != "202") > 0, "no ambiguous POST was exercised"
@@ -123,13 +127,29 @@ def test_the_daily_cap_pauses_and_resume_continues_on_the_next_days(
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(600)  # a safety net for a loaded machine, not a speed claim
 def test_polling_uses_list_sweeps_and_one_get_per_job(
     tmp_path: Path, emulator_factory: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    emu = emulator_factory(simulation={"processing_s": [86_400.0, 432_000.0]})
-    n = 10_000
-    write_subjects(tmp_path / "in.csv", n)
+    # A held clock: jobs take 1 to 5 emulator seconds, and the emulator's time moves one
+    # second after each polling round, so the jobs finish over at least five rounds however
+    # slowly this machine submits them or sweeps.
+    emu = emulator_factory(
+        clock_frozen=True,
+        clock_start="2026-03-02T09:00:00",
+        simulation={"processing_s": [86_400.0, 432_000.0]},
+    )
+    original_round = Poller.round
+
+    async def round_then_tick(self: Poller) -> Any:
+        result = await original_round(self)
+        emu.control("advance", {"seconds": 1})
+        return result
+
+    monkeypatch.setattr(Poller, "round", round_then_tick)
+    # delete jobs: a sweep pages through 3,000 open jobs, and no result download slows the run
+    n = 3_000
+    write_subjects(tmp_path / "in.csv", n, actions=("delete",))
     cfg = write_config(tmp_path / "c.toml", poll={"interval_s": 0.3})
     ws = tmp_path / "ws"
     code = run_cli(
@@ -141,11 +161,13 @@ def test_polling_uses_list_sweeps_and_one_get_per_job(
     run_dir = _run_dir(ws)
     summary = json.loads((run_dir / "summary.json").read_text())
     jobs = sum(summary["counts"]["status"][s] for s in ("complete", "error"))
+    assert jobs == emu.stats()["jobs_created"]
     gets = sum(summary["api_calls"]["GET jobs/{id}"].values())
-    assert gets <= jobs
+    assert gets == jobs  # one GET a job, once it has left progress
     polling = summary["polling"]
-    assert polling["sweeps_total"] >= 3  # jobs took several rounds to finish
+    assert polling["sweeps_total"] >= 5  # jobs took several rounds to finish
     assert polling["sweeps_over_bound"] == 0
+    assert max(s["list_calls"] for s in polling["sweeps"]) >= 2  # sweeps of several pages
     for sweep in polling["sweeps"]:
         assert sweep["list_calls"] <= max(1, math.ceil(sweep["open_jobs"] / 1000)), sweep
     # every list call is a sweep's, or the one that learned the service's clock
