@@ -127,14 +127,28 @@ def start_run(
     except InputError:
         _discard_unplanned(run_dir)
         raise
+    except KeyboardInterrupt:  # SIGINT/SIGTERM before the run loop took the signals over
+        if _discard_unplanned(run_dir):
+            raise RunPaused(
+                "interrupted before the plan was written; nothing was submitted: "
+                "run the same command again"
+            ) from None
+        raise _interrupted(run_dir) from None
 
 
-def _discard_unplanned(run_dir: Path) -> None:
-    """Remove a run directory whose planning failed before any plan was written."""
+def _discard_unplanned(run_dir: Path) -> bool:
+    """Remove a run directory whose planning failed before any plan was written; True if
+    it was removed."""
     with Journal.open(run_dir) as journal:
         planned = journal.has_plan
     if not planned:
         shutil.rmtree(run_dir, ignore_errors=True)
+    return not planned
+
+
+def _interrupted(run_dir: Path) -> RunPaused:
+    """The error of a run interrupted outside its run loop: resumable from its journal."""
+    return RunPaused(f"interrupted; `dsar resume {run_dir}` continues the run")
 
 
 def _start(
@@ -233,11 +247,14 @@ def resume_run(
             publish(journal, run_dir, options=options)
             return _outcome(journal, run_dir)
         workspace = Path(settings.output.workspace)
-        with api_target(settings, workspace=workspace, env=env) as target:
-            org = target.settings.credentials.org_id
-            if info.meta.org_id and org != info.meta.org_id:
-                raise ConfigError("the credentials belong to another org than this run's")
-            return _drive(journal, run_dir, target, options)
+        try:
+            with api_target(settings, workspace=workspace, env=env) as target:
+                org = target.settings.credentials.org_id
+                if info.meta.org_id and org != info.meta.org_id:
+                    raise ConfigError("the credentials belong to another org than this run's")
+                return _drive(journal, run_dir, target, options)
+        except KeyboardInterrupt:  # SIGINT/SIGTERM before the run loop took the signals over
+            raise _interrupted(run_dir) from None
 
 
 def resume_all(
@@ -283,7 +300,7 @@ def _drive(journal: Journal, run_dir: Path, target: Target, options: RunOptions)
                     last_extra = dict(extra)
                     publish(journal, run_dir, options=options, extra=last_extra)
 
-                with ProgressReporter() as reporter:
+                with ProgressReporter(every_s=options.progress_every_s) as reporter:
                     return await drive(ctx, run_dir, checkpoint=checkpoint, reporter=reporter)
             finally:
                 ledger.close()

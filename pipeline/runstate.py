@@ -28,6 +28,7 @@ class RunOptions:
     max_runtime_s: float | None = None
     poll_interval_s: float | None = None  # None: the run's poll.interval_s
     checkpoint_every_s: float = 10.0
+    progress_every_s: float = 30.0  # a plain progress line this often (not on a terminal)
     redact_keys: bool = False  # report.html shows keyed hashes instead of subject keys
     env: Mapping[str, str] = field(default_factory=dict)  # for DSAR_KEY_SECRET
     # Testing switch: reconciliation off turns every ambiguous POST into a blind re-POST.
