@@ -117,7 +117,7 @@ async def drive(
             counts = ctx.journal.counts()  # one read for progress and the stop conditions
             reporter.update(progress_counts(ctx, counts))
             now = time.monotonic()
-            if now - last_checkpoint >= interval:
+            if now - last_checkpoint >= interval and not ctx.stopping:  # a stop ends in one
                 _sync_calls(ctx)
                 checkpoint({"polling": poller.stats()})
                 last_checkpoint = time.monotonic()
@@ -227,7 +227,13 @@ def _install_signals(ctx: RunContext) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(sig, ctx.request_stop, "interrupted")
+            loop.add_signal_handler(sig, _on_signal, ctx, sig)
+
+
+def _on_signal(ctx: RunContext, sig: signal.Signals) -> None:
+    if not ctx.stopping:
+        log.info("%s: stopping; the calls in flight get %.1f s to finish", sig.name, STOP_GRACE_S)
+    ctx.request_stop("interrupted")
 
 
 def _remove_signals() -> None:

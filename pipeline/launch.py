@@ -7,6 +7,9 @@ imports nothing heavy itself: :mod:`pipeline.cli` is imported inside the guard.
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -16,17 +19,41 @@ INTERRUPTED_EXIT = 4  # DESIGN.md: paused with work pending (a signal)
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``dsar`` with ``argv``; an interrupt anywhere outside the run loop exits 4."""
-    # SIGTERM (a scheduler stopping the job) means what SIGINT means
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # While dsar's libraries load (seconds on a busy machine), nothing has been written yet:
+    # a signal ends the process at once. An exception raised instead could surface inside a
+    # compiled module's initialisation, which can crash the interpreter rather than unwind.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _exit_at_once)
     try:
         from .cli import main as cli_main
-
+    finally:
+        # from now on SIGTERM (a scheduler stopping the job) means what SIGINT means
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.default_int_handler)
+    try:
         return cli_main(argv)
     except KeyboardInterrupt:
         print("dsar: interrupted", file=sys.stderr)
         return INTERRUPTED_EXIT
 
 
+def _exit_at_once(_signum: int, _frame: object) -> None:
+    os.write(2, b"dsar: interrupted\n")
+    os._exit(INTERRUPTED_EXIT)
+
+
 def run() -> None:
-    """The console script: :func:`main`, then exit with its code."""
-    sys.exit(main())
+    """The console script: :func:`main`, then exit with its code.
+
+    A paused run (exit 4, e.g. after a signal) has journalled and closed everything by then:
+    the interpreter's teardown, half a second of module finalisation on a busy machine, is
+    skipped so that a signal stops dsar promptly.
+    """
+    code = main()
+    if code == INTERRUPTED_EXIT:
+        logging.shutdown()
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError):
+                stream.flush()
+        os._exit(code)
+    sys.exit(code)
