@@ -260,14 +260,17 @@ def resume_run(
 def resume_all(
     workspace: Path, *, env: Mapping[str, str], options: RunOptions | None = None
 ) -> list[RunOutcome]:
-    """Advance every unfinished run of ``workspace`` in turn (the cron entry point)."""
-    outcomes = []
+    """Advance every unfinished run of ``workspace`` in turn (the cron entry point); a signal
+    that stops one run stops the command: the runs after it are not started."""
+    outcomes: list[RunOutcome] = []
     for journal_path in sorted(workspace.glob(f"*/{JOURNAL_FILE}")):
         run_dir = journal_path.parent
         with Journal.open(run_dir) as journal:
             if not journal.has_plan or journal.run_info().state == RunState.FINISHED:
                 continue
         outcomes.append(resume_run(run_dir, env=env, options=options))
+        if outcomes[-1].pause_reason == "interrupted":
+            break
     return outcomes
 
 

@@ -284,3 +284,36 @@ def test_sigint_while_downloading_stops_within_2s_leaves_no_partial_file_and_res
         assert len(list(results.glob("*.zip"))) < run.n, "the downloads were not interrupted"
         assert not list(results.glob(".*.part")), "a partial download was left behind"
         _assert_finished(run, run.finish())
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_sigint_during_resume_all_stops_the_command_before_the_next_run(tmp_path: Path) -> None:
+    run_state = "SELECT state = 'active' FROM run"
+    with EmulatorProcess(_emulator((0.01, 0.02), processing_s=[259_200, 518_400]), tmp_path) as emu:
+        run = _signal_run(tmp_path, emu, 300, limits={"users_per_request": 100})
+        first, second = tmp_path / "ws" / "a", tmp_path / "ws" / "b"
+        for run_dir in (first, second):
+            args = ["run", str(tmp_path / "in.csv"), *run.base, "--yes", "--no-wait"]
+            assert run.start(*args, "--run-dir", str(run_dir)).proc.wait(FINAL_TIMEOUT_S) == 4
+        child = run.start("resume", "--all", str(tmp_path / "ws"), *run.base[:2])
+        run.wait_for(child, lambda: bool(_journal_value(first, run_state)), "the first run")
+        code, seconds = run.interrupt(child)
+        _assert_stopped_promptly(code, seconds, child.output, "during resume --all")
+        reasons = [_pause_reason(d) for d in (first, second)]
+        assert reasons == ["interrupted", "no_wait"], "the second run was started after SIGINT"
+        finish = run.start("resume", "--all", str(tmp_path / "ws"), *run.base[:2])
+        assert finish.proc.wait(FINAL_TIMEOUT_S) == 0, finish.output[-3000:]
+        stats = emu.control("stats")
+        assert "Traceback" not in run.record_outputs()
+        for run_dir in (first, second):
+            assert_run_lost_nothing(run_dir, run.n, stats)
+
+
+def _pause_reason(run_dir: Path) -> str:
+    db = sqlite3.connect(f"file:{run_dir / 'journal.sqlite'}?mode=ro", uri=True)
+    try:
+        (reason,) = db.execute("SELECT pause_reason FROM run").fetchone()
+    finally:
+        db.close()
+    return str(reason)
