@@ -81,13 +81,13 @@ class SignalRun:
         return self.start(*args, "--run-dir", str(self.run_dir))
 
     def wait_for(self, child: Child, reached: Callable[[], bool], what: str) -> None:
-        """Poll observed state (every 5 ms) until ``reached()``; fail if the child ends first."""
+        """Poll observed state (every 20 ms) until ``reached()``; fail if the child ends first."""
         deadline = time.monotonic() + PHASE_TIMEOUT_S
         while not reached():
             code = child.proc.poll()
             assert code is None, f"dsar ended ({code}) before {what}:\n{child.output[-2000:]}"
             assert time.monotonic() < deadline, f"never reached: {what}"
-            time.sleep(0.005)
+            time.sleep(0.02)
 
     def interrupt(self, child: Child) -> tuple[int, float]:
         """SIGINT ``child``; (its exit code, seconds from the signal to its exit)."""
