@@ -22,13 +22,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     # While dsar's libraries load (seconds on a busy machine), nothing has been written yet:
     # a signal ends the process at once. An exception raised instead could surface inside a
     # compiled module's initialisation, which can crash the interpreter rather than unwind.
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    # A signal the parent ignores (a background job of a shell) stays ignored.
+    handled = [s for s in (signal.SIGINT, signal.SIGTERM) if signal.getsignal(s) != signal.SIG_IGN]
+    for sig in handled:
         signal.signal(sig, _exit_at_once)
     try:
         from .cli import main as cli_main
     finally:
         # from now on SIGTERM (a scheduler stopping the job) means what SIGINT means
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in handled:
             signal.signal(sig, signal.default_int_handler)
     try:
         return cli_main(argv)
