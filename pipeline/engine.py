@@ -86,13 +86,13 @@ async def drive(
     reporter: ProgressReporter,
 ) -> DriveResult:
     """Submit and poll until the run finishes or pauses; checkpoint reports on the way."""
+    _install_signals(ctx)  # before the run is active: an active run always pauses on a signal
     ctx.journal.activate(ctx.now())
     submitter = Submitter(ctx)
     poller = Poller(ctx, run_dir)
     started = time.monotonic()
     last_checkpoint = started
     interval = ctx.options.checkpoint_every_s
-    _install_signals(ctx)
     if ctx.options.max_runtime_s is not None:
         asyncio.get_running_loop().call_later(
             ctx.options.max_runtime_s, ctx.request_stop, "max_runtime"
