@@ -1,7 +1,5 @@
 """``python -m pipeline`` runs the dsar command line."""
 
-import sys
+from .launch import run
 
-from .cli import main
-
-sys.exit(main())
+run()

@@ -69,6 +69,14 @@ def _add_drive_flags(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="report.html shows keyed hashes (DSAR_KEY_SECRET) instead of subject keys",
     )
+    p.add_argument(
+        "--progress-every",
+        type=parse_duration,
+        default=30.0,
+        metavar="DURATION",
+        help="off a terminal, one progress line this often, whatever the run is doing "
+        "(default 30s)",
+    )
 
 
 def _options(args: argparse.Namespace) -> RunOptions:
@@ -77,6 +85,7 @@ def _options(args: argparse.Namespace) -> RunOptions:
         max_runtime_s=args.max_runtime,
         redact_keys=args.redact_keys,
         plain_progress=args.log_format == "json",
+        progress_every_s=max(0.1, args.progress_every),
         env=dict(os.environ),
         reconcile=os.environ.get("DSAR_UNSAFE_NO_RECONCILE") != "1",
     )

@@ -7,6 +7,12 @@ downloaded), or pauses the run with a reason and the earliest useful resume time
 - ``daily_cap``: the cap is reached; what is in flight is polled to the end first;
 - ``no_wait``: ``--no-wait`` and everything is submitted;
 - ``max_runtime`` / ``interrupted``: ``--max-runtime`` or SIGINT/SIGTERM.
+
+A stop is prompt: the submitter takes no new batch, a poll round no new page, GET or download,
+and whatever is still in flight ``STOP_GRACE_S`` after the stop is cancelled (a cancelled POST
+leaves its batch ``submitting``: an ambiguous submission, reconciled on resume). Journal writes
+are synchronous, between awaits, so a cancellation never splits a transition. Progress comes
+from its own task, at a fixed interval whatever phase the run is in.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -31,6 +37,8 @@ from .submitter import Submitter
 log = logging.getLogger("dsar.run")
 
 OPEN_JOB_STATES = (JobState.PENDING, JobState.SUBMITTED, JobState.PROCESSING)
+# After a stop, how long a call in flight may take to finish before it is cancelled.
+STOP_GRACE_S = 0.5
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -79,19 +87,20 @@ async def drive(
     reporter: ProgressReporter,
 ) -> DriveResult:
     """Submit and poll until the run finishes or pauses; checkpoint reports on the way."""
+    _install_signals(ctx)  # before the run is active: an active run always pauses on a signal
     ctx.journal.activate(ctx.now())
     submitter = Submitter(ctx)
     poller = Poller(ctx, run_dir)
     started = time.monotonic()
     last_checkpoint = started
     interval = ctx.options.checkpoint_every_s
-    _install_signals(ctx)
     if ctx.options.max_runtime_s is not None:
         asyncio.get_running_loop().call_later(
             ctx.options.max_runtime_s, ctx.request_stop, "max_runtime"
         )
 
     submit_task = asyncio.create_task(submitter.submit_all(), name="dsar-submit")
+    ticker = asyncio.create_task(reporter.tick(lambda: progress_counts(ctx)), name="dsar-progress")
     try:
         while True:
             submitting = not submit_task.done()
@@ -105,11 +114,11 @@ async def drive(
             if not submitting and not ctx.stopping and not ctx.options.no_wait:
                 # Sweep only while no POST is in flight, so the open jobs a sweep expects
                 # are exactly the ones it can find.
-                await poller.round()
+                await _unless_stopped(ctx, poller.round())
             counts = ctx.journal.counts()  # one read for progress and the stop conditions
             reporter.update(progress_counts(ctx, counts))
             now = time.monotonic()
-            if now - last_checkpoint >= interval:
+            if now - last_checkpoint >= interval and not ctx.stopping:  # a stop ends in one
                 _sync_calls(ctx)
                 checkpoint({"polling": poller.stats()})
                 last_checkpoint = time.monotonic()
@@ -138,16 +147,47 @@ async def drive(
         submit_task.cancel()
         raise
     finally:
+        ticker.cancel()
         if not submit_task.done():
             ctx.request_stop(ctx.stop_reason or "interrupted")
+        await _finish_or_cancel(submit_task)
         with contextlib.suppress(asyncio.CancelledError):
-            await submit_task
-        _remove_signals()
+            await ticker
         _sync_calls(ctx)
-    reporter.update(progress_counts(ctx), final=True)
-    result = _settle_run(ctx, submitter.cap_reached)
-    checkpoint({"polling": poller.stats()})
+    try:
+        reporter.update(progress_counts(ctx), final=True)
+        result = _settle_run(ctx, submitter.cap_reached)
+        checkpoint({"polling": poller.stats()})
+    finally:
+        _remove_signals()  # a second signal while the run settles only asks again
     return result
+
+
+async def _unless_stopped(ctx: RunContext, step: Coroutine[Any, Any, Any]) -> None:
+    """Await ``step``, or, once the run is asked to stop, give it ``STOP_GRACE_S`` to wind
+    down and cancel it."""
+    task = asyncio.ensure_future(step)
+    stopped = asyncio.ensure_future(ctx.stop.wait())
+    try:
+        await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopped.cancel()
+        if not task.done():
+            await _finish_or_cancel(task)
+    if not task.cancelled():
+        task.result()  # re-raise the step's error
+
+
+async def _finish_or_cancel(task: asyncio.Task[Any] | asyncio.Future[Any]) -> None:
+    """Wait ``STOP_GRACE_S`` for ``task``, then cancel it and wait for it to unwind; its
+    error (not its cancellation) propagates."""
+    if not task.done():
+        await asyncio.wait({task}, timeout=STOP_GRACE_S)
+    if not task.done():
+        task.cancel()
+        await asyncio.wait({task})
+    if not task.cancelled() and task.exception() is not None:
+        raise task.exception()  # type: ignore[misc]
 
 
 def _settle_run(ctx: RunContext, cap_reached: bool) -> DriveResult:
@@ -188,7 +228,13 @@ def _install_signals(ctx: RunContext) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(sig, ctx.request_stop, "interrupted")
+            loop.add_signal_handler(sig, _on_signal, ctx, sig)
+
+
+def _on_signal(ctx: RunContext, sig: signal.Signals) -> None:
+    if not ctx.stopping:
+        log.info("%s: stopping; the calls in flight get %.1f s to finish", sig.name, STOP_GRACE_S)
+    ctx.request_stop("interrupted")
 
 
 def _remove_signals() -> None:

@@ -13,6 +13,10 @@ holding jobs of this run that no sweep has yet seen past ``submitted`` is theref
 without a status filter (the seed's default: every status) instead; terminal jobs on that list
 are left out of the in-progress set and get their one GET like any other. Once a sweep has
 seen a job ``processing`` its status never goes back, so later sweeps filter again.
+
+A stop request is honoured between list pages, GETs and downloads: a sweep cut short records
+nothing (its jobs are swept again on resume), and what the finished GETs and downloads learned
+is written to the journal before the round returns, or when it is cancelled.
 """
 
 from __future__ import annotations
@@ -63,6 +67,9 @@ class Poller:
         self.sweeps_total = 0
         self.sweeps_over_bound = 0
 
+    def _stopping(self) -> bool:
+        return self.ctx.stopping
+
     def stats(self) -> dict[str, object]:
         """Polling figures for summary.json: rounds, sweeps, and sweeps over the call bound."""
         return {
@@ -79,10 +86,12 @@ class Poller:
         self.rounds += 1
         for window in self.ctx.journal.open_windows():
             if self.ctx.stopping:
-                break
+                return out
             await self._sweep(window, out)
-        await self.fetch_details(out)
-        await self.download_results(out)
+        if not self.ctx.stopping:
+            await self.fetch_details(out)
+        if not self.ctx.stopping:
+            await self.download_results(out)
         return out
 
     async def _sweep(self, window: OpenWindow, out: PollRound) -> None:
@@ -92,19 +101,21 @@ class Poller:
         start = _window_start(window.oldest_submitted_at.date(), today)
         unacknowledged = ctx.journal.unacknowledged_times(window.regulation)
         in_progress: dict[str, str] = {}
-        calls = 0
-        for first, last in date_windows(start, today, constants.MAX_LIST_WINDOW_DAYS):
-            ours = sum(1 for at in open_jobs.values() if first <= _day(at, start) <= last)
-            if not ours:
-                continue  # none of this run's open jobs were created in this window
-            # a job maybe still "submitted" is on no processing list: read every status
-            waiting = any(first <= _day(at, start) <= last for at in unacknowledged)
-            status = None if waiting else JobStatus.PROCESSING
-            calls += await self._sweep_window(
-                window.regulation, status, first, last, ours, open_jobs, in_progress
-            )
-        out.list_calls += calls
-        self._note_sweep(window.regulation, len(open_jobs), calls)
+        before = out.list_calls
+        try:
+            for first, last in date_windows(start, today, constants.MAX_LIST_WINDOW_DAYS):
+                ours = sum(1 for at in open_jobs.values() if first <= _day(at, start) <= last)
+                if not ours:
+                    continue  # none of this run's open jobs were created in this window
+                # a job maybe still "submitted" is on no processing list: read every status
+                waiting = any(first <= _day(at, start) <= last for at in unacknowledged)
+                status = None if waiting else JobStatus.PROCESSING
+                await self._sweep_window(
+                    window.regulation, status, first, last, ours, open_jobs, in_progress, out
+                )
+        except _Stopped:
+            return  # a partial sweep proves nothing about the jobs it did not reach
+        self._note_sweep(window.regulation, len(open_jobs), out.list_calls - before)
         seen = [
             JobObservation(job_id=j, status=s)
             for j, s in in_progress.items()
@@ -124,8 +135,10 @@ class Poller:
         expected: int,
         open_jobs: dict[str, datetime],
         found: dict[str, str],
-    ) -> int:
-        """Page one date window backwards; returns the list calls made.
+        out: PollRound,
+    ) -> None:
+        """Page one date window backwards, counting the list calls in ``out``; raises
+        :class:`_Stopped` before a page once the run is asked to stop.
 
         ``status`` None lists every status; only this run's jobs still in progress are noted.
 
@@ -137,10 +150,10 @@ class Poller:
         """
         size = self.ctx.page_size
         last_page = max(0, -(-expected // size) - 1)
-        calls = 0
 
         async def read(page: int) -> tuple[int, int | None]:
-            nonlocal calls
+            if self.ctx.stopping:
+                raise _Stopped
             result = await self.ctx.client.list_page(
                 regulation,
                 status=status,
@@ -149,7 +162,7 @@ class Poller:
                 page=page,
                 page_size=size,
             )
-            calls += 1
+            out.list_calls += 1
             for job in result.jobs:
                 if job.job_id in open_jobs and not job.status.terminal:
                     found[job.job_id] = job.status.value
@@ -163,7 +176,6 @@ class Poller:
             count, total = await read(page)
         for back in range(last_page - 1, -1, -1):
             await read(back)
-        return calls
 
     def _note_sweep(self, regulation: str, open_jobs: int, calls: int) -> None:
         bound = max(1, -(-open_jobs // self.ctx.page_size))
@@ -198,8 +210,10 @@ class Poller:
                 out.details += 1
             batch.flush_if_full()
 
-        await _bounded(one, job_ids, concurrency=self.concurrency)
-        batch.flush()
+        try:
+            await _bounded(one, job_ids, concurrency=self.concurrency, stop=self._stopping)
+        finally:
+            batch.flush()
 
     async def fetch_details(self, out: PollRound) -> None:
         """GET every terminal job whose details are not recorded yet (after a crash)."""
@@ -221,8 +235,15 @@ class Poller:
             out.details += 1
             batch.flush_if_full()
 
-        await _bounded(one, ctx.journal.jobs_needing_details(), concurrency=self.concurrency)
-        batch.flush()
+        try:
+            await _bounded(
+                one,
+                ctx.journal.jobs_needing_details(),
+                concurrency=self.concurrency,
+                stop=self._stopping,
+            )
+        finally:
+            batch.flush()
 
     async def download_results(self, out: PollRound) -> None:
         """Download every offered access result into RUN_DIR/results/ (0600 in 0700)."""
@@ -250,8 +271,14 @@ class Poller:
             out.downloads += 1
             batch.flush_if_full()
 
-        await _bounded(one, pending, concurrency=self.concurrency)
-        batch.flush()
+        try:
+            await _bounded(one, pending, concurrency=self.concurrency, stop=self._stopping)
+        finally:
+            batch.flush()
+
+
+class _Stopped(Exception):
+    """The run was asked to stop in the middle of a sweep."""
 
 
 class _Pending:
@@ -327,9 +354,14 @@ def _window_start(oldest: date, today: date) -> date:
 
 
 async def _bounded(
-    fn: Callable[[str], Awaitable[None]], items: Iterable[str], *, concurrency: int
+    fn: Callable[[str], Awaitable[None]],
+    items: Iterable[str],
+    *,
+    concurrency: int,
+    stop: Callable[[], bool] = lambda: False,
 ) -> None:
-    """``fn`` over ``items`` with at most ``concurrency`` at once (a few tasks, any count).
+    """``fn`` over ``items`` with at most ``concurrency`` at once (a few tasks, any count);
+    once ``stop()`` is true, no worker takes another item.
 
     The first error cancels the other workers before it propagates.
     """
@@ -337,6 +369,8 @@ async def _bounded(
 
     async def worker() -> None:
         for item in shared:
+            if stop():
+                return
             await fn(item)
 
     tasks = [asyncio.ensure_future(worker()) for _ in range(max(1, concurrency))]

@@ -26,7 +26,7 @@ import pyarrow as pa
 
 from . import __version__
 from .engine import DriveResult, drive
-from .errors import ConfigError, InputError, JournalError, RunLocked
+from .errors import ConfigError, InputError, JournalError, RunLocked, RunPaused
 from .handoff import key_secret_from_env, write_handoff
 from .journal import Journal
 from .journal_models import RunIntent, RunMeta, RunState
@@ -156,14 +156,28 @@ def start_run(
         except (InputError, ConfigError):  # nothing planned: leave no run directory behind
             _discard_unplanned(run_dir)
             raise
+        except KeyboardInterrupt:  # SIGINT/SIGTERM before the run loop took the signals over
+            if _discard_unplanned(run_dir):
+                raise RunPaused(
+                    "interrupted before the plan was written; nothing was submitted: "
+                    "run the same command again"
+                ) from None
+            raise _interrupted(run_dir) from None
 
 
-def _discard_unplanned(run_dir: Path) -> None:
-    """Remove a run directory whose planning failed before any plan was written."""
+def _discard_unplanned(run_dir: Path) -> bool:
+    """Remove a run directory whose planning failed before any plan was written; True if
+    it was removed."""
     with Journal.open(run_dir) as journal:
         planned = journal.has_plan
     if not planned:
         shutil.rmtree(run_dir, ignore_errors=True)
+    return not planned
+
+
+def _interrupted(run_dir: Path) -> RunPaused:
+    """The error of a run interrupted outside its run loop: resumable from its journal."""
+    return RunPaused(f"interrupted; `dsar resume {run_dir}` continues the run")
 
 
 def _start(
@@ -303,11 +317,14 @@ def resume_run(
             publish(journal, run_dir, options=options)
             return _outcome(journal, run_dir)
         workspace = Path(settings.output.workspace)
-        with api_target(settings, workspace=workspace, env=env) as target:
-            org = target.settings.credentials.org_id
-            if info.meta.org_id and org != info.meta.org_id:
-                raise ConfigError("the credentials belong to another org than this run's")
-            outcome = _drive(journal, run_dir, target, options)
+        try:
+            with api_target(settings, workspace=workspace, env=env) as target:
+                org = target.settings.credentials.org_id
+                if info.meta.org_id and org != info.meta.org_id:
+                    raise ConfigError("the credentials belong to another org than this run's")
+                outcome = _drive(journal, run_dir, target, options)
+        except KeyboardInterrupt:  # SIGINT/SIGTERM before the run loop took the signals over
+            raise _interrupted(run_dir) from None
         if info.stop_polling and journal.close_cancelled(datetime.now(UTC)):
             publish(journal, run_dir, options=options)
             outcome = _outcome(journal, run_dir)
@@ -325,8 +342,9 @@ def resume_all(
     """Advance every unfinished run of ``workspace`` in turn (the cron entry point), under the
     workspace's lock. Previews and declined runs are skipped, and a run another process is
     driving too, each with one line to ``notice``. With ``config``, every run is checked
-    before any is driven (:func:`check_resume_configs`)."""
-    outcomes = []
+    before any is driven (:func:`check_resume_configs`). A signal that stops one run stops
+    the command: the runs after it are not started."""
+    outcomes: list[RunOutcome] = []
     busy = 0
     with hold_lock(workspace, f"workspace {workspace}"):
         warn_shared_org(workspace, ledger_orgs(workspace))
@@ -352,6 +370,9 @@ def resume_all(
             except RunLocked as exc:
                 notice(f"{run_dir.name}: skipped, {exc}")
                 busy += 1
+                continue
+            if outcomes[-1].pause_reason == "interrupted":
+                break
     return WorkspaceOutcome(outcomes=outcomes, busy=busy)
 
 
@@ -391,7 +412,10 @@ def _drive(journal: Journal, run_dir: Path, target: Target, options: RunOptions)
                     last_extra = dict(extra)
                     publish(journal, run_dir, options=options, extra=last_extra)
 
-                with ProgressReporter(force_plain=options.plain_progress) as reporter:
+                reporter = ProgressReporter(
+                    force_plain=options.plain_progress, every_s=options.progress_every_s
+                )
+                with reporter:
                     return await drive(ctx, run_dir, checkpoint=checkpoint, reporter=reporter)
             finally:
                 ledger.close()

@@ -29,6 +29,7 @@ class RunOptions:
     poll_interval_s: float | None = None  # None: the run's poll.interval_s
     plain_progress: bool = False  # log lines, never bars (--log-format json)
     checkpoint_every_s: float = 10.0
+    progress_every_s: float = 30.0  # a plain progress line this often (not on a terminal)
     redact_keys: bool = False  # report.html shows keyed hashes instead of subject keys
     # for DSAR_KEY_SECRET; the environment holds secrets, so it never shows in ``repr``
     env: Mapping[str, str] = field(default_factory=dict, repr=False)

@@ -10,6 +10,7 @@ anything that looks like one masked.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import re
@@ -296,6 +297,9 @@ async def download(
             finally:
                 os.close(fd)
             answer = RawResponse(endpoint, resp.status, resp.headers)
+    except asyncio.CancelledError:  # a stop abandoned the download: leave no partial file
+        tmp.unlink(missing_ok=True)
+        raise
     except (aiohttp.ClientError, TimeoutError) as exc:
         tmp.unlink(missing_ok=True)
         outcome = "timeout" if isinstance(exc, TimeoutError) else "connection_error"
