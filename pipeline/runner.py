@@ -32,6 +32,7 @@ from .journal import Journal
 from .journal_models import RunMeta, RunState
 from .journal_schema import JOURNAL_FILE, make_private_dir
 from .ledger import Ledger
+from .leftovers import remove_dead_temp_files, spill_root, sweep_workspace
 from .planning import plan_input
 from .progress import ProgressReporter
 from .reports import write_reports
@@ -118,15 +119,53 @@ def start_run(
         Path(settings.output.run_dir) if settings.output.run_dir else workspace / run_id
     )
     if (run_dir / JOURNAL_FILE).exists():
-        raise ConfigError(f"{run_dir} already holds a run: use `dsar resume {run_dir}`")
+        _refuse_planned(run_dir)  # a run killed while planning is planned again
     if not input_path.is_file():
         raise InputError(f"{input_path}: no such file")
     make_private_dir(run_dir)
+    sweep_workspace(workspace)
     try:
         return _start(input_path, settings, env, run_dir, run_id, options, dry_run, confirm)
     except InputError:
         _discard_unplanned(run_dir)
         raise
+
+
+def _refuse_planned(run_dir: Path) -> None:
+    """ConfigError unless ``run_dir`` holds a run killed while planning (none was written)."""
+    with Journal.open(run_dir) as journal:
+        if journal.has_plan:
+            raise ConfigError(f"{run_dir} already holds a run: use `dsar resume {run_dir}`")
+        planning = journal.planning()
+    if planning is not None and planning.planner_alive:
+        raise ConfigError(f"{run_dir} is being planned by process {planning.pid}")
+    remove_dead_temp_files(run_dir, legacy=True)
+    log.info("%s holds a run killed while planning: planning from the start", run_dir)
+
+
+def _restart_planning(
+    run_dir: Path, env: Mapping[str, str], options: RunOptions
+) -> RunOutcome | None:
+    """Plan again, from the start, a run killed while planning, and drive it; None if the run
+    holds a plan. Its input must be where it was, unchanged."""
+    with Journal.open(run_dir) as journal:
+        if journal.has_plan:
+            return None
+        planning = journal.planning()
+    if planning is None:  # killed between the journal's creation and the planning's record
+        raise ConfigError(f"{run_dir}: the run was killed before planning: start it again")
+    if planning.planner_alive:
+        raise ConfigError(f"{run_dir} is being planned by process {planning.pid}")
+    input_path = Path(planning.input_path)
+    if not input_path.is_file():
+        raise InputError(f"{input_path}: no such file (the input of this run)")
+    if file_sha256(input_path) != planning.input_sha256:
+        raise InputError(f"{input_path} changed since the run started: start a new run")
+    settings = settings_from_snapshot(planning.settings, env)
+    remove_dead_temp_files(run_dir, legacy=True)
+    sweep_workspace(Path(settings.output.workspace))
+    log.info("the run was killed while planning: planning it again from the start")
+    return _start(input_path, settings, env, run_dir, planning.run_id, options, False, None)
 
 
 def _discard_unplanned(run_dir: Path) -> None:
@@ -175,22 +214,32 @@ def _plan(
     *,
     org_id: str | None,
 ) -> int:
+    input_sha256 = file_sha256(input_path)
+    snapshot = settings_snapshot(settings)
+    journal.begin_planning(
+        run_id=run_id,
+        input_path=str(input_path.resolve()),
+        input_sha256=input_sha256,
+        settings=snapshot,
+        at=datetime.now(UTC),
+    )
     with plan_input(
         input_path,
         settings,
         run_id=run_id,
         rejects_path=run_dir / "rejects.parquet",
         env=env,
+        spill_dir=spill_root(Path(settings.output.workspace)),
     ) as plan:
         meta = RunMeta(
             run_id=run_id,
             created_at=datetime.now(UTC),
             input_path=str(input_path.resolve()),
-            input_sha256=file_sha256(input_path),
+            input_sha256=input_sha256,
             input_rows=plan.summary.rows,
             config_digest=settings.digest(),
             tool_version=__version__,
-            settings=settings_snapshot(settings),
+            settings=snapshot,
             org_id=org_id,
         )
         jobs = journal.write_plan(meta, plan.batches(), rejects_count=0)
@@ -219,11 +268,15 @@ def resume_run(
     if not (run_dir / JOURNAL_FILE).exists():
         raise ConfigError(f"{run_dir} holds no run journal")
     options = options or RunOptions(env=env)
+    restarted = None if retry_errors else _restart_planning(run_dir, env, options)
+    if restarted is not None:
+        return restarted
     with Journal.open(run_dir) as journal:
         if not journal.has_plan:
-            raise JournalError(f"{run_dir}: the run was killed while planning; start it again")
+            raise JournalError(f"{run_dir}: the run was killed while planning; resume it first")
         info = journal.run_info()
         settings = settings_from_snapshot(info.meta.settings, env)
+        sweep_workspace(Path(settings.output.workspace))
         if retry_errors:
             batches = journal.plan_retry(
                 datetime.now(UTC), users_per_batch=settings.limits.users_per_request
@@ -248,8 +301,11 @@ def resume_all(
     for journal_path in sorted(workspace.glob(f"*/{JOURNAL_FILE}")):
         run_dir = journal_path.parent
         with Journal.open(run_dir) as journal:
-            if not journal.has_plan or journal.run_info().state == RunState.FINISHED:
-                continue
+            if journal.has_plan:
+                if journal.run_info().state == RunState.FINISHED:
+                    continue
+            elif (planning := journal.planning()) is None or planning.planner_alive:
+                continue  # a run killed while planning is planned again; a live one is left
         outcomes.append(resume_run(run_dir, env=env, options=options))
     return outcomes
 

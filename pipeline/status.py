@@ -33,7 +33,10 @@ def run_status(run_dir: Path, *, key_label: Callable[[str], str] = str) -> dict[
         raise ConfigError(f"{run_dir} holds no run journal")
     with Journal.open(run_dir) as journal:
         if not journal.has_plan:
-            raise JournalError(f"{run_dir}: the run was killed while planning; start it again")
+            raise JournalError(
+                f"{run_dir}: the run was killed while planning: `dsar resume {run_dir}` plans it"
+                " again"
+            )
         info = journal.run_info()
         counts = journal.counts()
         calls = journal.api_calls()
