@@ -29,7 +29,7 @@ from tests.reliability.killpoints import KillPoint, Observed, RunWatch, choose, 
 from tests.run.conftest import FAST_SIMULATION, write_config, write_subjects
 
 REPO = Path(__file__).resolve().parents[2]
-FINAL_TIMEOUT_S = 90.0
+FINAL_TIMEOUT_S = 240.0
 # A kill point not reached in this long means a stuck run (a guard, not a placement: on a
 # loaded 2-core machine the downloads start ~90 s after the polling kill).
 POINT_TIMEOUT_S = 180.0

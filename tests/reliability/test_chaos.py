@@ -31,7 +31,7 @@ def _assert_survived(result: ChaosResult, kills: int) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(150)
+@pytest.mark.timeout(600)  # ~60 s on a quiet 2-core machine; the guard allows a loaded one
 def test_sigkill_at_ten_random_points_of_a_20000_subject_run_loses_and_duplicates_nothing(
     tmp_path: Path,
 ) -> None:
@@ -46,7 +46,7 @@ def test_sigkill_at_ten_random_points_of_a_20000_subject_run_loses_and_duplicate
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(90)
+@pytest.mark.timeout(300)
 def test_without_reconciliation_sigkills_and_ambiguous_posts_are_found_as_duplicates(
     tmp_path: Path,
 ) -> None:
@@ -62,7 +62,7 @@ def test_without_reconciliation_sigkills_and_ambiguous_posts_are_found_as_duplic
 
 
 @pytest.mark.parametrize("restart", ["resume", "run"])
-@pytest.mark.timeout(90)
+@pytest.mark.timeout(300)
 def test_a_run_killed_while_planning_plans_again_and_leaves_no_spill_folder_or_temp_file(
     tmp_path: Path, restart: str
 ) -> None:
