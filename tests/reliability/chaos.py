@@ -5,8 +5,9 @@ process and, for each kill point of a seeded schedule (:mod:`tests.reliability.k
 watches the run's spill folder and journal and SIGKILLs the process the first time the point's
 condition holds: while it plans, while a POST is in flight after k of N batches, while the
 resumed run reconciles, while it polls, while it downloads. Each kill is followed by
-``dsar resume RUN_DIR`` (which plans again a run killed while planning; with
-``restart="run"``, ``dsar run INPUT --run-dir RUN_DIR`` instead). A last resume runs to the end.
+``dsar resume RUN_DIR``, which plans again a run killed while planning (with ``restart="run"``
+or ``"all"``, such a run is restarted by ``dsar run INPUT --run-dir RUN_DIR`` or
+``dsar resume --all WORKSPACE`` instead). A last resume runs to the end.
 No kill is placed by the clock, so the points land alike on a fast and on a loaded machine.
 """
 
@@ -144,6 +145,7 @@ def chaos_run(
     base = ["--config", str(cfg), "--workspace", str(ws)]
     run_args = ["run", str(tmp_path / "in.csv"), *base, "--yes", "--run-dir", str(run_dir)]
     resume_args = ["resume", str(run_dir), *base[:2]]
+    restart_args = {"resume": resume_args, "run": run_args, "all": ["resume", "--all", str(ws)]}
     result = ChaosResult(run_dir=run_dir, n_rows=n, exit_code=-1, identities=identities)
     watch = RunWatch(run_dir, ws)
     with EmulatorProcess(emulator, tmp_path) as emu:
@@ -166,8 +168,7 @@ def chaos_run(
                     result.exit_code = proc.returncode
                     break
             before = _after_kill(watch)
-            planned = before.has_plan or restart == "resume"
-            proc = segments.start(resume_args if planned else run_args)
+            proc = segments.start(resume_args if before.has_plan else restart_args[restart])
         else:
             result.exit_code = proc.wait(FINAL_TIMEOUT_S)
             for _ in range(3):

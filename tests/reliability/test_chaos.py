@@ -61,13 +61,14 @@ def test_without_reconciliation_sigkills_and_ambiguous_posts_are_found_as_duplic
     assert result.stats["jobs_created"] > result.n_rows
 
 
-@pytest.mark.parametrize("restart", ["resume", "run"])
+@pytest.mark.parametrize("restart", ["resume", "run", "all"])
 @pytest.mark.timeout(300)
 def test_a_run_killed_while_planning_plans_again_and_leaves_no_spill_folder_or_temp_file(
     tmp_path: Path, restart: str
 ) -> None:
     """SIGKILL once the spill folder exists and before the plan commits; ``dsar resume D`` (or
-    ``dsar run INPUT --run-dir D``) plans again from the start and runs to the end."""
+    ``dsar run INPUT --run-dir D``, or ``dsar resume --all WS``) plans again from the start and
+    runs to the end."""
     result = chaos_run(tmp_path, n=3000, kills=1, seed=5, points=("planning",), restart=restart)
     _assert_survived(result, kills=1)
     assert result.jobs_at_kill == [0]

@@ -36,6 +36,19 @@ folder = SpillFolder.create(Path(sys.argv[1]), own_root=True)
 print(folder.path, flush=True)
 sys.stdin.read()
 """
+_BEGIN_PLANNING = """
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from pipeline.journal import Journal
+with Journal.open(Path(sys.argv[1])) as journal:
+    journal.begin_planning(
+        run_id="r-live", input_path=sys.argv[2], input_sha256="0" * 64, settings={},
+        at=datetime.now(UTC),
+    )
+print("planning", flush=True)
+sys.stdin.read()
+"""
 
 
 @pytest.fixture
@@ -133,8 +146,8 @@ def test_temporary_files_of_dead_writers_are_removed_and_a_live_writers_kept(
     assert [p for p in kept if p.exists()] == kept
 
 
-def _interrupted_planning(run_dir: Path, input_path: Path, pid: int) -> None:
-    """A run directory as a planning killed before its plan committed leaves it."""
+def _begin_planning(run_dir: Path, input_path: Path) -> None:
+    """The record a planning makes first (with the sha256 of another file)."""
     with Journal.open(run_dir) as journal:
         journal.begin_planning(
             run_id="r-interrupted",
@@ -143,24 +156,41 @@ def _interrupted_planning(run_dir: Path, input_path: Path, pid: int) -> None:
             settings={},
             at=datetime.now(UTC),
         )
-    with Journal.open(run_dir) as journal:
-        journal._conn.execute("UPDATE planning SET pid = ?", (pid,))
+
+
+@pytest.fixture
+def live_planner(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
+    """A process that has begun planning ``tmp_path/ws/busy`` and is still at it."""
+    run_dir = tmp_path / "ws" / "busy"
+    write_subjects(tmp_path / "in.csv", 5)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _BEGIN_PLANNING, str(run_dir), str(tmp_path / "in.csv")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env=env,
+    )
+    assert proc.stdout is not None
+    assert proc.stdin is not None
+    assert proc.stdout.readline() == b"planning\n"
+    yield proc, run_dir
+    proc.stdin.close()
+    proc.stdout.close()
+    proc.wait(10)
 
 
 def test_a_run_dir_that_a_live_process_is_planning_is_not_taken_over(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capfd: Any,
-    live_process: subprocess.Popen[bytes],
+    live_planner: tuple[subprocess.Popen[bytes], Path],
 ) -> None:
-    write_subjects(tmp_path / "in.csv", 5)
-    run_dir = tmp_path / "ws" / "busy"
-    _interrupted_planning(run_dir, tmp_path / "in.csv", live_process.pid)
+    proc, run_dir = live_planner
     argv = ["run", str(tmp_path / "in.csv"), "--workspace", str(tmp_path / "ws")]
     assert run_cli([*argv, "--run-dir", str(run_dir)], {}, monkeypatch) == 2
     assert run_cli(["resume", str(run_dir)], {}, monkeypatch) == 2
     err = capfd.readouterr().err
-    assert f"is being planned by process {live_process.pid}" in err
+    assert f"is being planned by process {proc.pid}" in err
     with Journal.open(run_dir) as journal:
         assert journal.planning() is not None
         assert not journal.has_plan
@@ -171,6 +201,6 @@ def test_resuming_a_killed_planning_whose_input_changed_exits_3(
 ) -> None:
     write_subjects(tmp_path / "in.csv", 5)
     run_dir = tmp_path / "ws" / "changed"
-    _interrupted_planning(run_dir, tmp_path / "in.csv", _dead_pid())  # sha256 of another file
+    _begin_planning(run_dir, tmp_path / "in.csv")  # by this process: not a live other planner
     assert run_cli(["resume", str(run_dir)], {}, monkeypatch) == 3
     assert "changed since the run started" in capfd.readouterr().err
