@@ -50,6 +50,7 @@ class Observed:
     jobs_open: bool = False
     downloaded: bool = False
     awaiting_download: bool = False
+    version: int = 0  # PRAGMA data_version: changes with every commit of another process
 
     def batches_in(self, *states: str) -> int:
         """Batches in any of ``states``."""
@@ -79,6 +80,7 @@ class RunWatch:
         if db is None:
             return Observed(spilling=spilling)
         try:
+            version = int(db.execute("PRAGMA data_version").fetchone()[0])
             has_plan = db.execute("SELECT count(*) FROM run").fetchone()[0] > 0
             batches = dict(db.execute("SELECT state, count(*) FROM batch GROUP BY state"))
             flags = (0, 0, 0)
@@ -86,7 +88,8 @@ class RunWatch:
                 flags = db.execute(_JOBS_SQL).fetchone()
         except sqlite3.Error:  # the schema is not there yet: the journal is being created
             return Observed(spilling=spilling)
-        return Observed(spilling, has_plan, batches, *(bool(f) for f in flags))
+        jobs_open, downloaded, awaiting = (bool(f) for f in flags)
+        return Observed(spilling, has_plan, batches, jobs_open, downloaded, awaiting, version)
 
     def _connect(self) -> sqlite3.Connection | None:
         if self._db is None and self.journal.exists():
