@@ -153,7 +153,10 @@ def _restart_planning(
             return None
         planning = journal.planning()
     if planning is None:  # killed between the journal's creation and the planning's record
-        raise ConfigError(f"{run_dir}: the run was killed before planning: start it again")
+        raise ConfigError(
+            f"{run_dir}: the run was killed before planning: start it again with"
+            f" `dsar run INPUT --run-dir {run_dir}`"
+        )
     if planning.planner_alive:
         raise ConfigError(f"{run_dir} is being planned by process {planning.pid}")
     input_path = Path(planning.input_path)

@@ -43,7 +43,7 @@ CHAOS_ACTIONS = ("delete",) * 9 + ("access",)
 # that lands while POSTs are in flight. A margin of ten batches over the input covers those;
 # before the settling, ten kills left ~700 jobs booked and the run short.
 DAILY_CAP = 21_000
-EARLY_FINISHES = 3  # a run that pauses (exit 4) this often in a row between two kills is stuck
+EARLY_FINISHES = 3  # a run that pauses (exit 4) more often than this between kills is stuck
 
 
 @dataclass

@@ -204,3 +204,17 @@ def test_resuming_a_killed_planning_whose_input_changed_exits_3(
     _begin_planning(run_dir, tmp_path / "in.csv")  # by this process: not a live other planner
     assert run_cli(["resume", str(run_dir)], {}, monkeypatch) == 3
     assert "changed since the run started" in capfd.readouterr().err
+
+
+def test_a_run_killed_before_its_planning_was_recorded_is_started_again_by_run(
+    tmp_path: Path, emulator_factory: Any, monkeypatch: pytest.MonkeyPatch, capfd: Any
+) -> None:
+    """The journal exists but holds neither plan nor planning record: ``dsar resume`` cannot
+    know the input and says how to start again; ``dsar run --run-dir`` does."""
+    run_dir = tmp_path / "ws" / "early"
+    Journal.open(run_dir).close()
+    assert run_cli(["resume", str(run_dir)], {}, monkeypatch) == 2
+    assert f"`dsar run INPUT --run-dir {run_dir}`" in capfd.readouterr().err
+    assert _run(tmp_path, emulator_factory, monkeypatch, "early") == 0
+    with Journal.open(run_dir) as journal:
+        assert journal.has_plan
