@@ -34,7 +34,6 @@ REPO = Path(__file__).resolve().parents[2]
 # 2-core machine, and a kill point waits as long as the journal keeps changing.
 FINAL_TIMEOUT_S = 900.0
 STALL_S = 120.0  # no commit to the journal for this long while waiting for a kill point: stuck
-POLL_S = 0.003  # how often the watch looks at the journal while it waits for a kill point
 # One access job in ten: downloads are killed too, without making the run slow.
 CHAOS_ACTIONS = ("delete",) * 9 + ("access",)
 # Reconciliation settles the reservation of every POST a kill interrupted, so the budget
@@ -104,7 +103,7 @@ def _wait_for(proc: subprocess.Popen[bytes], point: KillPoint, watch: RunWatch) 
         if seen.version != version:
             version, stalled_at = seen.version, time.monotonic() + STALL_S
         try:
-            proc.wait(timeout=POLL_S)
+            proc.wait(timeout=point.poll_s)
         except subprocess.TimeoutExpired:
             continue
         return False

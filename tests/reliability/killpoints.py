@@ -106,11 +106,14 @@ class RunWatch:
 
 @dataclass(frozen=True)
 class KillPoint:
-    """A named condition on the observed state; ``jobs``: it needs the job counts."""
+    """A named condition on the observed state; ``jobs``: it needs the job flags. ``poll_s``:
+    how often to look, short for the points whose state lasts a few POSTs (each look costs the
+    run's CPU on a 2-core machine)."""
 
     name: str
     holds: Callable[[Observed], bool]
     jobs: bool = False
+    poll_s: float = 0.003
 
 
 def choose(
@@ -130,7 +133,7 @@ def choose(
     if wanted == "submitting" and before.has_plan and planned <= MIN_PLANNED_LEFT:
         wanted = "polling"
     if wanted == "planning":
-        return KillPoint("planning", lambda o: o.spilling and not o.has_plan)
+        return KillPoint("planning", lambda o: o.spilling and not o.has_plan, poll_s=0.01)
     if wanted == "submitting":
         return KillPoint("submitting", _SubmissionKill(rng, max(1, submissions_left)))
     if wanted == "reconciling":
@@ -140,12 +143,14 @@ def choose(
             "polling",
             lambda o: o.has_plan and o.batches_in("planned", *_UNRESOLVED) == 0 and o.jobs_open,
             jobs=True,
+            poll_s=0.05,
         )
     if wanted == "downloading":
         return KillPoint(
             "downloading",
             lambda o: o.downloaded and o.awaiting_download,
             jobs=True,
+            poll_s=0.05,
         )
     raise ValueError(f"unknown kill point {wanted!r}")
 
