@@ -17,17 +17,25 @@ from .runstate import RunOptions
 from .target import Target
 
 
-def confirm_prompt(yes: bool) -> Callable[[Target, int], bool]:
+class ConfirmPrompt:
     """The confirmation before anything is submitted: ``[y/N]`` on a terminal; ``--yes`` or
-    no terminal (cron, pipes) answers yes. The embedded emulator is never asked about."""
+    no terminal (cron, pipes) answers yes. The embedded emulator is never asked about.
+    :attr:`asks` says whether it will ask at all (a run killed while planning is planned
+    again as a preview when its command would have asked: nobody has answered)."""
 
-    def confirm(_target: Target, jobs: int) -> bool:
-        if yes or not sys.stdin.isatty():
+    def __init__(self, yes: bool) -> None:
+        self.asks = not yes and sys.stdin.isatty()
+
+    def __call__(self, _target: Target, jobs: int) -> bool:
+        if not self.asks:
             return True
         answer = input(f"Submit {jobs:,} jobs to the Privacy Service? [y/N] ")
         return answer.strip().lower() in ("y", "yes")
 
-    return confirm
+
+def confirm_prompt(yes: bool) -> Callable[[Target, int], bool]:
+    """The :class:`ConfirmPrompt` of a command with (or without) ``--yes``."""
+    return ConfirmPrompt(yes)
 
 
 def _register_submit(sub: SubParsers[argparse.ArgumentParser]) -> None:

@@ -50,6 +50,7 @@ from .journal_models import (
     RunState,
     to_us,
 )
+from .journal_planning import PlanningRecord, settings_json
 from .journal_queries import JournalQueries, options_json
 from .journal_schema import (
     CACHE_KIB,
@@ -62,12 +63,9 @@ from .models import Action, PlannedBatch
 
 __all__ = ["Journal"]
 
-_SECRET_KEYS = frozenset(
-    {"client_id", "client_secret", "secret", "token", "access_token", "password"}
-)
 
 
-class Journal(JobTransitions, RunIntents, JournalQueries):
+class Journal(JobTransitions, RunIntents, JournalQueries, PlanningRecord):
     """The durable state of one run (``RUN_DIR/journal.sqlite``).
 
     Open with :meth:`open`; use as a context manager or call :meth:`close`. Every write is
@@ -105,12 +103,12 @@ class Journal(JobTransitions, RunIntents, JournalQueries):
         """Store the run metadata and the whole plan in one transaction; returns the job count.
 
         A run killed while planning leaves no plan at all (:attr:`has_plan` stays False), so it
-        restarts cleanly. Raises :class:`JournalError` if a plan exists, a batch is empty, or a
-        batch id or user key repeats. Identity values are stored (resubmitting after a crash
-        needs them); tokens never reach the journal. A plan written as a ``preview`` is never
-        submitted until :meth:`go_live`.
+        restarts cleanly from its :meth:`begin_planning` record. Raises :class:`JournalError` if
+        a plan exists, a batch is empty, or a batch id or user key repeats. Identity values are
+        stored (resubmitting after a crash needs them); tokens never reach the journal. A plan
+        written as a ``preview`` is never submitted until :meth:`go_live`.
         """
-        settings = _settings_json(meta.settings)
+        settings = settings_json(meta.settings)
         created = to_us(meta.created_at)
         self._conn.execute(f"PRAGMA cache_size = {PLAN_CACHE_KIB}")
         try:
@@ -423,18 +421,3 @@ class Journal(JobTransitions, RunIntents, JournalQueries):
             "UPDATE user SET batch_seq = ? WHERE uid = ?", [(child_seq, uid) for uid, _ in users]
         )
         return child_id
-
-
-def _settings_json(settings: Mapping[str, Any]) -> str:
-    def check(node: Any) -> None:
-        if isinstance(node, Mapping):
-            for key, value in node.items():
-                if str(key).lower() in _SECRET_KEYS and value is not None:
-                    raise JournalError(f"settings snapshot holds a secret-named key {key!r}")
-                check(value)
-        elif isinstance(node, list | tuple):
-            for item in node:
-                check(item)
-
-    check(settings)
-    return orjson.dumps(settings, default=str).decode()

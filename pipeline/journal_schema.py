@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .errors import DamagedJournal, JournalError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 JOURNAL_FILE = "journal.sqlite"
 BUSY_TIMEOUT_MS = 30_000
 # Page cache, negative = KiB: 16 MiB in use; 64 MiB while a plan of 200,000 jobs is written.
@@ -156,9 +156,23 @@ _SCHEMA_V2: tuple[str, ...] = (
         _SCHEMA_V1[6:11],
     ),
 )
+# v3: what a planning needs to start again after a kill (the plan itself is one transaction)
+_PLANNING_V3: tuple[str, ...] = (
+    """CREATE TABLE planning (
+        singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
+        run_id TEXT NOT NULL,
+        input_path TEXT NOT NULL,
+        input_sha256 TEXT NOT NULL,
+        settings_json TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        started_at INTEGER NOT NULL,
+        dry_run INTEGER NOT NULL DEFAULT 0,
+        asks INTEGER NOT NULL DEFAULT 1
+    )""",
+)
 
 # MIGRATIONS[n] takes a file from version n to n + 1; version 0 is an empty file.
-MIGRATIONS: Mapping[int, Sequence[str]] = {0: _SCHEMA_V1, 1: _SCHEMA_V2}
+MIGRATIONS: Mapping[int, Sequence[str]] = {0: _SCHEMA_V1, 1: _SCHEMA_V2, 2: _PLANNING_V3}
 
 
 def migrate(

@@ -5,7 +5,7 @@ the rows of one subject may be anywhere in the file:
 
 1. stream record batches, apply the row rules (:mod:`pipeline.validate`), write rejects, and
    spill the valid identity cells into hash partitions of the subject key (Arrow IPC files in a
-   temporary directory);
+   locked :class:`~pipeline.spill.SpillFolder`, swept by the next planning if the process dies);
 2. load one partition at a time, merge the rows of each subject, reject conflicting subjects,
    collapse duplicate identities, split (or reject) subjects with more than 9 identities, and
    pack users into batches (:mod:`pipeline.batching`).
@@ -23,7 +23,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import shutil
 import tempfile
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -46,7 +45,13 @@ from .merge import Merged, merge_partition
 from .models import PlannedBatch
 from .settings import Settings
 from .sources import open_source
-from .spill import SpillWriter, read_partition, split_by_bucket
+from .spill import (
+    SpillFolder,
+    SpillWriter,
+    read_partition,
+    split_by_bucket,
+    sweep_spill_folders,
+)
 from .upload import job_settings_for
 from .validate import CELL_SCHEMA, REJECT_SCHEMA, IdentityKinds, Normalised, normalise_batch
 
@@ -85,7 +90,8 @@ class RejectsWriter:
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._tmp = path.with_name(f".{path.name}.tmp")
+        # the pid tells a later run whether the writer is dead (pipeline.leftovers)
+        self._tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         self._writer = pq.ParquetWriter(self._tmp, REJECT_SCHEMA)
 
     def write(self, rejects: pa.Table) -> None:
@@ -112,7 +118,7 @@ class Plan:
         settings: Settings,
         run_id: str,
         partitions: list[Path],
-        spill_dir: Path,
+        spill: SpillFolder,
         rejects: RejectsWriter,
         summary: PlanSummary,
     ) -> None:
@@ -121,7 +127,7 @@ class Plan:
         self.summary = summary
         self.rejects_path = rejects.path
         self._partitions = partitions
-        self._spill_dir = spill_dir
+        self._spill = spill
         self._rejects = rejects
         self.kinds = IdentityKinds()
         self._consumed = False
@@ -179,12 +185,14 @@ class Plan:
             self._rejects.write(rejects)
 
     def close(self) -> None:
-        """Finish the rejects file and remove the spill directory (idempotent)."""
+        """Finish the rejects file and remove the spill folder (idempotent)."""
         if self._closed:
             return
         self._closed = True
-        self._rejects.close()
-        shutil.rmtree(self._spill_dir, ignore_errors=True)
+        try:
+            self._rejects.close()
+        finally:
+            self._spill.remove()
 
     def __enter__(self) -> Plan:
         return self
@@ -215,7 +223,9 @@ def plan_input(
     """Run pass 1 over ``path`` and return the :class:`Plan` whose batches are pass 2.
 
     Raises :class:`InputError` (exit 3) when the file is unreadable, has no data row or lacks
-    a required column; ``rejects_path`` is written in every case where rows were read.
+    a required column; ``rejects_path`` is written in every case where rows were read. The spill
+    folder goes under ``spill_dir`` (default: the system's temporary directory), after the dead
+    spill folders of earlier plannings there are swept.
     """
     env = os.environ if env is None else env
     source = open_source(path, delimiter=settings.input.delimiter)
@@ -229,10 +239,16 @@ def plan_input(
     )
     if layout.ignored:
         log.warning("ignoring %d unmapped column(s): %s", len(layout.ignored), layout.ignored)
-    workdir = Path(tempfile.mkdtemp(prefix="dsar-plan-", dir=spill_dir))
+    root = spill_dir or Path(tempfile.gettempdir())
+    sweep_spill_folders(root)
+    folder = SpillFolder.create(root, own_root=spill_dir is not None)
     count = max(1, math.ceil(source.estimated_rows / PARTITION_ROWS))
-    spill = SpillWriter(workdir, count, CELL_SCHEMA)
-    rejects = RejectsWriter(rejects_path)
+    try:
+        spill = SpillWriter(folder.path, count, CELL_SCHEMA)
+        rejects = RejectsWriter(rejects_path)
+    except BaseException:
+        folder.remove()
+        raise
     summary = PlanSummary(
         daily_job_cap=settings.limits.daily_job_cap, ignored_columns=layout.ignored
     )
@@ -240,7 +256,7 @@ def plan_input(
         settings=settings,
         run_id=run_id,
         partitions=spill.paths,
-        spill_dir=workdir,
+        spill=folder,
         rejects=rejects,
         summary=summary,
     )

@@ -32,6 +32,7 @@ from .journal import Journal
 from .journal_models import RunIntent, RunMeta, RunState
 from .journal_schema import JOURNAL_FILE, make_private_dir
 from .ledger import Ledger
+from .leftovers import remove_dead_temp_files, spill_root, sweep_workspace
 from .lifecycle import (
     WorkspaceOutcome,
     check_drivable,
@@ -144,13 +145,14 @@ def start_run(
         Path(settings.output.run_dir) if settings.output.run_dir else workspace / run_id
     )
     if (run_dir / JOURNAL_FILE).exists():
-        raise ConfigError(f"{run_dir} already holds a run: use `dsar resume {run_dir}`")
+        _refuse_planned(run_dir)  # a run killed while planning is planned again
     if not input_path.is_file():
         raise InputError(f"{input_path}: no such file")
     if not dry_run:
         check_target(settings)  # a half-configured target writes nothing
     make_private_dir(run_dir)
     with hold_lock(run_dir, f"run {run_id}"):
+        sweep_workspace(workspace)
         try:
             return _start(input_path, settings, env, run_dir, run_id, options, dry_run, confirm)
         except (InputError, ConfigError):  # nothing planned: leave no run directory behind
@@ -163,6 +165,61 @@ def start_run(
                     "run the same command again"
                 ) from None
             raise _interrupted(run_dir) from None
+
+
+def _refuse_planned(run_dir: Path) -> None:
+    """ConfigError unless ``run_dir`` holds a run killed while planning (none was written)."""
+    with Journal.open(run_dir) as journal:
+        if journal.has_plan:
+            raise ConfigError(f"{run_dir} already holds a run: use `dsar resume {run_dir}`")
+        planning = journal.planning()
+    if planning is not None and planning.planner_alive:
+        raise ConfigError(f"{run_dir} is being planned by process {planning.pid}")
+    remove_dead_temp_files(run_dir, legacy=True)
+    log.info("%s holds a run killed while planning: planning from the start", run_dir)
+
+
+def _restart_planning(
+    run_dir: Path, env: Mapping[str, str], options: RunOptions
+) -> RunOutcome | None:
+    """Plan again, from the start, a run killed while planning; None if the run holds a plan.
+    Its input must be where it was, unchanged.
+
+    The plan is a preview until an explicit act submits it: a killed dry run plans again as a
+    preview, and so does a run whose command would have asked before submitting (nobody
+    answered: `dsar submit` asks). A run whose command gave its consent up front (``--yes``,
+    no terminal, a library call without a prompt) or that targets the embedded emulator is
+    driven on."""
+    with Journal.open(run_dir) as journal:
+        if journal.has_plan:
+            return None
+        planning = journal.planning()
+    if planning is None:  # killed between the journal's creation and the planning's record
+        raise ConfigError(
+            f"{run_dir}: the run was killed before planning: start it again with"
+            f" `dsar run INPUT --run-dir {run_dir}`"
+        )
+    if planning.planner_alive:
+        raise ConfigError(f"{run_dir} is being planned by process {planning.pid}")
+    input_path = Path(planning.input_path)
+    if not input_path.is_file():
+        raise InputError(f"{input_path}: no such file (the input of this run)")
+    if file_sha256(input_path) != planning.input_sha256:
+        raise InputError(f"{input_path} changed since the run started: start a new run")
+    settings = settings_from_snapshot(planning.settings, env)
+    remove_dead_temp_files(run_dir, legacy=True)
+    sweep_workspace(Path(settings.output.workspace))
+    log.info("the run was killed while planning: planning it again from the start")
+    return _start(
+        input_path, settings, env, run_dir, planning.run_id, options, planning.dry_run,
+        _keep_preview if planning.asks else None,
+    )  # fmt: skip
+
+
+def _keep_preview(_target: Target, _jobs: int) -> bool:
+    """The confirmation of a re-planned run against a real service: nobody has been asked,
+    so the plan stays a preview (:func:`_confirm_and_drive` knows this one by identity)."""
+    return False
 
 
 def _discard_unplanned(run_dir: Path) -> bool:
@@ -195,7 +252,10 @@ def _start(
     workspace = Path(settings.output.workspace)
     if dry_run:
         with Journal.open(run_dir) as journal:
-            if not _plan(journal, input_path, settings, run_id, run_dir, env, org_id=None):
+            planned = _plan(
+                journal, input_path, settings, run_id, run_dir, env, org_id=None, dry_run=True
+            )
+            if not planned:
                 return _finish_rejects_only(journal, run_dir, options)
             journal.pause("dry_run", datetime.now(UTC))
             publish(journal, run_dir, options=options)
@@ -204,7 +264,10 @@ def _start(
         org_id = target.settings.credentials.org_id
         warn_shared_org(workspace, {org_id or ""})
         with Journal.open(run_dir) as journal:
-            jobs = _plan(journal, input_path, settings, run_id, run_dir, env, org_id=org_id)
+            asks = confirm is not None and bool(getattr(confirm, "asks", True))
+            jobs = _plan(
+                journal, input_path, settings, run_id, run_dir, env, org_id=org_id, asks=asks
+            )
             if not jobs:
                 return _finish_rejects_only(journal, run_dir, options)
             publish(journal, run_dir, options=options)
@@ -220,6 +283,10 @@ def _confirm_and_drive(
     jobs: int,
 ) -> RunOutcome:
     """Ask (unless embedded), then turn the preview live and drive it; a no declines it."""
+    if confirm is _keep_preview and not target.embedded:  # `dsar submit` asks, later
+        journal.pause("dry_run", datetime.now(UTC))
+        publish(journal, run_dir, options=options)
+        return _outcome(journal, run_dir)
     if confirm is not None and not target.embedded and not confirm(target, jobs):
         journal.decline(datetime.now(UTC))
         publish(journal, run_dir, options=options)
@@ -237,19 +304,33 @@ def _plan(
     env: Mapping[str, str],
     *,
     org_id: str | None,
+    dry_run: bool = False,
+    asks: bool = True,
 ) -> int:
+    input_sha256 = file_sha256(input_path)
+    snapshot = settings_snapshot(settings)
+    journal.begin_planning(
+        run_id=run_id,
+        dry_run=dry_run,
+        asks=asks,
+        input_path=str(input_path.resolve()),
+        input_sha256=input_sha256,
+        settings=snapshot,
+        at=datetime.now(UTC),
+    )
     with plan_input(
         input_path,
         settings,
         run_id=run_id,
         rejects_path=run_dir / "rejects.parquet",
         env=env,
+        spill_dir=spill_root(Path(settings.output.workspace)),
     ) as plan:
         meta = RunMeta(
             run_id=run_id,
             created_at=datetime.now(UTC),
             input_path=str(input_path.resolve()),
-            input_sha256=file_sha256(input_path),
+            input_sha256=input_sha256,
             input_rows=plan.summary.rows,
             config_digest=settings.digest(),
             tool_version=__version__,
@@ -298,12 +379,27 @@ def resume_run(
     if not (run_dir / JOURNAL_FILE).exists():
         raise ConfigError(f"{run_dir} holds no run journal")
     options = options or RunOptions(env=env)
-    with hold_lock(run_dir, run_label(run_dir)), Journal.open(run_dir) as journal:
+    with hold_lock(run_dir, run_label(run_dir)):
+        restarted = None if retry_errors else _restart_planning(run_dir, env, options)
+        if restarted is not None:
+            return restarted
+        return _resume_planned(run_dir, env, options, retry_errors, config)
+
+
+def _resume_planned(
+    run_dir: Path,
+    env: Mapping[str, str],
+    options: RunOptions,
+    retry_errors: bool,
+    config: Path | None,
+) -> RunOutcome:
+    with Journal.open(run_dir) as journal:
         if not journal.has_plan:
-            raise JournalError(f"{run_dir}: the run was killed while planning; start it again")
+            raise JournalError(f"{run_dir}: the run was killed while planning; resume it first")
         info = journal.run_info()
         check_drivable(info, run_dir, retry=retry_errors)
         settings = resume_settings(info.meta.settings, env, config)
+        sweep_workspace(Path(settings.output.workspace))
         if info.stop_polling:  # cancelled, polling stopped: reconcile what is unknown, no more
             options = dataclasses.replace(options, no_wait=True)
         if retry_errors:
@@ -341,9 +437,10 @@ def resume_all(
 ) -> WorkspaceOutcome:
     """Advance every unfinished run of ``workspace`` in turn (the cron entry point), under the
     workspace's lock. Previews and declined runs are skipped, and a run another process is
-    driving too, each with one line to ``notice``. With ``config``, every run is checked
-    before any is driven (:func:`check_resume_configs`). A signal that stops one run stops
-    the command: the runs after it are not started."""
+    driving too, each with one line to ``notice``; a run killed while planning is planned
+    again (:func:`_restart_planning`). With ``config``, every run is checked before any is
+    driven (:func:`check_resume_configs`). A signal that stops one run stops the command:
+    the runs after it are not started."""
     outcomes: list[RunOutcome] = []
     busy = 0
     with hold_lock(workspace, f"workspace {workspace}"):
@@ -353,6 +450,9 @@ def resume_all(
             run_dir = journal_path.parent
             with Journal.open(run_dir) as journal:
                 if not journal.has_plan:
+                    planning = journal.planning()
+                    if planning is not None and not planning.planner_alive:
+                        runs[run_dir] = planning.settings  # killed while planning: plan again
                     continue
                 info = journal.run_info()
             if info.state == RunState.FINISHED:

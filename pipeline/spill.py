@@ -2,16 +2,28 @@
 
 All cells of one subject key land in the same partition, whatever their place in the input, so
 pass 2 can merge subjects one partition at a time in bounded memory. Partitions are Arrow IPC
-stream files in a private temporary directory, removed when the plan closes.
+stream files in a :class:`SpillFolder`, removed when the plan closes.
+
+A spill folder holds identity values, so it must not outlive its planning, not even a SIGKILL:
+its owner holds an ``flock`` on it while it lives, and :func:`sweep_spill_folders` (called
+before every planning and every resume) removes the folders whose lock is free, that is whose
+owner died. The folder is made under a hidden staging name and renamed once locked, so a sweep
+never sees a live folder unlocked; a staging folder is swept once the pid in its name is dead.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
+SPILL_PREFIX = "dsar-plan-"
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 _LANES = np.arange(8, dtype=np.int64)
 _SHIFTS = (np.arange(8, dtype=np.uint64) * np.uint64(8)).astype(np.uint64)
@@ -95,3 +107,120 @@ def read_partition(path: Path) -> pa.Table:
     """All cells of one partition."""
     with pa.memory_map(str(path)) as source:
         return pa.ipc.open_stream(source).read_all()
+
+
+class SpillFolder:
+    """A private (0700) folder ``ROOT/dsar-plan-<pid>-<random>``, locked while it is in use.
+
+    :meth:`create` makes and locks it; :meth:`remove` deletes it and releases the lock (the
+    kernel releases the lock of a killed owner, which is how a sweep knows it is dead), and
+    can remove ``ROOT`` too once it is empty.
+    """
+
+    def __init__(self, path: Path, fd: int, *, own_root: bool) -> None:
+        self.path = path
+        self._fd: int | None = fd
+        self._own_root = own_root
+
+    @classmethod
+    def create(cls, root: Path, *, own_root: bool = False) -> SpillFolder:
+        """Make and lock a new spill folder under ``root`` (created 0700 if absent). With
+        ``own_root`` (a folder for spill folders only), :meth:`remove` removes an empty root."""
+        for _ in range(3):  # another planning may remove an empty root in between
+            root.mkdir(mode=0o700, parents=True, exist_ok=True)
+            try:
+                stage = Path(tempfile.mkdtemp(prefix=f".{SPILL_PREFIX}{os.getpid()}-", dir=root))
+                break
+            except FileNotFoundError:
+                continue
+        else:
+            raise FileNotFoundError(f"{root}: removed while a spill folder was made in it")
+        fd = os.open(stage, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            path = stage.with_name(stage.name[1:])
+            stage.rename(path)
+        except BaseException:
+            os.close(fd)
+            shutil.rmtree(stage, ignore_errors=True)
+            raise
+        return cls(path, fd, own_root=own_root)
+
+    def remove(self) -> None:
+        """Delete the folder and its files, then release the lock (idempotent)."""
+        if self._fd is None:
+            return
+        shutil.rmtree(self.path, ignore_errors=True)
+        os.close(self._fd)
+        self._fd = None
+        if self._own_root:
+            with contextlib.suppress(OSError):  # not empty: another planning uses it
+                self.path.parent.rmdir()
+
+
+def sweep_spill_folders(root: Path, *, own_root: bool = False) -> int:
+    """Remove the spill folders under ``root`` whose owner is dead; returns how many.
+
+    A folder whose lock another process (or another planning of this one) holds is kept.
+    Legacy or foreign names (without the owner's pid) are left alone. With ``own_root``, an
+    empty ``root`` is removed too.
+    """
+    removed = 0
+    try:
+        entries = list(root.iterdir())
+    except OSError:
+        return 0
+    for entry in entries:
+        name = entry.name
+        if name.startswith(SPILL_PREFIX):
+            dead = _unlocked(entry)
+        elif name.startswith(f".{SPILL_PREFIX}"):
+            dead = not pid_alive(_owner_pid(name[len(SPILL_PREFIX) + 1 :]))
+        else:
+            continue
+        if dead:
+            shutil.rmtree(entry, ignore_errors=True)
+            removed += not entry.exists()
+    if own_root:
+        with contextlib.suppress(OSError):
+            root.rmdir()
+    return removed
+
+
+def _owner_pid(rest: str) -> int:
+    head, sep, _ = rest.partition("-")
+    return int(head) if sep and head.isdigit() else 0
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (pid 0, unknown, counts as alive: keep its folder)."""
+    if pid <= 0:
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
+
+
+def _unlocked(folder: Path) -> bool:
+    """Whether nobody holds the lock of ``folder`` (its owner died); False if unsure."""
+    if not _owner_pid(folder.name[len(SPILL_PREFIX) :]):
+        return False  # not named by this dsar: a legacy folder of a running older version
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    except OSError:
+        return False
+    else:
+        return True
+    finally:
+        with contextlib.suppress(OSError):
+            os.close(fd)

@@ -38,7 +38,10 @@ def run_status(run_dir: Path, *, key_label: Callable[[str], str] = str) -> dict[
     check_journal(run_dir)
     with Journal.open(run_dir) as journal:
         if not journal.has_plan:
-            raise JournalError(f"{run_dir}: the run was killed while planning; start it again")
+            raise JournalError(
+                f"{run_dir}: the run was killed while planning: `dsar resume {run_dir}` plans it"
+                " again"
+            )
         info = journal.run_info()
         counts = journal.counts()
         calls = journal.api_calls()

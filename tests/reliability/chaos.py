@@ -1,9 +1,14 @@
-"""The chaos driver: ``python -m pipeline run`` SIGKILLed at seeded random moments, resumed.
+"""The chaos driver: ``python -m pipeline run`` SIGKILLed at points of observed state, resumed.
 
 :func:`chaos_run` starts an emulator process, writes an input, starts ``dsar run`` in a child
-process and, for each kill point, lets it run for a seeded random time before a SIGKILL, then
-continues with ``dsar resume RUN_DIR`` (or a fresh ``dsar run`` when the kill landed before the
-plan was written, since such a run is started again). A last resume runs to the end.
+process and, for each kill point of a seeded schedule (:mod:`tests.reliability.killpoints`),
+watches the run's spill folder and journal and SIGKILLs the process the first time the point's
+condition holds: while it plans, while a POST is in flight after k of N batches, while the
+resumed run reconciles, while it polls, while it downloads. Each kill is followed by
+``dsar resume RUN_DIR``, which plans again a run killed while planning (with ``restart="run"``
+or ``"all"``, such a run is restarted by ``dsar run INPUT --run-dir RUN_DIR`` or
+``dsar resume --all WORKSPACE`` instead). A last resume runs to the end.
+No kill is placed by the clock, so the points land alike on a fast and on a loaded machine.
 """
 
 from __future__ import annotations
@@ -11,27 +16,33 @@ from __future__ import annotations
 import os
 import random
 import signal
-import sqlite3
 import subprocess
 import sys
-from collections.abc import Mapping
+import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tests.helpers.emuproc import EmulatorProcess
 from tests.reliability.checks import NO_PRODUCT_ERRORS
+from tests.reliability.killpoints import KillPoint, Observed, RunWatch, choose, schedule
 from tests.run.conftest import FAST_SIMULATION, write_config, write_subjects
 
 REPO = Path(__file__).resolve().parents[2]
-FINAL_TIMEOUT_S = 90.0
+# Guards against a stuck run, not placements: the last segment may take minutes on a loaded
+# 2-core machine, and a kill point waits as long as the journal keeps changing.
+FINAL_TIMEOUT_S = 900.0
+STALL_S = 120.0  # no commit to the journal for this long while waiting for a kill point: stuck
 # One access job in ten: downloads are killed too, without making the run slow.
 CHAOS_ACTIONS = ("delete",) * 9 + ("access",)
 # Reconciliation settles the reservation of every POST a kill interrupted, so the budget
 # leaks only for a kill in the instant between the ledger's reserve and the journal's intent
-# (or between the journal's record and the ledger's commit). A small margin over the input
-# covers those; before the settling, ten kills left ~700 jobs booked and the run short.
-DAILY_CAP = 20_500
+# (or between the journal's record and the ledger's commit): at most a batch of 100 per kill
+# that lands while POSTs are in flight. A margin of ten batches over the input covers those;
+# before the settling, ten kills left ~700 jobs booked and the run short.
+DAILY_CAP = 21_000
+EARLY_FINISHES = 3  # a run that pauses (exit 4) more often than this between kills is stuck
 
 
 @dataclass
@@ -43,10 +54,12 @@ class ChaosResult:
     exit_code: int
     kills: int = 0
     finished_early: int = 0
-    jobs_at_kill: list[int] = field(default_factory=list)
+    points: list[str] = field(default_factory=list)  # the kill points that landed, in order
+    jobs_at_kill: list[int] = field(default_factory=list)  # the emulator's jobs at each kill
     stats: dict[str, Any] = field(default_factory=dict)
     stderr: str = ""
     identities: list[str] = field(default_factory=list)
+    leftovers: list[Path] = field(default_factory=list)  # spill folders and temp files at the end
 
 
 def _child_env(emu_env: Mapping[str, str], reconcile: bool) -> dict[str, str]:
@@ -77,6 +90,28 @@ class _Segments:
             )
 
 
+def _wait_for(proc: subprocess.Popen[bytes], point: KillPoint, watch: RunWatch) -> bool:
+    """Poll the run until ``point`` holds (True) or the process exits (False); fail if the
+    journal sees no commit for ``STALL_S`` meanwhile (however slowly, a live run commits)."""
+    seen = Observed()
+    version = -1
+    stalled_at = time.monotonic() + STALL_S
+    while time.monotonic() < stalled_at:
+        seen = watch.observe(jobs=point.jobs)
+        if point.holds(seen):
+            return True
+        if seen.version != version:
+            version, stalled_at = seen.version, time.monotonic() + STALL_S
+        try:
+            proc.wait(timeout=point.poll_s)
+        except subprocess.TimeoutExpired:
+            continue
+        return False
+    proc.kill()
+    proc.wait(30)
+    raise AssertionError(f"kill point {point.name}: no progress in {STALL_S} s: {seen}")
+
+
 def chaos_run(
     tmp_path: Path,
     *,
@@ -85,15 +120,20 @@ def chaos_run(
     seed: int,
     reconcile: bool = True,
     ambiguous_post_rate: float = 0.0,
-    kill_window_s: tuple[float, float] = (0.6, 2.5),
+    points: Sequence[str] | None = None,
+    restart: str = "resume",
 ) -> ChaosResult:
-    """Run ``n`` subjects to the end through ``kills`` SIGKILLs; see the module docstring."""
+    """Run ``n`` subjects to the end through ``kills`` SIGKILLs; see the module docstring.
+
+    ``points`` overrides the seeded schedule (its length is then the number of kills).
+    """
     rng = random.Random(seed)
+    wanted = list(points) if points is not None else schedule(kills, rng)
     emulator = {
         "seed": seed,
         "limits": {"requests_per_second": 0, "daily_job_cap": DAILY_CAP},
         "simulation": {**FAST_SIMULATION, **NO_PRODUCT_ERRORS},
-        # a little latency, so that kills land while requests are in flight
+        # a little latency, so that requests are in flight when a kill lands
         "faults": {"latency_s": [0.0, 0.005], "ambiguous_post_rate": ambiguous_post_rate},
     }
     identities = write_subjects(tmp_path / "in.csv", n, seed=seed, actions=CHAOS_ACTIONS)
@@ -103,52 +143,62 @@ def chaos_run(
         api={"backoff_cap_s": 1.0},
     )
     ws = tmp_path / "ws"
+    run_dir = ws / "run"
     log = tmp_path / "dsar.log"
+    base = ["--config", str(cfg), "--workspace", str(ws)]
+    run_args = ["run", str(tmp_path / "in.csv"), *base, "--yes", "--run-dir", str(run_dir)]
+    resume_args = ["resume", str(run_dir), *base[:2]]
+    restart_args = {"resume": resume_args, "run": run_args, "all": ["resume", "--all", str(ws)]}
+    result = ChaosResult(run_dir=run_dir, n_rows=n, exit_code=-1, identities=identities)
+    watch = RunWatch(run_dir, ws)
     with EmulatorProcess(emulator, tmp_path) as emu:
         segments = _Segments(_child_env(emu.env, reconcile), log)
-        attempt = 0
-        run_dir = ws / f"run-{attempt}"
-        base = ["--config", str(cfg), "--workspace", str(ws)]
-        run_args = ["run", str(tmp_path / "in.csv"), *base, "--yes"]
-        result = ChaosResult(run_dir=run_dir, n_rows=n, exit_code=-1, identities=identities)
-        proc = segments.start([*run_args, "--run-dir", str(run_dir)])
-        while result.kills + result.finished_early < kills:
-            try:
-                code = proc.wait(timeout=rng.uniform(*kill_window_s))
-            except subprocess.TimeoutExpired:
+        before = Observed()
+        proc = segments.start(run_args)
+        while len(result.points) < len(wanted):
+            index = len(result.points)
+            left = sum(1 for w in wanted[index:] if w == "submitting")
+            point = choose(wanted[index], before, rng, submissions_left=left)
+            if _wait_for(proc, point, watch):
                 proc.send_signal(signal.SIGKILL)
                 proc.wait(30)
-                result.kills += 1
+                result.points.append(point.name)
                 result.jobs_at_kill.append(int(emu.control("health")["jobs"]))
             else:
                 result.finished_early += 1
-                if code == 0:
+                # 4: paused with work pending (e.g. by a kill's lease): resume it, a few times
+                if proc.returncode != 4 or result.finished_early > EARLY_FINISHES:
+                    result.exit_code = proc.returncode
                     break
-            if (run_dir / "journal.sqlite").exists() and _planned(run_dir):
-                proc = segments.start(["resume", str(run_dir), *base[:2]])
-            else:  # killed before the plan was written: such a run is started again
-                attempt += 1
-                run_dir = ws / f"run-{attempt}"
-                proc = segments.start([*run_args, "--run-dir", str(run_dir)])
-        result.exit_code = proc.wait(FINAL_TIMEOUT_S)
-        for _ in range(3):
-            if result.exit_code != 4:  # 4: paused with work pending, e.g. by a kill's lease
-                break
-            proc = segments.start(["resume", str(run_dir), *base[:2]])
+            before = _after_kill(watch)
+            proc = segments.start(resume_args if before.has_plan else restart_args[restart])
+        else:
             result.exit_code = proc.wait(FINAL_TIMEOUT_S)
-        result.run_dir = run_dir
+            for _ in range(3):
+                if result.exit_code != 4:  # 4: paused with work pending, e.g. by a kill's lease
+                    break
+                proc = segments.start(resume_args)
+                result.exit_code = proc.wait(FINAL_TIMEOUT_S)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(30)
+        watch.close()
+        result.kills = len(result.points)
         result.stats = emu.control("stats")
     result.stderr = log.read_text(encoding="utf-8", errors="replace")
+    result.leftovers = leftovers(ws)
     return result
 
 
-def _planned(run_dir: Path) -> bool:
-    """Whether the journal of ``run_dir`` holds a plan (no dsar process is running now)."""
-    db = sqlite3.connect(run_dir / "journal.sqlite")
-    try:
-        (count,) = db.execute("SELECT COUNT(*) FROM run").fetchone()
-    except sqlite3.Error:
-        return False
-    finally:
-        db.close()
-    return bool(count)
+def _after_kill(watch: RunWatch) -> Observed:
+    """The journal as the last process left it (none is running), with its job counts."""
+    seen = watch.observe(jobs=True)
+    watch.close()
+    return seen
+
+
+def leftovers(workspace: Path) -> list[Path]:
+    """Spill folders and temporary files (``.*.tmp``, ``.*.new``) left under ``workspace``."""
+    found = [p for p in (workspace / ".spill").glob("*")]
+    found += [p for p in workspace.rglob(".*") if p.suffix in (".tmp", ".new")]
+    return sorted(found)
