@@ -22,6 +22,7 @@ run: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check pipeline tests data
+	$(BIN)/ruff format --check pipeline tests data
 
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict pipeline

@@ -171,7 +171,7 @@ def _cmd_resume(args: argparse.Namespace) -> int:
         done = resume_all(
             args.path, env=os.environ, options=options, config=args.config, notice=_notice(args)
         )
-        if not done.outcomes and not done.busy:
+        if not done.outcomes and not done.busy and not done.damaged:
             say(args.log_format, "no unfinished run in the workspace")
         for outcome in done.outcomes:
             _print_outcome(outcome, args)

@@ -64,7 +64,6 @@ from .models import Action, PlannedBatch
 __all__ = ["Journal"]
 
 
-
 class Journal(JobTransitions, RunIntents, JournalQueries, PlanningRecord):
     """The durable state of one run (``RUN_DIR/journal.sqlite``).
 

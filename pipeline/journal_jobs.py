@@ -197,9 +197,7 @@ class JobTransitions(JournalStore):
                     what = "has no result to download" if not row[1] else f"is {row[0]}"
                     raise JournalError(f"job {job_id}: cannot mark downloaded, it {what}")
 
-    def mark_result_unavailable(
-        self, job_id: str, code: str, message: str, at: datetime
-    ) -> None:
+    def mark_result_unavailable(self, job_id: str, code: str, message: str, at: datetime) -> None:
         """A complete job whose offered result cannot be fetched (gone after the service's
         retention, or no permission): stop trying, and say why in its error columns."""
         with self._tx() as c:

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import ConfigError, JournalError
+from .errors import ConfigError, DamagedJournal, JournalError
 from .journal import Journal
 from .journal_intent import CancelResult
 from .journal_models import RunInfo, RunIntent, RunState
@@ -80,11 +80,14 @@ class WorkspaceOutcome:
 
     outcomes: list[RunOutcome]
     busy: int  # runs locked by another dsar process: still pending
+    damaged: int = 0  # runs whose journal is damaged: skipped, each named in a notice
 
     @property
     def exit_code(self) -> int:
-        """The worst run's code; a busy run counts as pending (4)."""
+        """The worst run's code; a busy run counts as pending (4), a damaged journal as a
+        journal error (6)."""
         codes = [o.exit_code for o in self.outcomes] + ([4] if self.busy else [])
+        codes += [DamagedJournal.exit_code] if self.damaged else []
         return max(codes, default=0)
 
 

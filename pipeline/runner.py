@@ -26,7 +26,14 @@ import pyarrow as pa
 
 from . import __version__
 from .engine import DriveResult, drive
-from .errors import ConfigError, InputError, JournalError, RunLocked, RunPaused
+from .errors import (
+    ConfigError,
+    DamagedJournal,
+    InputError,
+    JournalError,
+    RunLocked,
+    RunPaused,
+)
 from .handoff import key_secret_from_env, write_handoff
 from .journal import Journal
 from .journal_models import RunIntent, RunMeta, RunState
@@ -437,24 +444,30 @@ def resume_all(
 ) -> WorkspaceOutcome:
     """Advance every unfinished run of ``workspace`` in turn (the cron entry point), under the
     workspace's lock. Previews and declined runs are skipped, and a run another process is
-    driving too, each with one line to ``notice``; a run killed while planning is planned
+    driving too, and a run whose journal is damaged (exit 6 at the end), each with one line to
+    ``notice``; a run killed while planning is planned
     again (:func:`_restart_planning`). With ``config``, every run is checked before any is
     driven (:func:`check_resume_configs`). A signal that stops one run stops the command:
     the runs after it are not started."""
     outcomes: list[RunOutcome] = []
-    busy = 0
+    busy = damaged = 0
     with hold_lock(workspace, f"workspace {workspace}"):
         warn_shared_org(workspace, ledger_orgs(workspace))
         runs: dict[Path, Mapping[str, Any]] = {}
         for journal_path in sorted(workspace.glob(f"*/{JOURNAL_FILE}")):
             run_dir = journal_path.parent
-            with Journal.open(run_dir) as journal:
-                if not journal.has_plan:
-                    planning = journal.planning()
-                    if planning is not None and not planning.planner_alive:
-                        runs[run_dir] = planning.settings  # killed while planning: plan again
-                    continue
-                info = journal.run_info()
+            try:
+                with Journal.open(run_dir) as journal:
+                    if not journal.has_plan:
+                        planning = journal.planning()
+                        if planning is not None and not planning.planner_alive:
+                            runs[run_dir] = planning.settings  # killed while planning: again
+                        continue
+                    info = journal.run_info()
+            except DamagedJournal as exc:  # one damaged run does not hold up the others
+                notice(f"{run_dir.name}: skipped, {exc}")
+                damaged += 1
+                continue
             if info.state == RunState.FINISHED:
                 continue
             note = skip_note(info, run_dir)
@@ -473,7 +486,7 @@ def resume_all(
                 continue
             if outcomes[-1].pause_reason == "interrupted":
                 break
-    return WorkspaceOutcome(outcomes=outcomes, busy=busy)
+    return WorkspaceOutcome(outcomes=outcomes, busy=busy, damaged=damaged)
 
 
 def drive_target(

@@ -192,9 +192,7 @@ def serve_forever(host: str, port: int, config_path: Path | None, env: Mapping[s
     config = load_config(config_path, env)
     server = EmulatorServer(config, host=host, port=port).start()
     # The line scripts wait for, with the port actually bound (``--port 0`` picks a free one).
-    log.info(
-        "emulator serving %s (token endpoint %sims/token/v3)", server.base_url, server.ims_url
-    )
+    log.info("emulator serving %s (token endpoint %sims/token/v3)", server.base_url, server.ims_url)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

@@ -16,6 +16,7 @@ the copy through the real CLI. The contract (README "Damaged run files"):
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -227,3 +228,30 @@ def test_resume_names_a_lost_result_and_verify_still_finds_it(
     code, out, _ = _dsar("verify", run_copy, capsys)  # the rewritten manifest lacks it ...
     assert code == 1  # ... but status.parquet still names it
     assert name in out
+
+
+def test_resume_all_skips_a_run_whose_journal_is_damaged_and_drives_the_others(
+    run_copy: Path,
+    tmp_path: Path,
+    emulator_factory: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: Any,
+) -> None:
+    """One damaged journal in a workspace is named in one line and ends the command with
+    exit 6; the other runs of the workspace are still advanced."""
+    ws = run_copy.parent
+    _journal_not_sqlite(run_copy)
+    emu = emulator_factory(simulation={"product_error_rate": 0.0})
+    for key, value in emu.env.items():
+        monkeypatch.setenv(key, value)
+    write_subjects(tmp_path / "more.csv", 5, actions=("delete",))
+    cfg = write_config(tmp_path / "more.toml")
+    argv = ["run", str(tmp_path / "more.csv"), "--config", str(cfg), "--yes", "--no-wait"]
+    assert main([*argv, "--workspace", str(ws), "--run-dir", str(ws / "other")]) == 4
+    capsys.readouterr()
+    assert main(["resume", "--all", str(ws)]) == 6
+    err = capsys.readouterr().err
+    assert f"{run_copy.name}: skipped, {run_copy / 'journal.sqlite'} is damaged" in err
+    assert "Traceback" not in err
+    summary = json.loads((ws / "other" / "summary.json").read_text())
+    assert summary["state"] == "finished"
