@@ -25,13 +25,25 @@ import pytest
 
 from tests.helpers.emuproc import EmulatorProcess
 from tests.privacy import scan as privacy
-from tests.reliability.chaos import REPO, _child_env, _planned
+from tests.reliability.chaos import REPO, _child_env
 from tests.reliability.checks import NO_PRODUCT_ERRORS, assert_run_lost_nothing, summary
 from tests.run.conftest import FAST_SIMULATION, write_config, write_subjects
 
 STOP_BOUND_S = 2.0
 PHASE_TIMEOUT_S = 60.0  # the phase must be reached by then (a bound, not a wait)
 FINAL_TIMEOUT_S = 120.0
+
+
+def _planned(run_dir: Path) -> bool:
+    """Whether the journal of ``run_dir`` holds a plan (read while no dsar process writes it)."""
+    db = sqlite3.connect(run_dir / "journal.sqlite")
+    try:
+        (count,) = db.execute("SELECT COUNT(*) FROM run").fetchone()
+    except sqlite3.Error:
+        return False
+    finally:
+        db.close()
+    return bool(count)
 
 
 @dataclass
