@@ -19,7 +19,7 @@ import orjson
 from .cli_common import Registrar, SubParsers, add_common, check_out_flag, settings_from_args
 from .cli_lifecycle import confirm_prompt
 from .damage import before_resume
-from .errors import ConfigError
+from .errors import ConfigError, InputError
 from .handoff import key_hasher, key_secret_from_env
 from .jobs import JobQuery, details_dict, download_job, get_job, list_jobs, write_jobs_parquet
 from .logs import say
@@ -102,7 +102,9 @@ def _print_outcome(outcome: RunOutcome, args: argparse.Namespace) -> int:
         print(outcome_line(outcome))
         return outcome.exit_code
     print(render_outcome(outcome, color=sys.stdout.isatty()))
-    print(outcome.message, file=sys.stderr)
+    # no valid row ends like every other input error: one ``dsar:`` line, exit 3
+    prefix = "dsar: " if outcome.exit_code == InputError.exit_code else ""
+    print(prefix + outcome.message, file=sys.stderr)
     return outcome.exit_code
 
 

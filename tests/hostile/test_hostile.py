@@ -124,7 +124,15 @@ def test_unreadable_input_gives_one_clear_line_and_exit_3(
     code, err = _dsar(["run", str(path), "--workspace", str(ws), "--no-wait"], capsys)
     assert code == 3
     _assert_one_line_error(err, UNREADABLE[name])
-    assert not ws.exists() or not any(ws.glob("*/journal.sqlite")), "a run was planned"
+    runs = list(ws.glob("*/journal.sqlite")) if ws.exists() else []
+    if UNREADABLE[name] == "no valid row":
+        # the run is kept so that the rejects it names exist; it holds no job
+        (journal,) = runs
+        assert (journal.parent / "rejects.parquet").exists()
+        assert str(journal.parent / "rejects.parquet") in err
+        assert pq.read_table(journal.parent / "status.parquet").num_rows == 0
+    else:
+        assert not runs, "a run was planned from an unreadable file"
 
 
 def _rejects(path: Path) -> dict[int, str]:
