@@ -2,7 +2,7 @@
 
 Library first: everything the ``dsar`` command does is reachable from here. The names below
 are imported on first use, so that starting ``dsar`` imports nothing heavy before its
-interrupt handling is in place (see :mod:`pipeline.launch`).
+interrupt handling is in place (see :mod:`pipeline.cli.launch`).
 """
 
 from __future__ import annotations
@@ -11,20 +11,20 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .auth import ImsTokenProvider, StaticTokenProvider, TokenProvider
-    from .client import PrivacyServiceClient
-    from .ratelimit import RateLimiter
-    from .retry import RetryPolicy
+    from .api.auth import ImsTokenProvider, StaticTokenProvider, TokenProvider
+    from .api.client import PrivacyServiceClient
+    from .api.ratelimit import RateLimiter
+    from .api.retry import RetryPolicy
 
 __version__ = "0.1.0"
 
 _LAZY = {
-    "ImsTokenProvider": ".auth",
-    "StaticTokenProvider": ".auth",
-    "TokenProvider": ".auth",
-    "PrivacyServiceClient": ".client",
-    "RateLimiter": ".ratelimit",
-    "RetryPolicy": ".retry",
+    "ImsTokenProvider": ".api.auth",
+    "StaticTokenProvider": ".api.auth",
+    "TokenProvider": ".api.auth",
+    "PrivacyServiceClient": ".api.client",
+    "RateLimiter": ".api.ratelimit",
+    "RetryPolicy": ".api.retry",
 }
 
 

@@ -1,5 +1,5 @@
 """``python -m pipeline`` runs the dsar command line."""
 
-from .launch import run
+from .cli.launch import run
 
 run()

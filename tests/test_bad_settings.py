@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from pipeline.cli import main
+from pipeline.cli.main import main
 from tests.privacy import scan as privacy
 
 SECRET = "p8e-BAD-SETTINGS-SECRET-4242"  # in the environment of every case

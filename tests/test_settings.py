@@ -9,13 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.batching import Batcher
+from pipeline.api.ratelimit import RateLimiter
+from pipeline.api.retry import RetryPolicy
+from pipeline.api.wire import list_queries
 from pipeline.errors import ConfigError
+from pipeline.input.batching import Batcher
 from pipeline.models import RequestOptions
-from pipeline.ratelimit import RateLimiter
 from pipeline.regulations import normalize_regulation
-from pipeline.retry import RetryPolicy
-from pipeline.runstate import RunOptions
+from pipeline.run.context import RunOptions
 from pipeline.settings import (
     ApiSettings,
     ColumnMapping,
@@ -28,7 +29,6 @@ from pipeline.settings import (
     load_settings,
 )
 from pipeline.settings_check import RULES, checked
-from pipeline.wire import list_queries
 
 
 def test_defaults_hold_without_a_file() -> None:
@@ -136,7 +136,7 @@ def test_loading_keeps_values_in_their_usable_form(caplog: pytest.LogCaptureFixt
 
 
 def test_a_run_snapshot_loads_back_to_the_same_settings(tmp_path: Path) -> None:
-    from pipeline.runner import settings_from_snapshot, settings_snapshot
+    from pipeline.run.runner import settings_from_snapshot, settings_snapshot
 
     cfg = tmp_path / "c.toml"
     cfg.write_text(

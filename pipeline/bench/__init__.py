@@ -3,6 +3,8 @@
 Sections are pluggable: a section is a module under ``pipeline.bench`` named in
 :data:`SECTIONS` whose ``run(quick: bool, workdir: Path) -> list[Figure]`` measures something.
 Another part of dsar adds its section by adding its module name here.
+
+May import: kernel, api, input, journal, run, emulator.
 """
 
 from __future__ import annotations

@@ -129,9 +129,9 @@ def _child(mode: str, path: Path) -> dict[str, float]:
     # imported here so that the parent's import cost is not in the child's figures
     import tempfile
 
-    from ..planning import plan_input
+    from ..input.planning import plan_input
+    from ..input.sources import open_source
     from ..settings import load_settings
-    from ..sources import open_source
 
     crm = {"namespace": "crmId", "type": "custom"}
     settings = load_settings(None, env={}, overrides={"input": {"columns": {"crm_id": crm}}})

@@ -6,7 +6,7 @@ moves an hour and both clients look at the same jobs:
 
 - the **naive** client (written here, over dsar's own HTTP client) GETs every job it has not
   yet seen terminal;
-- dsar's :class:`~pipeline.poller.Poller` runs one round: list sweeps, and one GET per job
+- dsar's :class:`~pipeline.run.poller.Poller` runs one round: list sweeps, and one GET per job
   that left the in-progress list.
 
 Status calls are counted per client (``GET jobs`` and ``GET jobs/{id}``); result downloads are
@@ -23,15 +23,15 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from ..client import EP_GET, EP_LIST, PrivacyServiceClient
-from ..journal import Journal
-from ..journal_models import JobState
-from ..ledger import Ledger
-from ..poller import Poller
-from ..ratelimit import RateLimiter
-from ..runner import settings_from_snapshot
-from ..runstate import RunContext, RunOptions
-from ..target import Target
+from ..api.client import EP_GET, EP_LIST, PrivacyServiceClient
+from ..api.ratelimit import RateLimiter
+from ..journal.ledger import Ledger
+from ..journal.models import JobState
+from ..journal.store import Journal
+from ..run.context import RunContext, RunOptions
+from ..run.poller import Poller
+from ..run.runner import settings_from_snapshot
+from ..run.target import Target
 from . import Figure
 from .children import check, dsar_config, run_dsar, write_subjects_csv
 from .emuproc import NO_LIMITS, EmulatorProcess

@@ -5,7 +5,7 @@ answers 429 with ``Retry-After`` beyond that. The same amount of work, ``GET job
 a fixed number of seconds at the limit, is done twice, each time by a client with its own
 credentials (so each has its own window):
 
-- **dsar**: its HTTP client with its shared :class:`~pipeline.ratelimit.RateLimiter` set to the
+- **dsar**: its HTTP client with its shared :class:`~pipeline.api.ratelimit.RateLimiter` set to the
   limit, and 64 concurrent workers;
 - **baseline** (written here): bare aiohttp, every request started at once (no concurrency
   bound), each retrying on its own after a 429 (Retry-After, plus jittered exponential backoff).
@@ -26,9 +26,9 @@ from typing import Any
 
 import aiohttp
 
-from ..client import PrivacyServiceClient
+from ..api.client import PrivacyServiceClient
+from ..api.ratelimit import RateLimiter
 from ..models import JobStatus
-from ..ratelimit import RateLimiter
 from ..settings import load_settings
 from . import Figure
 from .emuproc import EmulatorProcess

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.bench import SECTIONS
-from pipeline.cli import main
+from pipeline.cli.main import main
 
 FIGURE_KEYS = {"section", "name", "value", "unit", "baseline", "baseline_name", "target", "ok"}
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.handoff import write_handoff
+from pipeline.handoff.bundle import write_handoff
 
 from .rundir import NOW, SyntheticRun, build_run_dir
 

@@ -21,8 +21,8 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.reports import STATUS_SCHEMA
-from pipeline.sla import TIMESTAMP, sla_columns
+from pipeline.reports.sla import TIMESTAMP, sla_columns
+from pipeline.reports.writers import STATUS_SCHEMA
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 STATUSES = np.array(["rejected", "pending", "submitted", "processing", "complete", "error"])
@@ -197,7 +197,7 @@ def _write_rejects(run_dir: Path, keys: np.ndarray, status: np.ndarray) -> None:
 
 
 def _summary(counts: dict[str, int], subjects: int) -> dict[str, Any]:
-    """The shape pipeline.reports.build_summary writes."""
+    """The shape pipeline.reports.writers.build_summary writes."""
     return {
         "run_id": "run-20260307-synthetic",
         "tool_version": "0.1.0",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from xml.etree import ElementTree
 
-from pipeline.charts import cap_chart, line_chart, stacked_bars
+from pipeline.handoff.charts import cap_chart, line_chart, stacked_bars
 
 
 def _rects(svg: str) -> list[ElementTree.Element]:

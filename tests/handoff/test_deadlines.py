@@ -8,8 +8,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.deadlines import deadline_watch
-from pipeline.handoff import key_hasher
+from pipeline.handoff.bundle import key_hasher
+from pipeline.reports.deadlines import deadline_watch
 
 from .rundir import NOW, SyntheticRun, build_run_dir
 

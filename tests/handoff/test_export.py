@@ -13,9 +13,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.cli import main
+from pipeline.cli.main import main
 from pipeline.errors import ConfigError, InputError
-from pipeline.export import escape_cell, export_status, export_table, unescape_cell
+from pipeline.handoff.export import escape_cell, export_status, export_table, unescape_cell
 
 from .rundir import HOSTILE_KEYS, SyntheticRun
 

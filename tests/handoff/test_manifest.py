@@ -8,9 +8,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from pipeline.cli import main
+from pipeline.cli.main import main
 from pipeline.errors import InputError
-from pipeline.manifest import read_manifest, verify_run
+from pipeline.handoff.manifest import read_manifest, verify_run
 
 from .rundir import SyntheticRun
 

@@ -10,9 +10,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.cli import main
-from pipeline.handoff import DEFAULT_KEY_SECRET, key_hasher, write_handoff
-from pipeline.reportdata import gather
+from pipeline.cli.main import main
+from pipeline.handoff.bundle import DEFAULT_KEY_SECRET, key_hasher, write_handoff
+from pipeline.handoff.reportdata import gather
 
 from .rundir import NOW, SyntheticRun, build_run_dir
 

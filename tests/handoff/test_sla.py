@@ -8,7 +8,7 @@ import pyarrow as pa
 import pytest
 
 from pipeline.constants import REGULATIONS
-from pipeline.sla import (
+from pipeline.reports.sla import (
     RESPONSE_WINDOWS,
     TIMESTAMP,
     add_months,

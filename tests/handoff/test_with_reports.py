@@ -10,12 +10,12 @@ from pathlib import Path
 import orjson
 import pytest
 
-from pipeline.cli import main
-from pipeline.handoff import write_handoff
-from pipeline.journal import Journal
-from pipeline.manifest import read_manifest, verify_run
-from pipeline.reportdata import gather
-from pipeline.reports import write_reports
+from pipeline.cli.main import main
+from pipeline.handoff.bundle import write_handoff
+from pipeline.handoff.manifest import read_manifest, verify_run
+from pipeline.handoff.reportdata import gather
+from pipeline.journal.store import Journal
+from pipeline.reports.writers import write_reports
 from tests.journal.plans import T0, email
 from tests.reports.conftest import populate
 

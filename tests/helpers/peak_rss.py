@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from pipeline.cli import main
+from pipeline.cli.main import main
 
 
 def peak_kib() -> int:

@@ -17,7 +17,7 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.cli import main
+from pipeline.cli.main import main
 from tests.hostile.make_corpus import (
     CORPUS,
     write_huge_single_line,

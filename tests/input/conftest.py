@@ -10,8 +10,8 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
+from pipeline.input.planning import PlanSummary, plan_input
 from pipeline.models import PlannedBatch, PlannedUser
-from pipeline.planning import PlanSummary, plan_input
 from pipeline.settings import Settings, load_settings
 
 

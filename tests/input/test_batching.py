@@ -8,8 +8,8 @@ from pathlib import Path
 import orjson
 
 from pipeline import constants
-from pipeline.batching import user_key
-from pipeline.planning import plan_input
+from pipeline.input.batching import user_key
+from pipeline.input.planning import plan_input
 
 from .conftest import plan_file, settings_with
 

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline import constants, planning
+from pipeline import constants
+from pipeline.input import planning
 
 from .conftest import Planned, plan_file, settings_with
 

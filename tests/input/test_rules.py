@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import InputError
-from pipeline.planning import plan_input
-from pipeline.validate import MAX_VALUE_CHARS, Reason
+from pipeline.input.planning import plan_input
+from pipeline.input.rules import MAX_VALUE_CHARS, Reason
 
 from .conftest import plan_file, settings_with
 

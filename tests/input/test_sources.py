@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.errors import InputError, MissingColumnError
-from pipeline.sources import open_source
+from pipeline.input.sources import open_source
 
 from .conftest import plan_file, settings_with
 

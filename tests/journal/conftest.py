@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.journal import Journal
+from pipeline.journal.store import Journal
 
 from .plans import iter_plan, meta
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
-from pipeline.journal_models import RunMeta
+from pipeline.journal.models import RunMeta
 from pipeline.models import Action, Identity, PlannedBatch, PlannedUser, RequestOptions, UserRequest
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

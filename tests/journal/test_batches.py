@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from pipeline.errors import JournalError
-from pipeline.journal import Journal
-from pipeline.journal_models import BatchState, JobState
+from pipeline.journal.models import BatchState, JobState
+from pipeline.journal.store import Journal
 from pipeline.models import Action
 
 from .plans import at, email

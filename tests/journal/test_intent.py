@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import JournalError
-from pipeline.journal import Journal
-from pipeline.journal_models import RunIntent, RunState
-from pipeline.journal_schema import JOURNAL_FILE, SCHEMA_VERSION, open_database
+from pipeline.journal.models import RunIntent, RunState
+from pipeline.journal.schema import JOURNAL_FILE, SCHEMA_VERSION, open_database
+from pipeline.journal.store import Journal
 
 from .plans import at, iter_plan, meta
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from pipeline.errors import JournalError
-from pipeline.journal import Journal
-from pipeline.journal_models import JobObservation, ProductOutcome, RunState
+from pipeline.journal.models import JobObservation, ProductOutcome, RunState
+from pipeline.journal.store import Journal
 from pipeline.models import Action, JobStatus
 
 from .plans import at, email

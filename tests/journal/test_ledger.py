@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.ledger import LEDGER_FILE, Ledger, ObservedCap
+from pipeline.journal.ledger import LEDGER_FILE, Ledger, ObservedCap
 
 DAY = date(2026, 3, 1)
 ORG = "ORG@AdobeOrg"

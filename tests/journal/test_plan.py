@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import JournalError
-from pipeline.journal import Journal
-from pipeline.journal_models import RunMeta
-from pipeline.journal_schema import JOURNAL_FILE, SCHEMA_VERSION, connect, migrate
+from pipeline.journal.models import RunMeta
+from pipeline.journal.schema import JOURNAL_FILE, SCHEMA_VERSION, connect, migrate
+from pipeline.journal.store import Journal
 from pipeline.models import PlannedBatch
 
 from .plans import T0, iter_plan, meta
@@ -128,7 +128,7 @@ def test_an_intent_survives_closing_the_connection_before_the_answer(tmp_path: P
 
 _KILL_CHILD = """
 import sys
-from pipeline.journal import Journal
+from pipeline.journal.store import Journal
 from tests.journal.plans import iter_plan, meta
 
 def plan():

@@ -21,14 +21,14 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from pipeline.journal import Journal
-from pipeline.journal_models import (
+from pipeline.journal.models import (
     BATCH_TRANSITIONS,
     JOB_TRANSITIONS,
     BatchState,
     JobObservation,
     JobState,
 )
+from pipeline.journal.store import Journal
 from pipeline.models import Action
 
 from .plans import at, iter_plan, meta

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from pipeline.client import PrivacyServiceClient
+from pipeline.api.client import PrivacyServiceClient
 from pipeline.errors import ApiError, ConfigError
 from pipeline.settings import load_settings
 from tests.run.conftest import run_cli, write_config, write_subjects

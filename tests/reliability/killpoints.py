@@ -28,9 +28,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline.journal_schema import JOURNAL_FILE
-from pipeline.leftovers import spill_root
-from pipeline.spill import SPILL_PREFIX
+from pipeline.input.spill import SPILL_PREFIX
+from pipeline.journal.schema import JOURNAL_FILE
+from pipeline.run.leftovers import spill_root
 
 POINTS = ("planning", "submitting", "reconciling", "polling", "downloading")
 # A submission kill leaves more planned batches than POSTs run at once, so that it lands while

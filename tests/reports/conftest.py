@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.journal import Journal
-from pipeline.journal_models import JobObservation, ProductOutcome
+from pipeline.journal.models import JobObservation, ProductOutcome
+from pipeline.journal.store import Journal
 from pipeline.models import Action
 from tests.journal.plans import at, email, iter_plan, meta
 

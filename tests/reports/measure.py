@@ -19,9 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from pipeline.journal import Journal
-from pipeline.journal_models import JobObservation
-from pipeline.reports import write_reports
+from pipeline.journal.models import JobObservation
+from pipeline.journal.store import Journal
+from pipeline.reports.writers import write_reports
 from tests.helpers.peak_rss import peak_kib
 from tests.journal.plans import T0, at, iter_plan, meta
 

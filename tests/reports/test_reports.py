@@ -12,8 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.errors import InputError
-from pipeline.journal import Journal
-from pipeline.reports import (
+from pipeline.journal.store import Journal
+from pipeline.reports.writers import (
     PRODUCTS_SCHEMA,
     REJECTS_SCHEMA,
     STATUS_SCHEMA,

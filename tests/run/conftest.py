@@ -13,7 +13,7 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.cli import main
+from pipeline.cli.main import main
 from pipeline.emulator import EmulatorConfig, EmulatorServer
 from tests.privacy import scan as privacy
 

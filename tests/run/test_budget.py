@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.budget import Allowance, allowance
-from pipeline.ledger import DayUsage, Ledger
+from pipeline.journal.ledger import DayUsage, Ledger
+from pipeline.run.budget import Allowance, allowance
 
 ORG = "ORG@AdobeOrg"
 DAY = date(2026, 3, 1)

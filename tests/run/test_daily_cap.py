@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from pipeline.ledger import Ledger
+from pipeline.journal.ledger import Ledger
 from tests.run.conftest import assert_every_row_once, run_cli, write_config, write_subjects
 
 

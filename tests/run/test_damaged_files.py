@@ -26,7 +26,7 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.cli import main
+from pipeline.cli.main import main
 from pipeline.emulator import EmulatorServer
 from tests.privacy import scan as privacy
 from tests.run.conftest import emulator_config, env_for, write_config, write_subjects

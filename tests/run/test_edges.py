@@ -12,10 +12,10 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.cli import main
+from pipeline.cli.main import main
 from pipeline.emulator import EmulatorConfig
 from pipeline.errors import ConfigError
-from pipeline.jobs import JobQuery, check_lookback
+from pipeline.run.jobs import JobQuery, check_lookback
 from tests.run.conftest import run_cli, write_config, write_subjects
 
 CREDENTIAL_VARS = (

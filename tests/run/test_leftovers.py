@@ -20,12 +20,12 @@ from typing import Any
 
 import pytest
 
-from pipeline.journal import Journal
-from pipeline.journal_models import RunIntent
-from pipeline.leftovers import spill_root
-from pipeline.runner import file_sha256, settings_snapshot
+from pipeline.input.spill import SPILL_PREFIX, SpillFolder, sweep_spill_folders
+from pipeline.journal.models import RunIntent
+from pipeline.journal.store import Journal
+from pipeline.run.leftovers import spill_root
+from pipeline.run.runner import file_sha256, settings_snapshot
 from pipeline.settings import load_settings
-from pipeline.spill import SPILL_PREFIX, SpillFolder, sweep_spill_folders
 from tests.run.conftest import run_cli, write_config, write_subjects
 
 REPO = Path(__file__).resolve().parents[2]
@@ -33,7 +33,7 @@ NO_PRODUCT_ERRORS = {"product_error_rate": 0.0}  # a clean run exits 0
 _HOLD_A_SPILL_FOLDER = """
 import sys
 from pathlib import Path
-from pipeline.spill import SpillFolder
+from pipeline.input.spill import SpillFolder
 folder = SpillFolder.create(Path(sys.argv[1]), own_root=True)
 (folder.path / "part-00000.arrows").write_bytes(b"identities")
 print(folder.path, flush=True)
@@ -43,7 +43,7 @@ _BEGIN_PLANNING = """
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from pipeline.journal import Journal
+from pipeline.journal.store import Journal
 with Journal.open(Path(sys.argv[1])) as journal:
     journal.begin_planning(
         run_id="r-live", input_path=sys.argv[2], input_sha256="0" * 64, settings={},

@@ -12,8 +12,8 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.journal import Journal
-from pipeline.ledger import Ledger
+from pipeline.journal.ledger import Ledger
+from pipeline.journal.store import Journal
 from tests.run.conftest import Emu, assert_every_row_once, run_cli, write_config, write_subjects
 
 NO_ERRORS = {"product_error_rate": 0.0}

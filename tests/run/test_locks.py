@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from pipeline.runlock import LOCK_FILE, hold_lock, lock_holder
+from pipeline.run.lock import LOCK_FILE, hold_lock, lock_holder
 from tests.run.conftest import Emu, run_cli, write_config, write_subjects
 
 REPO = Path(__file__).resolve().parents[2]

@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
-from pipeline.journal import Journal
-from pipeline.ledger import Ledger
-from pipeline.poller import Poller
-from pipeline.runner import settings_from_snapshot
-from pipeline.runstate import RunContext, RunOptions
-from pipeline.target import Target
+from pipeline.journal.ledger import Ledger
+from pipeline.journal.store import Journal
+from pipeline.run.context import RunContext, RunOptions
+from pipeline.run.poller import Poller
+from pipeline.run.runner import settings_from_snapshot
+from pipeline.run.target import Target
 from tests.run.conftest import Emu, run_cli, write_config, write_subjects
 
 HOUR = 3_600

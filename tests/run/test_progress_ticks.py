@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from pipeline import runner
-from pipeline.progress import ProgressReporter
+from pipeline.run import runner
+from pipeline.run.progress import ProgressReporter
 from tests.run.conftest import assert_every_row_once, run_cli, write_config, write_subjects
 
 

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from pipeline.errors import ConfigError
-from pipeline.journal import Journal
-from pipeline.resume_settings import MAY_CHANGE, resume_settings, setting_changes
-from pipeline.runner import settings_snapshot
+from pipeline.journal.store import Journal
+from pipeline.run.resume_settings import MAY_CHANGE, resume_settings, setting_changes
+from pipeline.run.runner import settings_snapshot
 from pipeline.settings import load_settings
 from tests.run.conftest import Emu, run_cli, write_config, write_subjects
 

@@ -12,8 +12,8 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.ledger import Ledger
-from pipeline.poller import Poller
+from pipeline.journal.ledger import Ledger
+from pipeline.run.poller import Poller
 from tests.run.conftest import (
     assert_every_row_once,
     run_cli,

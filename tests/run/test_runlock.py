@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import runlock
 from pipeline.errors import RunLocked
-from pipeline.runlock import LOCK_FILE, hold_lock, lock_holder
+from pipeline.run import lock as runlock
+from pipeline.run.lock import LOCK_FILE, hold_lock, lock_holder
 
 
 @pytest.fixture(params=["proc-locks", "probe"])

@@ -13,7 +13,7 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.journal import Journal
+from pipeline.journal.store import Journal
 from tests.helpers.recorder import recording_proxy
 from tests.privacy import scan as privacy
 from tests.run.conftest import run_cli, write_config
