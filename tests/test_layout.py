@@ -162,3 +162,36 @@ def test_the_readme_module_map_names_every_package() -> None:
     section = readme.split("## Module map", 1)[1].split("\n## ", 1)[0]
     for package in set(ALLOWED) - {KERNEL}:
         assert f"pipeline/{package}/" in section, f"the module map lacks pipeline/{package}/"
+
+
+TESTS = Path(__file__).resolve().parent
+
+
+def _conftest_import_lines(source: str) -> list[int]:
+    """The lines of ``source`` whose import names a conftest module (absolute or relative)."""
+    lines: list[int] = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom):
+            names = [node.module or ""] + [alias.name for alias in node.names]
+        elif isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        else:
+            continue
+        if any("conftest" in name.split(".") for name in names):
+            lines.append(node.lineno)
+    return lines
+
+
+def test_no_test_module_imports_a_conftest() -> None:
+    """Conftests are pytest's, not libraries: shared helpers live in ``tests/helpers``."""
+    offenders = [
+        f"{path.relative_to(TESTS.parent)}:{line}"
+        for path in sorted(TESTS.rglob("*.py"))
+        for line in _conftest_import_lines(path.read_text(encoding="utf-8"))
+    ]
+    assert offenders == []
+
+
+def test_the_conftest_guard_sees_both_import_forms() -> None:
+    source = "from .conftest import x\nimport tests.run.conftest\nfrom a import conftests\n"
+    assert _conftest_import_lines(source) == [1, 2]

@@ -10,9 +10,8 @@ from pipeline.api.client import PrivacyServiceClient
 from pipeline.api.retry import RetryPolicy
 from pipeline.errors import AuthError, ConfigError, ThrottledError, UnavailableError
 from pipeline.settings import ApiSettings, Credentials, Secret, Settings
-
-from .conftest import CLIENT_ID, CLIENT_SECRET, IMS, TOKEN, TOKEN_2, Recorder
-from .vclock import VirtualClock
+from tests.helpers.api import CLIENT_ID, CLIENT_SECRET, IMS, TOKEN, TOKEN_2, Recorder
+from tests.helpers.vclock import VirtualClock
 
 
 async def test_a_token_is_cached_and_renewed_shortly_before_it_expires(

@@ -20,8 +20,7 @@ from pipeline.api.wire import date_windows
 from pipeline.errors import ConfigError
 from pipeline.models import Action, Identity, JobStatus
 from pipeline.regulations import normalize_regulation
-
-from .conftest import (
+from tests.helpers.api import (
     BASE,
     CLIENT_ID,
     EMAIL,
@@ -37,7 +36,7 @@ from .conftest import (
     job_body,
     job_url,
 )
-from .vclock import VirtualClock
+from tests.helpers.vclock import VirtualClock
 
 
 @pytest.mark.parametrize(("status", "key"), [(202, "jobs"), (200, "jobDetails"), (201, "jobs")])

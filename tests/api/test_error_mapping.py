@@ -20,9 +20,8 @@ from pipeline.errors import (
     ThrottledError,
     UnavailableError,
 )
-
-from .conftest import TOKEN, TOKEN_2, Recorder, answer, job_body, job_url
-from .vclock import VirtualClock
+from tests.helpers.api import TOKEN, TOKEN_2, Recorder, answer, job_body, job_url
+from tests.helpers.vclock import VirtualClock
 
 PRIVACY_400 = {
     "errors": {
@@ -184,7 +183,7 @@ async def test_malformed_or_unexpected_json_names_the_endpoint(
 async def test_a_list_page_without_a_list_is_malformed(
     client: PrivacyServiceClient, clock: VirtualClock, mocked: aioresponses
 ) -> None:
-    from .conftest import JOBS_RE
+    from tests.helpers.api import JOBS_RE
 
     mocked.get(JOBS_RE, callback=Recorder(clock, answer(200, {"jobDetails": "nope"})))
 

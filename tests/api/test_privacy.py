@@ -11,8 +11,7 @@ from aioresponses import aioresponses
 from pipeline.api.client import PrivacyServiceClient
 from pipeline.api.retry import RetryPolicy
 from pipeline.errors import ApiError
-
-from .conftest import (
+from tests.helpers.api import (
     CLIENT_ID,
     CLIENT_SECRET,
     EMAIL,
@@ -28,7 +27,7 @@ from .conftest import (
     job_body,
     job_url,
 )
-from .vclock import VirtualClock
+from tests.helpers.vclock import VirtualClock
 
 SENSITIVE = (TOKEN, TOKEN_2, CLIENT_SECRET, CLIENT_ID, EMAIL, PHONE, USER_KEY, "202 555 0143")
 ECHO = f"user {USER_KEY} with email {EMAIL} and phone {PHONE} token {TOKEN}"

@@ -8,8 +8,7 @@ import itertools
 import pytest
 
 from pipeline.api.ratelimit import RateLimiter
-
-from .vclock import VirtualClock
+from tests.helpers.vclock import VirtualClock
 
 EPS = 1e-9
 

@@ -9,10 +9,10 @@ from aioresponses import aioresponses
 from pipeline.api.client import PrivacyServiceClient
 from pipeline.api.retry import RetryPolicy
 from pipeline.errors import AmbiguousSubmission, DailyCapReached, UnavailableError
+from tests.helpers.api import JOBS_URL, Recorder, a_request, answer, created_body, job_body, job_url
+from tests.helpers.vclock import VirtualClock
 
-from .conftest import JOBS_URL, Recorder, a_request, answer, created_body, job_body, job_url
 from .test_error_mapping import DAILY_CAP, THROTTLE_CODE, THROTTLE_DETAIL
-from .vclock import VirtualClock
 
 
 async def test_retry_after_is_honoured_to_the_second_without_jitter(

@@ -9,8 +9,7 @@ from pipeline.emulator.clock import EmulatorClock, service_date
 from pipeline.emulator.errors import DailyLimitExceeded, NotFound
 from pipeline.emulator.limits import SlidingWindow
 from pipeline.emulator.store import Job, summarize
-
-from .conftest import ORG, FakeMonotonic, frozen_config, payload
+from tests.helpers.emulator import ORG, FakeMonotonic, frozen_config, payload
 
 
 def _backend(**changes: object) -> PrivacyBackend:

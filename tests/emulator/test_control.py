@@ -6,8 +6,7 @@ from typing import Any
 
 from pipeline.emulator.backend import PrivacyBackend
 from pipeline.emulator.server import start_emulator
-
-from .conftest import Api, frozen_config, payload
+from tests.helpers.emulator import Api, frozen_config, payload
 
 
 async def test_control_endpoints_need_no_auth_and_are_not_counted(api: Api) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import Api, payload
+from tests.helpers.emulator import Api, payload
 
 Mutation = Callable[[dict[str, Any]], None]
 

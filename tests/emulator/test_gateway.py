@@ -6,7 +6,7 @@ from email.utils import parsedate_to_datetime
 
 import pytest
 
-from .conftest import OTHER, Api, payload
+from tests.helpers.emulator import OTHER, Api, payload
 
 
 async def test_the_token_endpoint_issues_a_bearer_token_with_its_lifetime(api: Api) -> None:

@@ -11,8 +11,7 @@ from typing import Any
 import pytest
 
 from pipeline.emulator.config import ConfigValueError
-
-from .conftest import ORG, OTHER, Api, frozen_config, payload
+from tests.helpers.emulator import ORG, OTHER, Api, frozen_config, payload
 
 DAY = 86_400
 DATE = re.compile(r"\d\d/\d\d/\d{4} \d\d:\d\d [AP]M GMT")

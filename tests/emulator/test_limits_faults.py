@@ -7,7 +7,7 @@ import asyncio
 import aiohttp
 import pytest
 
-from .conftest import Api, FakeMonotonic, payload
+from tests.helpers.emulator import Api, FakeMonotonic, payload
 
 DAY = 86_400
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import OTHER, Api, payload
+from tests.helpers.emulator import OTHER, Api, payload
 
 DAY = 86_400
 

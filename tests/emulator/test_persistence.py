@@ -7,8 +7,7 @@ from pathlib import Path
 
 from pipeline.emulator.backend import PrivacyBackend
 from pipeline.emulator.persistence import SCHEMA_VERSION, attach_persistence
-
-from .conftest import frozen_config, payload
+from tests.helpers.emulator import frozen_config, payload
 
 
 def _restored(path: Path) -> PrivacyBackend:

@@ -23,8 +23,7 @@ from pipeline.emulator.config import (
 )
 from pipeline.emulator.demo import seed_payload
 from pipeline.emulator.server import EmulatorServer
-
-from .conftest import frozen_config
+from tests.helpers.emulator import frozen_config
 
 
 def _http(

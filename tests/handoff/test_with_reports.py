@@ -16,8 +16,8 @@ from pipeline.handoff.manifest import read_manifest, verify_run
 from pipeline.handoff.reportdata import gather
 from pipeline.journal.store import Journal
 from pipeline.reports.writers import write_reports
-from tests.journal.plans import T0, email
-from tests.reports.conftest import populate
+from tests.helpers.plans import T0, email
+from tests.helpers.reports import populate
 
 NOW = T0 + timedelta(days=2)
 

@@ -10,8 +10,7 @@ import orjson
 from pipeline import constants
 from pipeline.input.batching import user_key
 from pipeline.input.planning import plan_input
-
-from .conftest import plan_file, settings_with
+from tests.helpers.input import plan_file, settings_with
 
 Write = Callable[..., Path]
 

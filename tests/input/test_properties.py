@@ -12,8 +12,7 @@ from hypothesis import strategies as st
 
 from pipeline import constants
 from pipeline.input import planning
-
-from .conftest import Planned, plan_file, settings_with
+from tests.helpers.input import Planned, plan_file, settings_with
 
 KEYS = st.sampled_from(["k1", "k2", "k3", "k4", "", " k5 "])
 NAMESPACES = st.sampled_from(["email", "ECID", "phone", "crm", "", "Email"])

@@ -10,8 +10,7 @@ import pytest
 from pipeline.errors import InputError
 from pipeline.input.planning import plan_input
 from pipeline.input.rules import MAX_VALUE_CHARS, Reason
-
-from .conftest import plan_file, settings_with
+from tests.helpers.input import plan_file, settings_with
 
 Write = Callable[..., Path]
 LONG = settings_with(input={"layout": "long"})

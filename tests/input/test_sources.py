@@ -12,8 +12,7 @@ import pytest
 
 from pipeline.errors import InputError, MissingColumnError
 from pipeline.input.sources import open_source
-
-from .conftest import plan_file, settings_with
+from tests.helpers.input import plan_file, settings_with
 
 Write = Callable[..., Path]
 

@@ -12,7 +12,7 @@ import pytest
 
 from pipeline.errors import ConfigError, InputError
 from pipeline.settings import load_settings
-from tests.input.conftest import plan_file, settings_with
+from tests.helpers.input import plan_file, settings_with
 
 Write = Callable[..., Path]
 ORG = "0123456789ABCDEF@AdobeOrg"

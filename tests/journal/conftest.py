@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.journal.store import Journal
-
-from .plans import iter_plan, meta
+from tests.helpers.plans import iter_plan, meta
 
 
 @pytest.fixture

@@ -8,8 +8,7 @@ from pipeline.errors import JournalError
 from pipeline.journal.models import BatchState, JobState
 from pipeline.journal.store import Journal
 from pipeline.models import Action
-
-from .plans import at, email
+from tests.helpers.plans import at, email
 
 A, D = Action.ACCESS, Action.DELETE
 

@@ -10,8 +10,7 @@ from pipeline.errors import JournalError
 from pipeline.journal.models import RunIntent, RunState
 from pipeline.journal.schema import JOURNAL_FILE, SCHEMA_VERSION, open_database
 from pipeline.journal.store import Journal
-
-from .plans import at, iter_plan, meta
+from tests.helpers.plans import at, iter_plan, meta
 
 
 def test_a_preview_is_never_submitted_until_it_goes_live(tmp_path: Path) -> None:

@@ -8,8 +8,7 @@ from pipeline.errors import JournalError
 from pipeline.journal.models import JobObservation, ProductOutcome, RunState
 from pipeline.journal.store import Journal
 from pipeline.models import Action, JobStatus
-
-from .plans import at, email
+from tests.helpers.plans import at, email
 
 A, D = Action.ACCESS, Action.DELETE
 

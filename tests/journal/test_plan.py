@@ -17,8 +17,7 @@ from pipeline.journal.models import RunMeta
 from pipeline.journal.schema import JOURNAL_FILE, SCHEMA_VERSION, connect, migrate
 from pipeline.journal.store import Journal
 from pipeline.models import PlannedBatch
-
-from .plans import T0, iter_plan, meta
+from tests.helpers.plans import T0, iter_plan, meta
 
 
 def test_the_plan_and_run_metadata_survive_a_reopen(tmp_path: Path) -> None:
@@ -129,7 +128,7 @@ def test_an_intent_survives_closing_the_connection_before_the_answer(tmp_path: P
 _KILL_CHILD = """
 import sys
 from pipeline.journal.store import Journal
-from tests.journal.plans import iter_plan, meta
+from tests.helpers.plans import iter_plan, meta
 
 def plan():
     for n, batch in enumerate(iter_plan(20_000, per_batch=500)):

@@ -30,8 +30,7 @@ from pipeline.journal.models import (
 )
 from pipeline.journal.store import Journal
 from pipeline.models import Action
-
-from .plans import at, iter_plan, meta
+from tests.helpers.plans import at, iter_plan, meta
 
 SUBJECTS = 7
 

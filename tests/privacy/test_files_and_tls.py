@@ -16,7 +16,7 @@ from aiohttp import web
 from pipeline.api.client import PrivacyServiceClient
 from pipeline.errors import ApiError, ConfigError
 from pipeline.settings import load_settings
-from tests.run.conftest import run_cli, write_config, write_subjects
+from tests.helpers.run import run_cli, write_config, write_subjects
 
 PIPELINE = Path(__file__).resolve().parents[2] / "pipeline"
 

@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from tests.helpers.emuproc import EmulatorProcess
+from tests.helpers.run import FAST_SIMULATION, write_config, write_subjects
 from tests.reliability.checks import NO_PRODUCT_ERRORS
 from tests.reliability.killpoints import KillPoint, Observed, RunWatch, choose, schedule
-from tests.run.conftest import FAST_SIMULATION, write_config, write_subjects
 
 REPO = Path(__file__).resolve().parents[2]
 # Guards against a stuck run, not placements: the last segment may take minutes on a loaded

@@ -9,7 +9,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from tests.run.conftest import assert_every_row_once
+from tests.helpers.run import assert_every_row_once
 
 # Outcomes without product errors: a run that loses nothing must then end with exit 0.
 NO_PRODUCT_ERRORS = {"product_error_rate": 0.0}

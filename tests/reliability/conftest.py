@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from tests.run.conftest import emulator_factory
+from tests.helpers.run import emulator_factory
 
 __all__ = ["emulator_factory"]

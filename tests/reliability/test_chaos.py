@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.run import assert_every_row_once
 from tests.privacy import scan as privacy
 from tests.reliability.chaos import ChaosResult, chaos_run
-from tests.run.conftest import assert_every_row_once
 
 
 def _assert_survived(result: ChaosResult, kills: int) -> None:

@@ -21,6 +21,15 @@ from pipeline.emulator import EmulatorServer
 from pipeline.emulator.backend import PrivacyBackend
 from pipeline.emulator.limits import SlidingWindow
 from tests.helpers.emuproc import EmulatorProcess
+from tests.helpers.run import (
+    FAST_SIMULATION,
+    Emu,
+    emulator_config,
+    env_for,
+    run_cli,
+    write_config,
+    write_subjects,
+)
 from tests.reliability.checks import (
     NO_PRODUCT_ERRORS,
     assert_run_lost_nothing,
@@ -29,15 +38,6 @@ from tests.reliability.checks import (
     persisted_duplicates,
     statuses,
     summary,
-)
-from tests.run.conftest import (
-    FAST_SIMULATION,
-    Emu,
-    emulator_config,
-    env_for,
-    run_cli,
-    write_config,
-    write_subjects,
 )
 
 # Delete jobs only, except where downloads must meet the fault too: an access job costs a

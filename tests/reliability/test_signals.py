@@ -24,10 +24,10 @@ from typing import Any
 import pytest
 
 from tests.helpers.emuproc import EmulatorProcess
+from tests.helpers.run import FAST_SIMULATION, write_config, write_subjects
 from tests.privacy import scan as privacy
 from tests.reliability.chaos import REPO, _child_env
 from tests.reliability.checks import NO_PRODUCT_ERRORS, assert_run_lost_nothing, summary
-from tests.run.conftest import FAST_SIMULATION, write_config, write_subjects
 
 STOP_BOUND_S = 2.0
 PHASE_TIMEOUT_S = 60.0  # the phase must be reached by then (a bound, not a wait)

@@ -23,7 +23,7 @@ from pipeline.journal.models import JobObservation
 from pipeline.journal.store import Journal
 from pipeline.reports.writers import write_reports
 from tests.helpers.peak_rss import peak_kib
-from tests.journal.plans import T0, at, iter_plan, meta
+from tests.helpers.plans import T0, at, iter_plan, meta
 
 
 def populate(run_dir: Path, subjects: int) -> None:

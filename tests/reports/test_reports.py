@@ -21,7 +21,7 @@ from pipeline.reports.writers import (
     write_rejects,
     write_reports,
 )
-from tests.journal.plans import T0, at, email, user
+from tests.helpers.plans import T0, at, email, user
 
 STATUS_CONTRACT = [
     "subject_key", "user_key", "action", "regulation", "request_id", "job_id", "status",

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.journal.ledger import Ledger
-from tests.run.conftest import assert_every_row_once, run_cli, write_config, write_subjects
+from tests.helpers.run import assert_every_row_once, run_cli, write_config, write_subjects
 
 
 def _only_run(workspace: Path) -> Path:

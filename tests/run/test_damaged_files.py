@@ -28,8 +28,8 @@ import pytest
 
 from pipeline.cli.main import main
 from pipeline.emulator import EmulatorServer
+from tests.helpers.run import emulator_config, env_for, write_config, write_subjects
 from tests.privacy import scan as privacy
-from tests.run.conftest import emulator_config, env_for, write_config, write_subjects
 
 
 @dataclass(frozen=True)

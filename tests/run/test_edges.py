@@ -16,7 +16,7 @@ from pipeline.cli.main import main
 from pipeline.emulator import EmulatorConfig
 from pipeline.errors import ConfigError
 from pipeline.run.jobs import JobQuery, check_lookback
-from tests.run.conftest import run_cli, write_config, write_subjects
+from tests.helpers.run import run_cli, write_config, write_subjects
 
 CREDENTIAL_VARS = (
     "DSAR_API_BASE_URL",

@@ -26,7 +26,7 @@ from pipeline.journal.store import Journal
 from pipeline.run.leftovers import spill_root
 from pipeline.run.runner import file_sha256, settings_snapshot
 from pipeline.settings import load_settings
-from tests.run.conftest import run_cli, write_config, write_subjects
+from tests.helpers.run import run_cli, write_config, write_subjects
 
 REPO = Path(__file__).resolve().parents[2]
 NO_PRODUCT_ERRORS = {"product_error_rate": 0.0}  # a clean run exits 0

@@ -14,7 +14,7 @@ import pytest
 
 from pipeline.journal.ledger import Ledger
 from pipeline.journal.store import Journal
-from tests.run.conftest import Emu, assert_every_row_once, run_cli, write_config, write_subjects
+from tests.helpers.run import Emu, assert_every_row_once, run_cli, write_config, write_subjects
 
 NO_ERRORS = {"product_error_rate": 0.0}
 

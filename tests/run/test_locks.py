@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from pipeline.run.lock import LOCK_FILE, hold_lock, lock_holder
-from tests.run.conftest import Emu, run_cli, write_config, write_subjects
+from tests.helpers.run import Emu, run_cli, write_config, write_subjects
 
 REPO = Path(__file__).resolve().parents[2]
 # the emulator's clock stands still: a driver polls until it is killed or the test advances it

@@ -19,7 +19,7 @@ from pipeline.run.context import RunContext, RunOptions
 from pipeline.run.poller import Poller
 from pipeline.run.runner import settings_from_snapshot
 from pipeline.run.target import Target
-from tests.run.conftest import Emu, run_cli, write_config, write_subjects
+from tests.helpers.run import Emu, run_cli, write_config, write_subjects
 
 HOUR = 3_600
 

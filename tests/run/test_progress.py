@@ -13,7 +13,7 @@ import re
 import pytest
 
 from pipeline.run.progress import Counts, ProgressReporter, WindowedRate
-from tests.api.vclock import VirtualClock
+from tests.helpers.vclock import VirtualClock
 
 
 def test_plain_lines_are_rate_limited_and_final_line_always_shows(

@@ -17,7 +17,7 @@ import pytest
 
 from pipeline.run import runner
 from pipeline.run.progress import ProgressReporter
-from tests.run.conftest import assert_every_row_once, run_cli, write_config, write_subjects
+from tests.helpers.run import assert_every_row_once, run_cli, write_config, write_subjects
 
 
 class SteppingClock:

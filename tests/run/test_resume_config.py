@@ -14,7 +14,7 @@ from pipeline.journal.store import Journal
 from pipeline.run.resume_settings import MAY_CHANGE, resume_settings, setting_changes
 from pipeline.run.runner import settings_snapshot
 from pipeline.settings import load_settings
-from tests.run.conftest import Emu, run_cli, write_config, write_subjects
+from tests.helpers.run import Emu, run_cli, write_config, write_subjects
 
 
 def _planned_run(

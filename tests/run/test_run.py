@@ -14,7 +14,7 @@ import pytest
 
 from pipeline.journal.ledger import Ledger
 from pipeline.run.poller import Poller
-from tests.run.conftest import (
+from tests.helpers.run import (
     assert_every_row_once,
     run_cli,
     write_config,

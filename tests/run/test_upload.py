@@ -15,8 +15,8 @@ import pytest
 
 from pipeline.journal.store import Journal
 from tests.helpers.recorder import recording_proxy
+from tests.helpers.run import run_cli, write_config
 from tests.privacy import scan as privacy
-from tests.run.conftest import run_cli, write_config
 
 
 def _upload(path: Path, n: int, **options: Any) -> Path:

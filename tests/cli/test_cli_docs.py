@@ -9,7 +9,7 @@ import pytest
 
 from pipeline.cli.main import build_parser, main
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def _commands() -> dict[str, argparse.ArgumentParser]:

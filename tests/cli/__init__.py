@@ -1,0 +1,1 @@
+"""Tests of pipeline/cli: the commands, their help, settings errors and exit codes."""
