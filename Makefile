@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck install clean bench
+.PHONY: run test test-fast lint typecheck install clean bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,11 @@ typecheck: $(STAMP)
 
 test: lint typecheck
 	$(BIN)/python -m pytest -q
+
+# The quick loop while editing: everything but the tests marked slow (chaos, soak, bench,
+# subprocess and scale tests). `make test` and CI still run everything.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m 'not slow and not soak'
 
 bench: $(STAMP)
 	$(BIN)/dsar bench
