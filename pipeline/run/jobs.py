@@ -6,7 +6,6 @@ credentials), makes its calls, and returns plain data; nothing here prints.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -24,6 +23,7 @@ from ..models import JobStatus
 from ..regulations import normalize_regulation
 from ..reports.writers import atomic_file
 from ..settings import Settings
+from .aio import run_sync
 from .target import api_target
 
 LIST_SCHEMA = pa.schema(
@@ -101,24 +101,35 @@ def list_jobs(
 
     A ``from_date`` older than the service's 45-day look-back (counted from ``today``,
     default the current UTC day) is refused before any call: see :func:`check_lookback`."""
+    return run_sync(
+        "list_jobs",
+        lambda: list_jobs_async(query, settings, workspace=workspace, env=env, today=today),
+    )
+
+
+async def list_jobs_async(
+    query: JobQuery,
+    settings: Settings,
+    *,
+    workspace: Path,
+    env: Mapping[str, str],
+    today: date | None = None,
+) -> list[dict[str, Any]]:
+    """Async twin of :func:`list_jobs`, for a running event loop."""
     check_lookback(query, today or datetime.now(UTC).date())
     regulation = normalize_regulation(query.regulation)
-
-    async def main() -> list[dict[str, Any]]:
-        with api_target(settings, workspace=workspace, env=env, quiet=True) as target:
-            async with target.client() as client:
-                return [
-                    _row(job, regulation)
-                    async for job in client.list_jobs(
-                        regulation,
-                        status=query.status,
-                        from_date=query.from_date,
-                        to_date=query.to_date,
-                        page_size=settings.poll.page_size,
-                    )
-                ]
-
-    return asyncio.run(main())
+    with api_target(settings, workspace=workspace, env=env, quiet=True) as target:
+        async with target.client() as client:
+            return [
+                _row(job, regulation)
+                async for job in client.list_jobs(
+                    regulation,
+                    status=query.status,
+                    from_date=query.from_date,
+                    to_date=query.to_date,
+                    page_size=settings.poll.page_size,
+                )
+            ]
 
 
 def write_jobs_parquet(rows: list[dict[str, Any]], path: Path) -> None:
@@ -132,27 +143,38 @@ def get_job(
     job_id: str, settings: Settings, *, workspace: Path, env: Mapping[str, str]
 ) -> JobDetails:
     """One job with its product responses."""
+    return run_sync(
+        "get_job", lambda: get_job_async(job_id, settings, workspace=workspace, env=env)
+    )
 
-    async def main() -> JobDetails:
-        with api_target(settings, workspace=workspace, env=env, quiet=True) as target:
-            async with target.client() as client:
-                return await client.get_job(job_id)
 
-    return asyncio.run(main())
+async def get_job_async(
+    job_id: str, settings: Settings, *, workspace: Path, env: Mapping[str, str]
+) -> JobDetails:
+    """Async twin of :func:`get_job`, for a running event loop."""
+    with api_target(settings, workspace=workspace, env=env, quiet=True) as target:
+        async with target.client() as client:
+            return await client.get_job(job_id)
 
 
 def download_job(
     job_id: str, out_dir: Path, settings: Settings, *, workspace: Path, env: Mapping[str, str]
 ) -> tuple[Path, str]:
     """A job's access results as ``OUT_DIR/<job_id>.zip`` (0600 in 0700); returns path, sha256."""
+    return run_sync(
+        "download_job",
+        lambda: download_job_async(job_id, out_dir, settings, workspace=workspace, env=env),
+    )
 
-    async def main() -> tuple[Path, str]:
-        with api_target(settings, workspace=workspace, env=env, quiet=True) as target:
-            async with target.client() as client:
-                dest = out_dir / f"{job_id}.zip"
-                return dest, await client.download_content(job_id, dest)
 
-    return asyncio.run(main())
+async def download_job_async(
+    job_id: str, out_dir: Path, settings: Settings, *, workspace: Path, env: Mapping[str, str]
+) -> tuple[Path, str]:
+    """Async twin of :func:`download_job`, for a running event loop."""
+    with api_target(settings, workspace=workspace, env=env, quiet=True) as target:
+        async with target.client() as client:
+            dest = out_dir / f"{job_id}.zip"
+            return dest, await client.download_content(job_id, dest)
 
 
 def details_dict(job: JobDetails) -> dict[str, Any]:

@@ -41,6 +41,7 @@ from ..journal.schema import JOURNAL_FILE, make_private_dir
 from ..journal.store import Journal
 from ..reports.writers import REJECTS_FILE, STATUS_FILE, write_reports
 from ..settings import Settings, load_settings
+from .aio import in_worker, refuse_running_loop
 from .context import RunContext, RunOptions
 from .engine import DriveResult, drive
 from .leftovers import remove_dead_temp_files, spill_root, sweep_workspace
@@ -144,6 +145,7 @@ def start_run(
     confirm: Callable[[Target, int], bool] | None = None,
 ) -> RunOutcome:
     """Validate, plan and drive ``input_path`` as a new run; see the module docstring."""
+    refuse_running_loop("start_run")
     options = options or RunOptions(env=env)
     now = datetime.now(UTC)
     run_id = new_run_id(now)
@@ -383,6 +385,7 @@ def resume_run(
     ``retry_errors``, which first plans new attempts for the jobs that ended in error).
     ``config`` may change how the run is driven, not what was planned: see
     :mod:`pipeline.run.resume_settings`."""
+    refuse_running_loop("resume_run")
     if not (run_dir / JOURNAL_FILE).exists():
         raise ConfigError(f"{run_dir} holds no run journal")
     options = options or RunOptions(env=env)
@@ -449,6 +452,7 @@ def resume_all(
     again (:func:`_restart_planning`). With ``config``, every run is checked before any is
     driven (:func:`check_resume_configs`). A signal that stops one run stops the command:
     the runs after it are not started."""
+    refuse_running_loop("resume_all")
     outcomes: list[RunOutcome] = []
     busy = damaged = 0
     with hold_lock(workspace, f"workspace {workspace}"):
@@ -611,3 +615,10 @@ def _outcome(journal: Journal, run_dir: Path) -> RunOutcome:
         rejected_rows=info.rejects_count,
         api_calls=journal.api_calls(),
     )
+
+
+# Async twins for a running event loop (Airflow, notebooks): the same calls, in a worker
+# thread that owns the run's loop and installs no signal handler (see pipeline.run.aio).
+start_run_async = in_worker(start_run)
+resume_run_async = in_worker(resume_run)
+resume_all_async = in_worker(resume_all)

@@ -16,6 +16,7 @@ from ..errors import ConfigError, JournalError, RunPaused
 from ..journal.models import JobState, RunIntent
 from ..journal.schema import JOURNAL_FILE
 from ..journal.store import Journal
+from .aio import in_worker, refuse_running_loop
 from .context import RunOptions
 from .lifecycle import run_label, warn_shared_org
 from .lock import hold_lock
@@ -33,6 +34,7 @@ def submit_run(
     """``dsar submit``: the explicit act that turns a preview (a dry run) live, after the same
     confirmation as ``dsar run``, then drives it like ``dsar run``. A declined confirmation
     leaves the preview as it was."""
+    refuse_running_loop("submit_run")
     if not (run_dir / JOURNAL_FILE).exists():
         raise ConfigError(f"{run_dir} holds no run journal")
     options = options or RunOptions(env=env)
@@ -57,3 +59,6 @@ def submit_run(
                 raise RunPaused(f"not confirmed; {run_dir} stays a preview, nothing was sent")
             journal.go_live(datetime.now(UTC), org_id=org)
             return drive_target(journal, run_dir, target, options)
+
+
+submit_run_async = in_worker(submit_run)  # for a running event loop; see pipeline.run.aio
