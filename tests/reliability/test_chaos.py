@@ -61,6 +61,7 @@ def test_without_reconciliation_sigkills_and_ambiguous_posts_are_found_as_duplic
     assert result.stats["jobs_created"] > result.n_rows
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("restart", ["resume", "run", "all"])
 @pytest.mark.timeout(300)
 def test_a_run_killed_while_planning_plans_again_and_leaves_no_spill_folder_or_temp_file(

@@ -79,7 +79,13 @@ def _assert_clean_finish(code: int, run_dir: Path, n: int, stats: dict[str, Any]
 @pytest.mark.parametrize(
     ("faults", "counted_as", "seed"),
     [
-        pytest.param({"error_5xx_rate": 0.1}, ("500", "503", "504"), 3, id="5xx-on-10%"),
+        pytest.param(
+            {"error_5xx_rate": 0.1},
+            ("500", "503", "504"),
+            3,
+            id="5xx-on-10%",
+            marks=pytest.mark.slow,
+        ),
         pytest.param({"reset_rate": 0.05}, ("reset",), 5, id="resets-on-5%"),
     ],
 )
@@ -182,6 +188,7 @@ class SteppingMonotonic:
         return time.monotonic() - self.start + self.reads * self.step_s
 
 
+@pytest.mark.slow
 def test_the_document_rate_limit_prvcy_1030_slows_submission_without_loss(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

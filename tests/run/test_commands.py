@@ -220,6 +220,7 @@ def test_opt_out_rows_travel_apart_by_jobs_or_by_consent(
     assert_every_row_once(run_dir, 60)
 
 
+@pytest.mark.slow
 def test_the_sample_runs_end_to_end_on_the_embedded_emulator(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
 ) -> None:

@@ -122,6 +122,7 @@ def test_a_request_larger_than_the_real_cap_no_longer_stalls_the_run(
     assert set(states) == {"submitted", "reconciled"}
 
 
+@pytest.mark.slow
 def test_ambiguous_posts_while_probing_lose_and_duplicate_nothing(
     tmp_path: Path, emulator_factory: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

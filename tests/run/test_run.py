@@ -59,6 +59,7 @@ def test_a_run_finishes_every_job_and_writes_the_run_directory(
     assert stats["duplicate_user_keys"] == []
 
 
+@pytest.mark.slow
 def test_ambiguous_posts_lose_nothing_and_duplicate_nothing(
     tmp_path: Path, emulator_factory: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
