@@ -13,6 +13,7 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
+from pipeline.api.clock import Clock
 from pipeline.cli.main import main
 from pipeline.emulator import EmulatorConfig, EmulatorServer
 from tests.privacy import scan as privacy
@@ -134,11 +135,18 @@ def write_config(path: Path, **sections: Mapping[str, Any]) -> Path:
     return path
 
 
-def run_cli(argv: list[str], env: Mapping[str, str], monkeypatch: pytest.MonkeyPatch) -> int:
-    """``dsar ARGV`` in-process with ``env`` set; returns the exit code."""
+def run_cli(
+    argv: list[str],
+    env: Mapping[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    clock: Clock | None = None,
+) -> int:
+    """``dsar ARGV`` in-process with ``env`` set, on ``clock`` (default the real one);
+    returns the exit code."""
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    return main(argv)
+    return main(argv) if clock is None else main(argv, clock=clock)
 
 
 def accounted_rows(run_dir: Path) -> tuple[list[int], list[int]]:
