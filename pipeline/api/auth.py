@@ -18,7 +18,7 @@ import aiohttp
 from .. import constants
 from ..errors import AuthError, ConfigError, MalformedResponse
 from ..settings import Secret, Settings
-from .ratelimit import Clock, SystemClock
+from .clock import Clock, SystemClock
 from .transport import CallStats, Redactor, exchange, parse_error_body, raise_for_status
 
 log = logging.getLogger("dsar.auth")

@@ -39,7 +39,8 @@ from ..errors import (
 from ..models import Identity, JobRequest, JobStatus
 from ..settings import Secret, Settings
 from .auth import ImsTokenProvider, TokenProvider
-from .ratelimit import Clock, RateLimiter, SystemClock
+from .clock import Clock, SystemClock
+from .ratelimit import RateLimiter
 from .responses import (
     CreateResult,
     JobDetails,

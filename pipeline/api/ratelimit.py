@@ -10,42 +10,18 @@ Three controls in one object:
   back linearly, up to the configured ceiling, while no new signal arrives; a ``Retry-After`` closes
   one **pause gate** that every worker waits out before its next request.
 
-Time comes from an injectable :class:`Clock`, so the limiter is tested on a virtual clock.
+Time comes from an injectable :class:`~pipeline.api.clock.Clock`, so the limiter is tested on a
+virtual clock.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Protocol
 
 from ..errors import ConfigError
-
-
-class Clock(Protocol):
-    """Monotonic time in seconds and a way to wait for it to pass."""
-
-    def monotonic(self) -> float:
-        """Seconds on a monotonic scale."""
-        ...
-
-    async def sleep(self, seconds: float) -> None:
-        """Return once ``seconds`` have passed on this clock."""
-        ...
-
-
-class SystemClock:
-    """The real monotonic clock and ``asyncio.sleep``."""
-
-    def monotonic(self) -> float:
-        """``time.monotonic()``."""
-        return time.monotonic()
-
-    async def sleep(self, seconds: float) -> None:
-        """``asyncio.sleep(seconds)``."""
-        await asyncio.sleep(seconds)
+from .clock import Clock, SystemClock
 
 
 class RateLimiter:

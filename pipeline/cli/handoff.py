@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 
 from ..handoff.bundle import KEY_SECRET_ENV, key_secret_from_env, write_handoff
@@ -58,7 +57,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
         raise lost[0]
     secret = key_secret_from_env(os.environ)
     write_handoff(
-        args.run_dir, now=datetime.now(UTC), redact_keys=args.redact_keys, key_secret=secret
+        args.run_dir, now=args.clock.utc_now(), redact_keys=args.redact_keys, key_secret=secret
     )
     print(f"report: {args.run_dir / 'report.html'}")
     print(f"manifest: {args.run_dir / 'manifest.json'}")

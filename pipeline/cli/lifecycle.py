@@ -87,7 +87,7 @@ def _register_cancel(sub: SubParsers[argparse.ArgumentParser]) -> None:
 
 
 def _cmd_cancel(args: argparse.Namespace) -> int:
-    options = RunOptions(env=dict(os.environ))
+    options = RunOptions(env=dict(os.environ), clock=args.clock)
     done = cancel_run(args.run_dir, stop_polling=args.stop_polling, options=options)
     print(done.message, file=sys.stderr)
     return 0

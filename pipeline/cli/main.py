@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from .. import __version__
+from ..api.clock import SYSTEM_CLOCK, Clock
 from ..errors import ConfigError, PipelineError, one_line
 from ..logs import configure_logging, say
 from .common import (
@@ -119,10 +120,14 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 _COMMANDS.extend([_register_validate, _register_bench])
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``dsar`` console script; returns the exit code."""
+def main(argv: Sequence[str] | None = None, *, clock: Clock = SYSTEM_CLOCK) -> int:
+    """Entry point of the ``dsar`` console script; returns the exit code.
+
+    ``clock`` is where every command reads time and waits (the real one; tests pass a virtual
+    one): the handlers find it as ``args.clock``."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.clock = clock
     configure_logging(fmt=args.log_format, verbose=args.verbose)
     # Everything dsar writes (journal, reports, results) is personal data: private by default.
     os.umask(0o077)

@@ -88,6 +88,7 @@ def _options(args: argparse.Namespace) -> RunOptions:
         progress_every_s=max(0.1, args.progress_every),
         env=dict(os.environ),
         reconcile=os.environ.get("DSAR_UNSAFE_NO_RECONCILE") != "1",
+        clock=args.clock,
     )
 
 
@@ -230,7 +231,7 @@ def _register_status(sub: SubParsers[argparse.ArgumentParser]) -> None:
 
 def _cmd_status(args: argparse.Namespace) -> int:
     label = key_hasher(key_secret_from_env(os.environ)) if args.redact_keys else str
-    status = run_status(args.run_dir, key_label=label)
+    status = run_status(args.run_dir, key_label=label, clock=args.clock)
     if args.json:
         sys.stdout.write(orjson.dumps(status, option=orjson.OPT_INDENT_2).decode() + "\n")
     else:
@@ -294,7 +295,7 @@ def _cmd_jobs(args: argparse.Namespace) -> int:
             from_date=args.from_date,
             to_date=args.to_date,
         )
-        rows = list_jobs(query, settings, workspace=workspace, env=os.environ)
+        rows = list_jobs(query, settings, workspace=workspace, env=os.environ, clock=args.clock)
         if args.out:
             write_jobs_parquet(rows, args.out)
             print(f"{len(rows):,} jobs written to {args.out}", file=sys.stderr)
@@ -309,7 +310,8 @@ def _cmd_jobs(args: argparse.Namespace) -> int:
             print(f"{len(rows):,} jobs", file=sys.stderr)
         return 0
     if args.jobs_command == "get":
-        data = details_dict(get_job(args.job_id, settings, workspace=workspace, env=os.environ))
+        job = get_job(args.job_id, settings, workspace=workspace, env=os.environ, clock=args.clock)
+        data = details_dict(job)
         if args.json:
             sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
         else:
@@ -318,7 +320,7 @@ def _cmd_jobs(args: argparse.Namespace) -> int:
                 print(f"  {prod['product']:<18} {prod['status']:<10} {prod['response_code'] or ''}")
         return 0
     path, digest = download_job(
-        args.job_id, args.out, settings, workspace=workspace, env=os.environ
+        args.job_id, args.out, settings, workspace=workspace, env=os.environ, clock=args.clock
     )
     print(f"{path}  sha256 {digest}")
     return 0

@@ -26,6 +26,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..api.clock import SYSTEM_CLOCK
 from ..api.responses import product_outcome
 from ..errors import DamagedRunFile, InputError
 from ..journal.models import JobState, ProductRow, StatusRow, to_us
@@ -205,7 +206,7 @@ def write_status(
     """
     chunks = journal.iter_status_rows(chunk_rows)
     to_batch = partial(
-        _status_batch, now=now or datetime.now(UTC), seen_at=journal.run_info().meta.created_at
+        _status_batch, now=now or SYSTEM_CLOCK.utc_now(), seen_at=journal.run_info().meta.created_at
     )
     return _write_parquet(run_dir / STATUS_FILE, STATUS_SCHEMA, chunks, to_batch)
 
@@ -325,7 +326,7 @@ def write_reports(
     input stage's rejects file when it is not already RUN_DIR/rejects.parquet; ``extra``
     adds top-level sections to summary.json (the runner's polling figures).
     """
-    now = now or datetime.now(UTC)
+    now = now or SYSTEM_CLOCK.utc_now()
     statuses = write_status(journal, run_dir, chunk_rows, now=now)
     outcomes = write_products(journal, run_dir, chunk_rows)
     rejected = write_rejects(run_dir, rejects_source)

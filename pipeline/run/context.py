@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from ..api.client import PrivacyServiceClient
+from ..api.clock import SYSTEM_CLOCK, Clock
 from ..journal.ledger import Ledger
 from ..journal.store import Journal
 from ..settings import Settings
@@ -36,6 +37,9 @@ class RunOptions:
     # Testing switch: reconciliation off turns every ambiguous POST into a blind re-POST.
     # It exists to prove that the crash and fault tests can fail; never turn it off in use.
     reconcile: bool = True
+    # Where time comes from: the client, limiter, drive loop, progress and journal times all
+    # read it (tests pass a virtual clock that steps the emulator's clock with it).
+    clock: Clock = field(default=SYSTEM_CLOCK, repr=False, compare=False)
 
 
 @dataclass(kw_only=True)
@@ -68,6 +72,11 @@ class RunContext:
             self.stop.set()
 
     @property
+    def clock(self) -> Clock:
+        """The run's clock (:attr:`RunOptions.clock`)."""
+        return self.options.clock
+
+    @property
     def page_size(self) -> int:
         """The list page size to ask for."""
         return self.settings.poll.page_size
@@ -76,14 +85,14 @@ class RunContext:
         seen = self.client.last_server_date
         if seen is not None and seen != self._seen_date:
             self._seen_date = seen
-            offset = seen - datetime.now(UTC)
+            offset = seen - self.clock.utc_now()
             # a Date header has whole seconds: only a real skew moves the clock
             self._offset = offset if abs(offset) > DATE_PRECISION else timedelta(0)
 
     def now(self) -> datetime:
         """The service's current time as best known (local UTC clock + last Date offset)."""
         self._sync_offset()
-        return datetime.now(UTC) + self._offset
+        return self.clock.utc_now() + self._offset
 
     async def service_now(self) -> datetime:
         """Like :meth:`now`, after one cheap call if the service's clock is not known yet

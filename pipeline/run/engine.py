@@ -21,13 +21,13 @@ import asyncio
 import contextlib
 import logging
 import signal
-import time
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from ..api.clock import Clock
 from ..journal.models import JobState, JournalCounts, RunState
 from .context import RunContext
 from .poller import Poller
@@ -91,12 +91,15 @@ async def drive(
     ctx.journal.activate(ctx.now())
     submitter = Submitter(ctx)
     poller = Poller(ctx, run_dir)
-    started = time.monotonic()
-    last_checkpoint = started
+    clock = ctx.clock
+    last_checkpoint = clock.monotonic()
     interval = ctx.options.checkpoint_every_s
+    timers: list[asyncio.Task[None]] = []
     if ctx.options.max_runtime_s is not None:
-        asyncio.get_running_loop().call_later(
-            ctx.options.max_runtime_s, ctx.request_stop, "max_runtime"
+        timers.append(
+            asyncio.create_task(
+                _stop_after(ctx, ctx.options.max_runtime_s), name="dsar-max-runtime"
+            )
         )
 
     submit_task = asyncio.create_task(submitter.submit_all(), name="dsar-submit")
@@ -117,11 +120,11 @@ async def drive(
                 await _unless_stopped(ctx, poller.round())
             counts = ctx.journal.counts()  # one read for progress and the stop conditions
             reporter.update(progress_counts(ctx, counts))
-            now = time.monotonic()
+            now = clock.monotonic()
             if now - last_checkpoint >= interval and not ctx.stopping:  # a stop ends in one
                 _sync_calls(ctx)
                 checkpoint({"polling": poller.stats()})
-                last_checkpoint = time.monotonic()
+                last_checkpoint = clock.monotonic()
                 # a big run's reports take seconds: checkpoint less often than that costs
                 interval = max(ctx.options.checkpoint_every_s, 10 * (last_checkpoint - now))
             pending, in_flight, follow_up = _open_work(ctx, counts)
@@ -131,14 +134,13 @@ async def drive(
                 break
             if not submitting and in_flight == 0 and follow_up == 0:
                 break
-            waits: set[asyncio.Future[Any]] = {asyncio.ensure_future(ctx.stop.wait())}
+            waits: set[asyncio.Future[Any]] = {
+                asyncio.ensure_future(ctx.stop.wait()),
+                asyncio.ensure_future(clock.sleep(ctx.options.poll_interval_s or 60.0)),
+            }
             if submitting:
                 waits.add(submit_task)
-            await asyncio.wait(
-                waits,
-                timeout=ctx.options.poll_interval_s or 60.0,
-                return_when=asyncio.FIRST_COMPLETED,
-            )
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
             for fut in waits - {submit_task}:
                 fut.cancel()
     except BaseException:
@@ -150,9 +152,8 @@ async def drive(
         ticker.cancel()
         if not submit_task.done():
             ctx.request_stop(ctx.stop_reason or "interrupted")
-        await _finish_or_cancel(submit_task)
-        with contextlib.suppress(asyncio.CancelledError):
-            await ticker
+        await _finish_or_cancel(submit_task, clock)
+        await _cancel_all({ticker, *timers})
         _sync_calls(ctx)
     try:
         reporter.update(progress_counts(ctx), final=True)
@@ -161,6 +162,21 @@ async def drive(
     finally:
         _remove_signals()  # a second signal while the run settles only asks again
     return result
+
+
+async def _stop_after(ctx: RunContext, seconds: float) -> None:
+    """Ask the run to stop (``max_runtime``) once ``seconds`` have passed on its clock."""
+    await ctx.clock.sleep(seconds)
+    ctx.request_stop("max_runtime")
+
+
+async def _cancel_all(futures: set[asyncio.Task[None]]) -> None:
+    """Cancel the helper tasks ``futures`` and wait for them to unwind."""
+    for fut in futures:
+        fut.cancel()
+    for fut in futures:
+        with contextlib.suppress(asyncio.CancelledError):
+            await fut
 
 
 async def _unless_stopped(ctx: RunContext, step: Coroutine[Any, Any, Any]) -> None:
@@ -173,16 +189,18 @@ async def _unless_stopped(ctx: RunContext, step: Coroutine[Any, Any, Any]) -> No
     finally:
         stopped.cancel()
         if not task.done():
-            await _finish_or_cancel(task)
+            await _finish_or_cancel(task, ctx.clock)
     if not task.cancelled():
         task.result()  # re-raise the step's error
 
 
-async def _finish_or_cancel(task: asyncio.Task[Any] | asyncio.Future[Any]) -> None:
-    """Wait ``STOP_GRACE_S`` for ``task``, then cancel it and wait for it to unwind; its
-    error (not its cancellation) propagates."""
+async def _finish_or_cancel(task: asyncio.Task[Any] | asyncio.Future[Any], clock: Clock) -> None:
+    """Wait ``STOP_GRACE_S`` (on ``clock``) for ``task``, then cancel it and wait for it to
+    unwind; its error (not its cancellation) propagates."""
     if not task.done():
-        await asyncio.wait({task}, timeout=STOP_GRACE_S)
+        grace = asyncio.ensure_future(clock.sleep(STOP_GRACE_S))
+        await asyncio.wait({task, grace}, return_when=asyncio.FIRST_COMPLETED)
+        grace.cancel()
     if not task.done():
         task.cancel()
         await asyncio.wait({task})

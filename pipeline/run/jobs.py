@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .. import constants
+from ..api.clock import SYSTEM_CLOCK, Clock
 from ..api.responses import JobDetails, JobSummary
 from ..constants import DEPRECATED_REGULATIONS, REGULATIONS
 from ..errors import ConfigError
@@ -96,14 +97,18 @@ def list_jobs(
     workspace: Path,
     env: Mapping[str, str],
     today: date | None = None,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> list[dict[str, Any]]:
     """Every job of ``query`` (all pages; date ranges split into windows of at most 30 days).
 
     A ``from_date`` older than the service's 45-day look-back (counted from ``today``,
-    default the current UTC day) is refused before any call: see :func:`check_lookback`."""
+    default the current UTC day on ``clock``) is refused before any call: see
+    :func:`check_lookback`."""
     return run_sync(
         "list_jobs",
-        lambda: list_jobs_async(query, settings, workspace=workspace, env=env, today=today),
+        lambda: list_jobs_async(
+            query, settings, workspace=workspace, env=env, today=today, clock=clock
+        ),
     )
 
 
@@ -114,12 +119,13 @@ async def list_jobs_async(
     workspace: Path,
     env: Mapping[str, str],
     today: date | None = None,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> list[dict[str, Any]]:
     """Async twin of :func:`list_jobs`, for a running event loop."""
-    check_lookback(query, today or datetime.now(UTC).date())
+    check_lookback(query, today or clock.utc_now().date())
     regulation = normalize_regulation(query.regulation)
     with api_target(settings, workspace=workspace, env=env, quiet=True) as target:
-        async with target.client() as client:
+        async with target.client(clock=clock) as client:
             return [
                 _row(job, regulation)
                 async for job in client.list_jobs(
@@ -140,39 +146,64 @@ def write_jobs_parquet(rows: list[dict[str, Any]], path: Path) -> None:
 
 
 def get_job(
-    job_id: str, settings: Settings, *, workspace: Path, env: Mapping[str, str]
+    job_id: str,
+    settings: Settings,
+    *,
+    workspace: Path,
+    env: Mapping[str, str],
+    clock: Clock = SYSTEM_CLOCK,
 ) -> JobDetails:
     """One job with its product responses."""
     return run_sync(
-        "get_job", lambda: get_job_async(job_id, settings, workspace=workspace, env=env)
+        "get_job",
+        lambda: get_job_async(job_id, settings, workspace=workspace, env=env, clock=clock),
     )
 
 
 async def get_job_async(
-    job_id: str, settings: Settings, *, workspace: Path, env: Mapping[str, str]
+    job_id: str,
+    settings: Settings,
+    *,
+    workspace: Path,
+    env: Mapping[str, str],
+    clock: Clock = SYSTEM_CLOCK,
 ) -> JobDetails:
     """Async twin of :func:`get_job`, for a running event loop."""
     with api_target(settings, workspace=workspace, env=env, quiet=True) as target:
-        async with target.client() as client:
+        async with target.client(clock=clock) as client:
             return await client.get_job(job_id)
 
 
 def download_job(
-    job_id: str, out_dir: Path, settings: Settings, *, workspace: Path, env: Mapping[str, str]
+    job_id: str,
+    out_dir: Path,
+    settings: Settings,
+    *,
+    workspace: Path,
+    env: Mapping[str, str],
+    clock: Clock = SYSTEM_CLOCK,
 ) -> tuple[Path, str]:
     """A job's access results as ``OUT_DIR/<job_id>.zip`` (0600 in 0700); returns path, sha256."""
     return run_sync(
         "download_job",
-        lambda: download_job_async(job_id, out_dir, settings, workspace=workspace, env=env),
+        lambda: download_job_async(
+            job_id, out_dir, settings, workspace=workspace, env=env, clock=clock
+        ),
     )
 
 
 async def download_job_async(
-    job_id: str, out_dir: Path, settings: Settings, *, workspace: Path, env: Mapping[str, str]
+    job_id: str,
+    out_dir: Path,
+    settings: Settings,
+    *,
+    workspace: Path,
+    env: Mapping[str, str],
+    clock: Clock = SYSTEM_CLOCK,
 ) -> tuple[Path, str]:
     """Async twin of :func:`download_job`, for a running event loop."""
     with api_target(settings, workspace=workspace, env=env, quiet=True) as target:
-        async with target.client() as client:
+        async with target.client(clock=clock) as client:
             dest = out_dir / f"{job_id}.zip"
             return dest, await client.download_content(job_id, dest)
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import sqlite3
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -132,7 +131,7 @@ def cancel_run(run_dir: Path, *, stop_polling: bool, options: RunOptions) -> Can
     with hold_lock(run_dir, run_label(run_dir)), Journal.open(run_dir) as journal:
         if not journal.has_plan:
             raise JournalError(f"{run_dir}: the run was killed while planning; nothing to cancel")
-        result = journal.cancel(datetime.now(UTC), stop_polling=stop_polling)
+        result = journal.cancel(options.clock.utc_now(), stop_polling=stop_polling)
         publish(journal, run_dir, options=options)
         run_id = journal.run_info().meta.run_id
     return CancelOutcome(run_dir=run_dir, run_id=run_id, result=result, stop_polling=stop_polling)

@@ -21,9 +21,9 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
+from ..api.clock import SYSTEM_CLOCK, Clock
 from ..errors import ConfigError, RunLocked
 
 LOCK_FILE = ".lock"
@@ -44,7 +44,7 @@ class Holder:
 
 
 @contextmanager
-def hold_lock(directory: Path, what: str) -> Iterator[Holder]:
+def hold_lock(directory: Path, what: str, *, clock: Clock = SYSTEM_CLOCK) -> Iterator[Holder]:
     """Hold the exclusive lock of ``directory`` for the block; yields this process's line.
 
     ``what`` names the locked thing in the error (``"run 2026...-ab12cd"``). Raises
@@ -62,7 +62,7 @@ def hold_lock(directory: Path, what: str) -> Iterator[Holder]:
         except BlockingIOError:
             holder = _holder(fd, _proc_pids(os.fstat(fd)))
             raise RunLocked(what, holder.pid, holder.since) from None
-        me = Holder(pid=os.getpid(), since=f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}")
+        me = Holder(pid=os.getpid(), since=f"{clock.utc_now():%Y-%m-%dT%H:%M:%SZ}")
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid={me.pid} since={me.since}\n".encode(), 0)
         yield me

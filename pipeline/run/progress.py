@@ -11,10 +11,8 @@ are not a rate.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sys
-import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -32,6 +30,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.text import Text
+
+from ..api.clock import SYSTEM_CLOCK
 
 log = logging.getLogger("dsar.progress")
 
@@ -101,8 +101,8 @@ class ProgressReporter:
         stream: TextIO | None = None,
         every_s: float = 30.0,
         force_plain: bool = False,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = SYSTEM_CLOCK.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = SYSTEM_CLOCK.sleep,
     ) -> None:
         self._stream = stream if stream is not None else sys.stderr
         self._every_s = every_s

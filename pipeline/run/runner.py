@@ -18,7 +18,7 @@ import secrets
 import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -147,7 +147,7 @@ def start_run(
     """Validate, plan and drive ``input_path`` as a new run; see the module docstring."""
     refuse_running_loop("start_run")
     options = options or RunOptions(env=env)
-    now = datetime.now(UTC)
+    now = options.clock.utc_now()
     run_id = new_run_id(now)
     workspace = Path(settings.output.workspace)
     run_dir = run_dir or (
@@ -262,11 +262,12 @@ def _start(
     if dry_run:
         with Journal.open(run_dir) as journal:
             planned = _plan(
-                journal, input_path, settings, run_id, run_dir, env, org_id=None, dry_run=True
-            )
+                journal, input_path, settings, run_id, run_dir, env, options,
+                org_id=None, dry_run=True,
+            )  # fmt: skip
             if not planned:
                 return _finish_rejects_only(journal, run_dir, options)
-            journal.pause("dry_run", datetime.now(UTC))
+            journal.pause("dry_run", options.clock.utc_now())
             publish(journal, run_dir, options=options)
             return _outcome(journal, run_dir)
     with api_target(settings, workspace=workspace, env=env) as target:
@@ -275,8 +276,9 @@ def _start(
         with Journal.open(run_dir) as journal:
             asks = confirm is not None and bool(getattr(confirm, "asks", True))
             jobs = _plan(
-                journal, input_path, settings, run_id, run_dir, env, org_id=org_id, asks=asks
-            )
+                journal, input_path, settings, run_id, run_dir, env, options,
+                org_id=org_id, asks=asks,
+            )  # fmt: skip
             if not jobs:
                 return _finish_rejects_only(journal, run_dir, options)
             publish(journal, run_dir, options=options)
@@ -293,14 +295,14 @@ def _confirm_and_drive(
 ) -> RunOutcome:
     """Ask (unless embedded), then turn the preview live and drive it; a no declines it."""
     if confirm is _keep_preview and not target.embedded:  # `dsar submit` asks, later
-        journal.pause("dry_run", datetime.now(UTC))
+        journal.pause("dry_run", options.clock.utc_now())
         publish(journal, run_dir, options=options)
         return _outcome(journal, run_dir)
     if confirm is not None and not target.embedded and not confirm(target, jobs):
-        journal.decline(datetime.now(UTC))
+        journal.decline(options.clock.utc_now())
         publish(journal, run_dir, options=options)
         return _outcome(journal, run_dir)
-    journal.go_live(datetime.now(UTC), org_id=target.settings.credentials.org_id)
+    journal.go_live(options.clock.utc_now(), org_id=target.settings.credentials.org_id)
     return _drive(journal, run_dir, target, options)
 
 
@@ -311,6 +313,7 @@ def _plan(
     run_id: str,
     run_dir: Path,
     env: Mapping[str, str],
+    options: RunOptions,
     *,
     org_id: str | None,
     dry_run: bool = False,
@@ -325,7 +328,7 @@ def _plan(
         input_path=str(input_path.resolve()),
         input_sha256=input_sha256,
         settings=snapshot,
-        at=datetime.now(UTC),
+        at=options.clock.utc_now(),
     )
     with plan_input(
         input_path,
@@ -337,7 +340,7 @@ def _plan(
     ) as plan:
         meta = RunMeta(
             run_id=run_id,
-            created_at=datetime.now(UTC),
+            created_at=options.clock.utc_now(),
             input_path=str(input_path.resolve()),
             input_sha256=input_sha256,
             input_rows=plan.summary.rows,
@@ -366,7 +369,7 @@ def _plan(
 def _finish_rejects_only(journal: Journal, run_dir: Path, options: RunOptions) -> RunOutcome:
     """A run whose every input row was rejected: nothing to submit. It finishes at once and
     keeps its directory, so the reports (rejects.parquet above all) say why (exit 3)."""
-    now = datetime.now(UTC)
+    now = options.clock.utc_now()
     journal.activate(now)
     journal.finish(now)
     publish(journal, run_dir, options=options)
@@ -414,7 +417,7 @@ def _resume_planned(
             options = dataclasses.replace(options, no_wait=True)
         if retry_errors:
             batches = journal.plan_retry(
-                datetime.now(UTC), users_per_batch=settings.limits.users_per_request
+                options.clock.utc_now(), users_per_batch=settings.limits.users_per_request
             )
             log.info("retry: %d new batches for the jobs that ended in error", len(batches))
             if not batches:
@@ -431,7 +434,7 @@ def _resume_planned(
                 outcome = _drive(journal, run_dir, target, options)
         except KeyboardInterrupt:  # SIGINT/SIGTERM before the run loop took the signals over
             raise _interrupted(run_dir) from None
-        if info.stop_polling and journal.close_cancelled(datetime.now(UTC)):
+        if info.stop_polling and journal.close_cancelled(options.clock.utc_now()):
             publish(journal, run_dir, options=options)
             outcome = _outcome(journal, run_dir)
         return outcome
@@ -511,7 +514,7 @@ def _drive(journal: Journal, run_dir: Path, target: Target, options: RunOptions)
     last_extra: dict[str, Any] = {}
 
     async def main() -> DriveResult:
-        async with target.client() as client:
+        async with target.client(clock=options.clock) as client:
             ledger = Ledger.open(Path(settings.output.workspace))
             try:
                 ctx = RunContext(
@@ -530,7 +533,10 @@ def _drive(journal: Journal, run_dir: Path, target: Target, options: RunOptions)
                     publish(journal, run_dir, options=options, extra=last_extra)
 
                 reporter = ProgressReporter(
-                    force_plain=options.plain_progress, every_s=options.progress_every_s
+                    force_plain=options.plain_progress,
+                    every_s=options.progress_every_s,
+                    clock=options.clock.monotonic,
+                    sleep=options.clock.sleep,
                 )
                 with reporter:
                     return await drive(ctx, run_dir, checkpoint=checkpoint, reporter=reporter)
@@ -564,8 +570,9 @@ def publish(
     extra: Mapping[str, Any] | None = None,
 ) -> None:
     """Rewrite every report of the run: the Parquet files and summary.json, then report.html
-    and manifest.json (whose checksums cover the others), each atomically."""
-    now = datetime.now(UTC)
+    and manifest.json (whose checksums cover the others), each atomically; ``now`` (the
+    reports' time) comes from the options' clock."""
+    now = options.clock.utc_now()
     write_reports(journal, run_dir, now=now, extra=extra)
     write_handoff(
         run_dir,

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
 
+from ..api.clock import SYSTEM_CLOCK, Clock
 from ..errors import ConfigError, DamagedRunFile, JournalError
 from ..journal.ledger import Ledger
 from ..journal.models import RunIntent, RunState
@@ -29,10 +29,13 @@ if TYPE_CHECKING:
     from .runner import RunOutcome
 
 
-def run_status(run_dir: Path, *, key_label: Callable[[str], str] = str) -> dict[str, Any]:
+def run_status(
+    run_dir: Path, *, key_label: Callable[[str], str] = str, clock: Clock = SYSTEM_CLOCK
+) -> dict[str, Any]:
     """The run's state, jobs and batches by state, rejects, API calls, today's budget use,
     the subjects overdue or due within 7 days, and the next action. Makes no API call: reads
-    the journal, the workspace ledger and the run's status.parquet."""
+    the journal, the workspace ledger and the run's status.parquet; today and the deadlines
+    are counted on ``clock``."""
     if not (run_dir / JOURNAL_FILE).exists():
         raise ConfigError(f"{run_dir} holds no run journal")
     check_journal(run_dir)
@@ -50,7 +53,7 @@ def run_status(run_dir: Path, *, key_label: Callable[[str], str] = str) -> dict[
     workspace = Path(str(meta.settings.get("output", {}).get("workspace", run_dir.parent)))
     cap = int(meta.settings.get("limits", {}).get("daily_job_cap", 0))
     if meta.org_id and (workspace / "ledger.sqlite").exists():
-        today = datetime.now(UTC).date()
+        today = clock.utc_now().date()
         with Ledger.open(workspace) as ledger:
             usage = ledger.usage(meta.org_id, today)
             observed = ledger.observed_cap(meta.org_id)
@@ -64,7 +67,7 @@ def run_status(run_dir: Path, *, key_label: Callable[[str], str] = str) -> dict[
             "observed_cap": observed.accepted if observed else None,
             "observed_on": observed.day.isoformat() if observed else None,
         }
-    now = datetime.now(UTC)
+    now = clock.utc_now()
     damaged = findings(run_dir)
     try:
         watch = deadline_watch(run_dir, now=now, key_label=key_label)

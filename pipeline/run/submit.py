@@ -9,7 +9,6 @@ emulator), turns the preview live, and drives it to the end like ``dsar run``.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
 from pathlib import Path
 
 from ..errors import ConfigError, JournalError, RunPaused
@@ -57,7 +56,7 @@ def submit_run(
             jobs = journal.counts().jobs[JobState.PENDING]
             if confirm is not None and not target.embedded and not confirm(target, jobs):
                 raise RunPaused(f"not confirmed; {run_dir} stays a preview, nothing was sent")
-            journal.go_live(datetime.now(UTC), org_id=org)
+            journal.go_live(options.clock.utc_now(), org_id=org)
             return drive_target(journal, run_dir, target, options)
 
 

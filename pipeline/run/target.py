@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..api.client import PrivacyServiceClient
+from ..api.clock import SYSTEM_CLOCK, Clock
 from ..api.ratelimit import RateLimiter
 from ..errors import ConfigError
 from ..settings import Credentials, Secret, Settings
@@ -35,13 +36,15 @@ class Target:
     settings: Settings
     embedded: bool
 
-    def client(self) -> PrivacyServiceClient:
-        """A client for this target (use it with ``async with``)."""
+    def client(self, *, clock: Clock = SYSTEM_CLOCK) -> PrivacyServiceClient:
+        """A client for this target on ``clock`` (use it with ``async with``)."""
         limits = self.settings.limits
         limiter = RateLimiter(
-            requests_per_second=limits.requests_per_second, max_in_flight=limits.max_in_flight
+            requests_per_second=limits.requests_per_second,
+            max_in_flight=limits.max_in_flight,
+            clock=clock,
         )
-        return PrivacyServiceClient.from_settings(self.settings, limiter=limiter)
+        return PrivacyServiceClient.from_settings(self.settings, limiter=limiter, clock=clock)
 
     @property
     def poll_interval_s(self) -> float:

@@ -1,4 +1,10 @@
-"""Shared helpers for run-engine tests: an emulator on its own thread, inputs, a CLI runner."""
+"""Shared helpers for run-engine tests: an emulator on its own thread, inputs, and a CLI runner.
+
+Each emulator of :func:`emulator_factory` runs on its own :class:`RunClock`, and
+:func:`run_cli` drives dsar on the clock of the emulator its environment points at: the
+run's waits (poll interval, back-offs, ``--max-runtime``) and the emulator's job timeline move
+together in virtual time, so runs do not wait in real time.
+"""
 
 from __future__ import annotations
 
@@ -13,8 +19,10 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
+from pipeline.api.clock import Clock
 from pipeline.cli.main import main
 from pipeline.emulator import EmulatorConfig, EmulatorServer
+from tests.helpers.runclock import RunClock, virtual_backend
 from tests.privacy import scan as privacy
 
 # Simulated processing of minutes to an hour: with a simulated day per real second, every job
@@ -24,10 +32,11 @@ FAST_SIMULATION = {"ack_delay_s": [1.0, 60.0], "processing_s": [60.0, 3600.0]}
 
 @dataclass
 class Emu:
-    """A running emulator and what a dsar process needs to talk to it."""
+    """A running emulator, the clock it runs on, and what a dsar process needs to talk to it."""
 
     server: EmulatorServer
     env: dict[str, str]
+    clock: RunClock | None = None  # None: the emulator runs on the real clock
 
     def control(self, path: str, body: Mapping[str, Any] | None = None) -> Any:
         """Call ``/_emulator/<path>`` (POST with a JSON body, GET without)."""
@@ -43,6 +52,10 @@ class Emu:
         """The emulator's request and job statistics."""
         result: dict[str, Any] = self.control("stats")
         return result
+
+
+# base URL of a running emulator_factory emulator -> the clock it runs on
+_CLOCKS: dict[str, RunClock] = {}
 
 
 def emulator_config(**changes: Any) -> EmulatorConfig:
@@ -78,12 +91,16 @@ def emulator_factory() -> Iterator[Any]:
     started: list[EmulatorServer] = []
 
     def start(**changes: Any) -> Emu:
-        server = EmulatorServer(emulator_config(**changes)).start()
+        clock = RunClock()
+        backend = virtual_backend(emulator_config(**changes), clock)
+        server = EmulatorServer(backend=backend).start()
         started.append(server)
-        return Emu(server=server, env=env_for(server))
+        _CLOCKS[server.base_url] = clock
+        return Emu(server=server, env=env_for(server), clock=clock)
 
     yield start
     for server in started:
+        _CLOCKS.pop(server.base_url, None)
         server.stop()
         # the privacy scan looks for every token the emulator issued, and the client secret
         privacy.register((token for token, _, _ in server.backend.tokens.items()), "token")
@@ -134,11 +151,20 @@ def write_config(path: Path, **sections: Mapping[str, Any]) -> Path:
     return path
 
 
-def run_cli(argv: list[str], env: Mapping[str, str], monkeypatch: pytest.MonkeyPatch) -> int:
-    """``dsar ARGV`` in-process with ``env`` set; returns the exit code."""
+def run_cli(
+    argv: list[str],
+    env: Mapping[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    clock: Clock | None = None,
+) -> int:
+    """``dsar ARGV`` in-process with ``env`` set, on ``clock`` (default: the clock of the
+    :func:`emulator_factory` emulator that ``env`` points at, else the real one); returns the
+    exit code."""
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    return main(argv)
+    clock = clock or _CLOCKS.get(env.get("DSAR_API_BASE_URL", ""))
+    return main(argv) if clock is None else main(argv, clock=clock)
 
 
 def accounted_rows(run_dir: Path) -> tuple[list[int], list[int]]:
