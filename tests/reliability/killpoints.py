@@ -75,7 +75,10 @@ class RunWatch:
 
     def observe(self, *, jobs: bool = False) -> Observed:
         """The state now; the job flags only with ``jobs``."""
-        spilling = any(self.spill.glob(f"{SPILL_PREFIX}*"))
+        try:
+            spilling = any(self.spill.glob(f"{SPILL_PREFIX}*"))
+        except FileNotFoundError:  # the run removed the empty spill root between two reads
+            spilling = False
         db = self._connect()
         if db is None:
             return Observed(spilling=spilling)
