@@ -21,6 +21,13 @@ MAX_LOOKBACK_DAYS: Final = 45
 DEFAULT_DAILY_JOB_CAP: Final = 20_000
 GATEWAY_TIMEOUT_S: Final = 60.0
 
+# The client's defaults: settings.ApiSettings, PrivacyServiceClient and RetryPolicy all use these.
+DEFAULT_TIMEOUT_S: Final = 30.0  # below the gateway's 60 s
+DEFAULT_CONNECT_TIMEOUT_S: Final = 10.0
+DEFAULT_MAX_RETRIES: Final = 6
+DEFAULT_BACKOFF_BASE_S: Final = 0.5
+DEFAULT_BACKOFF_CAP_S: Final = 60.0
+
 ACTIONS: Final = ("access", "delete")
 OPT_OUT_OF_SALE: Final = "opt-out-of-sale"
 JOB_STATUSES: Final = ("submitted", "processing", "complete", "error")

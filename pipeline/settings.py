@@ -58,10 +58,10 @@ class ApiSettings:
 
     base_url: str | None = None  # None: the embedded emulator when there are no credentials
     ims_url: str | None = None
-    timeout_s: float = 30.0  # below the gateway's 60 s
-    connect_timeout_s: float = 10.0
-    max_retries: int = 6
-    backoff_cap_s: float = 60.0
+    timeout_s: float = constants.DEFAULT_TIMEOUT_S
+    connect_timeout_s: float = constants.DEFAULT_CONNECT_TIMEOUT_S
+    max_retries: int = constants.DEFAULT_MAX_RETRIES
+    backoff_cap_s: float = constants.DEFAULT_BACKOFF_CAP_S
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -85,11 +85,6 @@ class RateLimiter:
         """Requests that hold a slot now."""
         return self._in_flight
 
-    @property
-    def paused_until(self) -> float:
-        """Monotonic time before which no request starts (``-inf`` when not paused)."""
-        return self._pause_until
-
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
         """Hold one in-flight slot, entered no earlier than the rate and the pause gate allow."""

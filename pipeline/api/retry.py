@@ -18,6 +18,7 @@ from typing import TypeVar
 
 import backoff
 
+from .. import constants
 from ..errors import ConfigError, ThrottledError, TransientApiError
 
 log = logging.getLogger("dsar.retry")
@@ -29,9 +30,9 @@ T = TypeVar("T")
 class RetryPolicy:
     """How often and how long to retry: ``max_retries`` after the first try, waits capped."""
 
-    max_retries: int = 6
-    base_s: float = 0.5
-    cap_s: float = 30.0
+    max_retries: int = constants.DEFAULT_MAX_RETRIES
+    base_s: float = constants.DEFAULT_BACKOFF_BASE_S
+    cap_s: float = constants.DEFAULT_BACKOFF_CAP_S
     jitter: Callable[[float], float] = field(default=backoff.full_jitter, repr=False)
 
     def __post_init__(self) -> None:

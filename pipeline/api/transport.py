@@ -36,6 +36,7 @@ from ..errors import (
     ThrottledError,
     UnavailableError,
 )
+from ..logs import mask_values, masked_values
 
 _CHUNK = 64 * 1024
 _MAX_MESSAGE = 240
@@ -108,12 +109,8 @@ class Redactor:
 
     def __call__(self, text: str) -> str:
         if self._values is None:
-            # Sorted on first use (errors are rare); longest first so that a value containing
-            # another is masked whole.
-            self._values = sorted({v for v in self._source if len(v) >= 3}, key=len, reverse=True)
-        for value in self._values:
-            if value in text:
-                text = text.replace(value, "***")
+            self._values = masked_values(self._source)  # on first use: errors are rare
+        text = mask_values(text, self._values)
         for pattern in (_EMAIL, _LONG_TOKEN, _LONG_NUMBER):
             text = pattern.sub("***", text)
         if len(text) > _MAX_MESSAGE:

@@ -1,6 +1,6 @@
 """The run commands of the CLI: run, resume, status, retry, and jobs list|get|download.
 
-Thin: parse, load settings, call :mod:`pipeline.run.runner` / :mod:`pipeline.jobs_cli`, print.
+Thin: parse, load settings, call :mod:`pipeline.run.runner` / :mod:`pipeline.run.jobs`, print.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from pathlib import Path
 
 import orjson
 
+from .. import constants
 from ..errors import ConfigError, InputError
 from ..handoff.bundle import key_hasher, key_secret_from_env
 from ..logs import say
@@ -265,7 +266,10 @@ def _register_jobs(sub: SubParsers[argparse.ArgumentParser]) -> None:
         "--from",
         dest="from_date",
         type=_iso_date,
-        help="first day (YYYY-MM-DD); the service looks back at most 45 days",
+        help=(
+            "first day (YYYY-MM-DD); the service looks back at most "
+            f"{constants.MAX_LOOKBACK_DAYS} days"
+        ),
     )
     ls.add_argument("--to", dest="to_date", type=_iso_date, help="last day (YYYY-MM-DD)")
     ls.add_argument("--out", type=Path, help="write the jobs to this Parquet file")

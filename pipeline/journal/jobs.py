@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from ..errors import JournalError
+from ..logs import mask_values, masked_values
 from ..models import Action, JobStatus
 from .models import (
     JOB_TRANSITIONS,
@@ -27,17 +28,10 @@ from .models import (
 )
 from .schema import JournalStore
 
-_MIN_REDACT_LEN = 3  # masking one- or two-character values would shred every message
-
 
 def redact(text: str | None, values: Iterable[str]) -> str | None:
-    """``text`` with every occurrence of one of ``values`` replaced by ``***``."""
-    if not text:
-        return text
-    for value in sorted(values, key=len, reverse=True):
-        if len(value) >= _MIN_REDACT_LEN and value in text:
-            text = text.replace(value, "***")
-    return text
+    """``text`` with each of ``values`` masked: :func:`pipeline.logs.mask_values`."""
+    return mask_values(text, masked_values(values)) if text else text
 
 
 def identity_values(c: sqlite3.Connection, where: str, params: tuple[Any, ...]) -> set[str]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import hashlib
 import logging
 import os
 import secrets
@@ -34,6 +33,7 @@ from ..errors import (
     RunPaused,
 )
 from ..handoff.bundle import key_secret_from_env, write_handoff
+from ..handoff.manifest import sha256_file
 from ..input.planning import plan_input
 from ..journal.ledger import Ledger
 from ..journal.models import RunIntent, RunMeta, RunState
@@ -125,15 +125,6 @@ def settings_from_snapshot(snapshot: Mapping[str, Any], env: Mapping[str, str]) 
     return load_settings(None, env=env, overrides={k: dict(v) for k, v in snapshot.items()})
 
 
-def file_sha256(path: Path) -> str:
-    """sha256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def start_run(
     input_path: Path,
     settings: Settings,
@@ -213,7 +204,7 @@ def _restart_planning(
     input_path = Path(planning.input_path)
     if not input_path.is_file():
         raise InputError(f"{input_path}: no such file (the input of this run)")
-    if file_sha256(input_path) != planning.input_sha256:
+    if sha256_file(input_path) != planning.input_sha256:
         raise InputError(f"{input_path} changed since the run started: start a new run")
     settings = settings_from_snapshot(planning.settings, env)
     remove_dead_temp_files(run_dir, legacy=True)
@@ -319,7 +310,7 @@ def _plan(
     dry_run: bool = False,
     asks: bool = True,
 ) -> int:
-    input_sha256 = file_sha256(input_path)
+    input_sha256 = sha256_file(input_path)
     snapshot = settings_snapshot(settings)
     journal.begin_planning(
         run_id=run_id,

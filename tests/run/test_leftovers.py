@@ -20,11 +20,12 @@ from typing import Any
 
 import pytest
 
+from pipeline.handoff.manifest import sha256_file
 from pipeline.input.spill import SPILL_PREFIX, SpillFolder, sweep_spill_folders
 from pipeline.journal.models import RunIntent
 from pipeline.journal.store import Journal
 from pipeline.run.leftovers import spill_root
-from pipeline.run.runner import file_sha256, settings_snapshot
+from pipeline.run.runner import settings_snapshot
 from pipeline.settings import load_settings
 from tests.helpers.run import run_cli, write_config, write_subjects
 
@@ -240,7 +241,7 @@ def test_a_planning_killed_before_anyone_was_asked_plans_again_as_a_preview_only
         journal.begin_planning(
             run_id="r-killed",
             input_path=str(tmp_path / "in.csv"),
-            input_sha256=file_sha256(tmp_path / "in.csv"),
+            input_sha256=sha256_file(tmp_path / "in.csv"),
             settings=settings_snapshot(settings),
             at=datetime.now(UTC),
             dry_run=dry_run,

@@ -1,0 +1,53 @@
+"""One implementation per concept: the places that used to hold their own copy now agree."""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+from pathlib import Path
+
+from pipeline import constants
+from pipeline.api.client import PrivacyServiceClient
+from pipeline.api.retry import RetryPolicy
+from pipeline.api.transport import Redactor
+from pipeline.handoff.manifest import sha256_file
+from pipeline.journal.jobs import redact
+from pipeline.logs import mask_values, masked_values
+from pipeline.settings import ApiSettings
+
+
+def test_the_client_the_retry_policy_and_the_settings_share_one_set_of_defaults() -> None:
+    api = ApiSettings()
+    retry = RetryPolicy()
+    params = inspect.signature(PrivacyServiceClient.__init__).parameters
+    assert retry.max_retries == api.max_retries == constants.DEFAULT_MAX_RETRIES
+    assert retry.cap_s == api.backoff_cap_s == constants.DEFAULT_BACKOFF_CAP_S
+    assert params["timeout_s"].default == api.timeout_s == constants.DEFAULT_TIMEOUT_S
+    assert (
+        params["connect_timeout_s"].default
+        == api.connect_timeout_s
+        == constants.DEFAULT_CONNECT_TIMEOUT_S
+    )
+    assert constants.DEFAULT_TIMEOUT_S < constants.GATEWAY_TIMEOUT_S
+
+
+def test_one_masking_rule_for_the_transport_and_the_journal() -> None:
+    values = ["ab", "jane@example.org", "jane", "+15550001111"]
+    text = "user jane@example.org (jane, ab) phone +15550001111 failed"
+    once = mask_values(text, masked_values(values))
+    assert once == "user *** (***, ab) phone *** failed"  # 2-char values are left alone
+    assert redact(text, values) == once
+    assert Redactor(values)(text) == once
+    assert redact(None, values) is None
+    assert redact("", values) == ""
+
+
+def test_a_value_holding_another_is_masked_whole() -> None:
+    assert masked_values(["jane", "jane.doe", "x"]) == ["jane.doe", "jane"]
+    assert mask_values("jane.doe and jane", masked_values(["jane", "jane.doe"])) == "*** and ***"
+
+
+def test_one_file_digest(tmp_path: Path) -> None:
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"x" * (3 << 20))
+    assert sha256_file(path) == hashlib.sha256(b"x" * (3 << 20)).hexdigest()
