@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import os
 from pathlib import Path
 
 from pipeline import constants
 from pipeline.api.client import PrivacyServiceClient
 from pipeline.api.retry import RetryPolicy
 from pipeline.api.transport import Redactor
-from pipeline.handoff.manifest import sha256_file
+from pipeline.files import atomic_file, publish, sha256_file, temp_path
 from pipeline.journal.jobs import redact
 from pipeline.logs import mask_values, masked_values
 from pipeline.settings import ApiSettings
@@ -51,3 +52,22 @@ def test_one_file_digest(tmp_path: Path) -> None:
     path = tmp_path / "f.bin"
     path.write_bytes(b"x" * (3 << 20))
     assert sha256_file(path) == hashlib.sha256(b"x" * (3 << 20)).hexdigest()
+
+
+def test_the_atomic_writer_publishes_a_0600_file_and_no_temporary(tmp_path: Path) -> None:
+    target = tmp_path / "report.parquet"  # (a failed write: tests/reports/test_reports.py)
+    with atomic_file(target) as fh:
+        fh.write(b"new")
+    assert target.read_bytes() == b"new"
+    assert target.stat().st_mode & 0o777 == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == ["report.parquet"]
+
+
+def test_publish_moves_a_finished_temporary_file_into_place(tmp_path: Path) -> None:
+    target = tmp_path / "rejects.parquet"
+    tmp = temp_path(target)
+    assert tmp.name == f".rejects.parquet.{os.getpid()}.tmp"
+    tmp.write_bytes(b"rows")
+    publish(tmp, target)
+    assert target.read_bytes() == b"rows"
+    assert not tmp.exists()

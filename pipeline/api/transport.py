@@ -36,6 +36,7 @@ from ..errors import (
     ThrottledError,
     UnavailableError,
 )
+from ..files import publish
 from ..logs import mask_values, masked_values
 
 _CHUNK = 64 * 1024
@@ -302,6 +303,6 @@ async def download(
         outcome = "timeout" if isinstance(exc, TimeoutError) else "connection_error"
         stats.record(endpoint, outcome)
         raise _network_error(exc, endpoint, client_timeout.sock_read) from None
-    os.replace(tmp, dest)
+    publish(tmp, dest, synced=True)
     stats.record(endpoint, "200")
     return answer, digest.hexdigest()

@@ -15,7 +15,6 @@ missing, or present but not listed (a result ZIP added after the fact).
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,10 +24,10 @@ from typing import Any
 import orjson
 
 from ..errors import InputError
+from ..files import sha256_file
 from ..reports import files as rf
 
 MANIFEST_VERSION = 1
-_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -48,15 +47,6 @@ class Difference:
         if self.kind == "changed":
             return f"{self.path}: changed (sha256 {self.actual}, manifest says {self.expected})"
         return f"{self.path}: {self.kind}"
-
-
-def sha256_file(path: Path) -> str:
-    """The hex sha256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def covered_files(run_dir: Path) -> list[str]:

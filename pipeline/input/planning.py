@@ -39,6 +39,7 @@ import pyarrow.parquet as pq
 
 from ..constants import DEPRECATED_REGULATIONS
 from ..errors import InputError
+from ..files import publish, temp_path
 from ..keys import DEFAULT_KEY_SECRET
 from ..models import PlannedBatch
 from ..settings import Settings
@@ -92,7 +93,7 @@ class RejectsWriter:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         # the pid tells a later run whether the writer is dead (pipeline.run.leftovers)
-        self._tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        self._tmp = temp_path(path)
         self._writer = pq.ParquetWriter(self._tmp, REJECT_SCHEMA)
 
     def write(self, rejects: pa.Table) -> None:
@@ -103,7 +104,7 @@ class RejectsWriter:
     def close(self) -> None:
         """Finish the file and move it into place."""
         self._writer.close()
-        os.replace(self._tmp, self.path)
+        publish(self._tmp, self.path)
 
 
 class Plan:

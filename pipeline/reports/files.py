@@ -18,12 +18,12 @@ import pyarrow.parquet as pq
 
 from ..constants import DEFAULT_DAILY_JOB_CAP
 from ..errors import DamagedRunFile, InputError
+from ..files import atomic_file as atomic_file
 from .writers import PRODUCTS_FILE as PRODUCTS_FILE
 from .writers import REJECTS_FILE as REJECTS_FILE
 from .writers import STATUS_FILE as STATUS_FILE
 from .writers import STATUSES as STATUSES
 from .writers import SUMMARY_FILE as SUMMARY_FILE
-from .writers import atomic_file as atomic_file
 
 RESULTS_DIR = "results"
 REPORT_FILE = "report.html"

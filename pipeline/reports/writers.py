@@ -13,14 +13,12 @@ outcomes; rejects keep only the four contract columns of whatever file the input
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import orjson
 import pyarrow as pa
@@ -29,6 +27,7 @@ import pyarrow.parquet as pq
 from ..api.clock import SYSTEM_CLOCK
 from ..api.responses import product_outcome
 from ..errors import DamagedRunFile, InputError
+from ..files import atomic_file
 from ..journal.models import JobState, ProductRow, StatusRow, to_us
 from ..journal.queries import REPORT_CHUNK_ROWS, JournalQueries
 from .sla import sla_columns
@@ -108,31 +107,6 @@ REPORT_STATUS: dict[str, str] = {
 STATUSES = (
     "rejected", "pending", "submitted", "processing", "complete", "error", "accepted", "cancelled",
 )  # fmt: skip
-
-
-@contextmanager
-def atomic_file(path: Path) -> Iterator[IO[bytes]]:
-    """A binary file that replaces ``path`` only when the block ends without an error.
-
-    Written 0600 beside ``path``, flushed and fsynced, renamed over ``path``; the directory is
-    fsynced so the rename itself survives a crash. On error the temporary file is removed.
-    """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def _iso_us(text: str | None) -> int | None:

@@ -20,9 +20,9 @@ from ..api.clock import SYSTEM_CLOCK, Clock
 from ..api.responses import JobDetails, JobSummary
 from ..constants import DEPRECATED_REGULATIONS, REGULATIONS
 from ..errors import ConfigError
+from ..files import atomic_file
 from ..models import JobStatus
 from ..regulations import normalize_regulation
-from ..reports.writers import atomic_file
 from ..settings import Settings
 from .aio import run_sync
 from .target import api_target

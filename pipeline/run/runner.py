@@ -32,8 +32,8 @@ from ..errors import (
     RunLocked,
     RunPaused,
 )
+from ..files import sha256_file
 from ..handoff.bundle import key_secret_from_env, write_handoff
-from ..handoff.manifest import sha256_file
 from ..input.planning import plan_input
 from ..journal.ledger import Ledger
 from ..journal.models import RunIntent, RunMeta, RunState

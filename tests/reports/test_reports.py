@@ -12,12 +12,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.errors import InputError
+from pipeline.files import atomic_file
 from pipeline.journal.store import Journal
 from pipeline.reports.writers import (
     PRODUCTS_SCHEMA,
     REJECTS_SCHEMA,
     STATUS_SCHEMA,
-    atomic_file,
     write_rejects,
     write_reports,
 )

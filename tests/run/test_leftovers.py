@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from pipeline.handoff.manifest import sha256_file
+from pipeline.files import sha256_file
 from pipeline.input.spill import SPILL_PREFIX, SpillFolder, sweep_spill_folders
 from pipeline.journal.models import RunIntent
 from pipeline.journal.store import Journal
