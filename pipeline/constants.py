@@ -20,6 +20,7 @@ MAX_LIST_WINDOW_DAYS: Final = 30
 MAX_LOOKBACK_DAYS: Final = 45
 DEFAULT_DAILY_JOB_CAP: Final = 20_000
 GATEWAY_TIMEOUT_S: Final = 60.0
+KEY_SECRET_ENV: Final = "DSAR_KEY_SECRET"  # the keyed-hash secret (pipeline.keys)
 
 # The client's defaults: settings.ApiSettings, PrivacyServiceClient and RetryPolicy all use these.
 DEFAULT_TIMEOUT_S: Final = 30.0  # below the gateway's 60 s

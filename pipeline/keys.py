@@ -1,4 +1,7 @@
-"""Keyed hashes that stand in for personal data: derived subject keys and user keys.
+"""Keyed hashes that stand in for personal data: derived subject keys, user keys, key labels.
+
+The one keyed-hash scheme of dsar and the one secret default of ``DSAR_KEY_SECRET``: planning
+derives subject keys with it, and the hand-off's ``--redact-keys`` labels keys with it.
 
 Both are vectorised (SipHash-2-4 through pandas' C hashing, two 64-bit lanes under two
 sub-keys drawn from the secret), so millions of keys cost no Python loop. A keyed hash cannot be
@@ -9,16 +12,45 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .constants import KEY_SECRET_ENV
+
+__all__ = [
+    "DEFAULT_KEY_SECRET",
+    "KEY_SECRET_ENV",
+    "LABEL_PREFIX",
+    "key_labeller",
+    "key_secret",
+    "keyed_hex",
+    "user_key",
+    "user_keys",
+]
+
 # Used when the environment variable named by ``input.key_secret_env`` is unset. Derived keys
 # are then stable across installations but guessable by someone who has this source and a
 # candidate identity: set the variable for anything beyond tests and demos.
 DEFAULT_KEY_SECRET = "dsar-default-subject-key-secret"
+LABEL_PREFIX = "h:"
+
+
+def key_secret(env: Mapping[str, str], name: str = KEY_SECRET_ENV) -> bytes:
+    """The keyed-hash secret: the variable ``name`` of ``env``, else :data:`DEFAULT_KEY_SECRET`."""
+    return (env.get(name) or DEFAULT_KEY_SECRET).encode("utf-8")
+
+
+def key_labeller(secret: bytes) -> Callable[[str], str]:
+    """A function mapping a subject key to ``h:`` + 16 hex digits of its keyed hash."""
+
+    def label(key: str) -> str:
+        return LABEL_PREFIX + str(keyed_hex(pa.array([key], pa.string()), secret, 16)[0].as_py())
+
+    return label
 
 
 def _subkeys(secret: bytes) -> tuple[str, str]:

@@ -95,7 +95,7 @@ class InputSettings:
     on_too_many_ids: Literal["split", "reject"] = "split"
     delimiter: str | None = None  # None: detected
     batch_rows: int = 65_536
-    key_secret_env: str = "DSAR_KEY_SECRET"  # keyed hash for derived subject keys
+    key_secret_env: str = constants.KEY_SECRET_ENV  # keyed hash for derived subject keys
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -7,14 +7,18 @@ import inspect
 import os
 from pathlib import Path
 
+import pyarrow as pa
+
 from pipeline import constants
 from pipeline.api.client import PrivacyServiceClient
 from pipeline.api.retry import RetryPolicy
 from pipeline.api.transport import Redactor
 from pipeline.files import atomic_file, publish, sha256_file, temp_path
+from pipeline.input.planning import key_secret as planning_secret
 from pipeline.journal.jobs import redact
+from pipeline.keys import DEFAULT_KEY_SECRET, KEY_SECRET_ENV, key_labeller, key_secret, keyed_hex
 from pipeline.logs import mask_values, masked_values
-from pipeline.settings import ApiSettings
+from pipeline.settings import ApiSettings, Settings
 
 
 def test_the_client_the_retry_policy_and_the_settings_share_one_set_of_defaults() -> None:
@@ -71,3 +75,14 @@ def test_publish_moves_a_finished_temporary_file_into_place(tmp_path: Path) -> N
     publish(tmp, target)
     assert target.read_bytes() == b"rows"
     assert not tmp.exists()
+
+
+def test_one_keyed_hash_and_one_secret_default_for_planning_and_the_hand_off() -> None:
+    settings = Settings()
+    assert planning_secret(settings, {}) == key_secret({}) == DEFAULT_KEY_SECRET.encode()
+    env = {KEY_SECRET_ENV: "s3cret"}
+    assert planning_secret(settings, env) == key_secret(env) == b"s3cret"
+    label = key_labeller(b"s3cret")("subject-1")
+    digest = keyed_hex(pa.array(["subject-1"]), b"s3cret", 16)[0].as_py()
+    assert label == f"h:{digest}"
+    assert key_labeller(b"other")("subject-1") != label

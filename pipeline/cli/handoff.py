@@ -11,9 +11,10 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from ..handoff.bundle import KEY_SECRET_ENV, key_secret_from_env, write_handoff
+from ..handoff.bundle import write_handoff
 from ..handoff.export import FORMATS, TABLES, export_table
 from ..handoff.manifest import read_manifest, verify_run
+from ..keys import KEY_SECRET_ENV, key_secret
 from ..run.damage import lost_results, verify_lines
 from .common import Registrar, SubParsers, add_common, check_out_flag
 
@@ -47,7 +48,7 @@ def _register_report(sub: SubParsers[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--redact-keys",
         action="store_true",
-        help=f"show subject keys as keyed hashes (HMAC-SHA256, secret from ${KEY_SECRET_ENV})",
+        help=f"show subject keys as keyed hashes (secret from ${KEY_SECRET_ENV})",
     )
 
 
@@ -55,7 +56,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     lost = lost_results(args.run_dir)
     if lost:  # a new manifest would forget the lost result: keep the evidence instead
         raise lost[0]
-    secret = key_secret_from_env(os.environ)
+    secret = key_secret(os.environ)
     write_handoff(
         args.run_dir, now=args.clock.utc_now(), redact_keys=args.redact_keys, key_secret=secret
     )

@@ -18,7 +18,7 @@ import orjson
 
 from .. import constants
 from ..errors import ConfigError, InputError
-from ..handoff.bundle import key_hasher, key_secret_from_env
+from ..keys import key_labeller, key_secret
 from ..logs import say
 from ..run.context import RunOptions
 from ..run.damage import before_resume
@@ -231,7 +231,7 @@ def _register_status(sub: SubParsers[argparse.ArgumentParser]) -> None:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    label = key_hasher(key_secret_from_env(os.environ)) if args.redact_keys else str
+    label = key_labeller(key_secret(os.environ)) if args.redact_keys else str
     status = run_status(args.run_dir, key_label=label, clock=args.clock)
     if args.json:
         sys.stdout.write(orjson.dumps(status, option=orjson.OPT_INDENT_2).decode() + "\n")

@@ -5,45 +5,24 @@ summary.json are written: it renders report.html from them, then writes manifest
 checksums include report.html). Both files are replaced atomically.
 
 ``--redact-keys`` replaces the subject keys shown in the report (deadline and error tables)
-with a keyed hash: HMAC-SHA256 under the secret in ``DSAR_KEY_SECRET``, or under the
-documented default :data:`DEFAULT_KEY_SECRET` when that variable is unset. With the default
-anyone holding a key can recompute its hash, which still hides keys from a casual reader;
-set a secret when the keys themselves are sensitive.
+with a keyed hash (:func:`pipeline.keys.key_labeller`) under the secret in ``DSAR_KEY_SECRET``,
+or under the documented default :data:`pipeline.keys.DEFAULT_KEY_SECRET` when that variable is
+unset. With the default anyone holding a key can recompute its hash, which still hides keys
+from a casual reader; set a secret when the keys themselves are sensitive.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from ..keys import DEFAULT_KEY_SECRET, key_labeller
 from ..reports import files as rf
 from .html import render
 from .manifest import write_manifest
 from .reportdata import gather
-
-KEY_SECRET_ENV = "DSAR_KEY_SECRET"
-DEFAULT_KEY_SECRET = b"dsar-redact-keys-default"
-HASH_PREFIX = "h:"
-
-
-def key_secret_from_env(env: Mapping[str, str]) -> bytes:
-    """The redaction secret: ``DSAR_KEY_SECRET`` from ``env``, else the documented default."""
-    value = env.get(KEY_SECRET_ENV, "")
-    return value.encode() if value else DEFAULT_KEY_SECRET
-
-
-def key_hasher(secret: bytes) -> Callable[[str], str]:
-    """A function mapping a subject key to ``h:`` + the first 16 hex digits of its HMAC-SHA256."""
-
-    def label(key: str) -> str:
-        mac = hmac.new(secret, key.encode(), hashlib.sha256).hexdigest()
-        return HASH_PREFIX + mac[:16]
-
-    return label
 
 
 def write_report(
@@ -52,7 +31,7 @@ def write_report(
     """Render ``RUN_DIR/report.html`` from the run's report files, atomically; returns its path."""
     label: Callable[[str], str] = str
     if redact_keys:
-        label = key_hasher(key_secret or DEFAULT_KEY_SECRET)
+        label = key_labeller(key_secret or DEFAULT_KEY_SECRET.encode("utf-8"))
     html = render(gather(run_dir, now=now, key_label=label))
     path = run_dir / rf.REPORT_FILE
     rf.atomic_write(path, html)

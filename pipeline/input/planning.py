@@ -37,10 +37,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from .. import keys
 from ..constants import DEPRECATED_REGULATIONS
 from ..errors import InputError
 from ..files import publish, temp_path
-from ..keys import DEFAULT_KEY_SECRET
 from ..models import PlannedBatch
 from ..settings import Settings
 from .batching import Batcher, BatchFrame
@@ -210,7 +210,7 @@ class Plan:
 
 def key_secret(settings: Settings, env: Mapping[str, str]) -> bytes:
     """The secret of derived subject keys: the variable named by ``input.key_secret_env``."""
-    return (env.get(settings.input.key_secret_env) or DEFAULT_KEY_SECRET).encode("utf-8")
+    return keys.key_secret(env, settings.input.key_secret_env)
 
 
 def plan_input(

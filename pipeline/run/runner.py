@@ -33,12 +33,13 @@ from ..errors import (
     RunPaused,
 )
 from ..files import sha256_file
-from ..handoff.bundle import key_secret_from_env, write_handoff
+from ..handoff.bundle import write_handoff
 from ..input.planning import plan_input
 from ..journal.ledger import Ledger
 from ..journal.models import RunIntent, RunMeta, RunState
 from ..journal.schema import JOURNAL_FILE, make_private_dir
 from ..journal.store import Journal
+from ..keys import key_secret
 from ..reports.writers import REJECTS_FILE, STATUS_FILE, write_reports
 from ..settings import Settings, load_settings
 from .aio import in_worker, refuse_running_loop
@@ -569,7 +570,7 @@ def publish(
         run_dir,
         now=now,
         redact_keys=options.redact_keys,
-        key_secret=key_secret_from_env(options.env),
+        key_secret=key_secret(options.env),
     )
     # Arrow's allocator keeps freed pages for reuse; a long run's report passes would stack
     # their peaks on each other without handing them back to the system.

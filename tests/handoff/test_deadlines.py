@@ -8,7 +8,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.handoff.bundle import key_hasher
+from pipeline.keys import key_labeller
 from pipeline.reports.deadlines import deadline_watch
 
 from .rundir import NOW, SyntheticRun, build_run_dir
@@ -42,7 +42,7 @@ def test_clocks_are_recounted_at_the_time_of_asking(run: SyntheticRun) -> None:
 
 
 def test_watch_labels_keys_and_is_empty_before_reports(run: SyntheticRun, tmp_path: Path) -> None:
-    label = key_hasher(b"k")
+    label = key_labeller(b"k")
     watch = deadline_watch(run.run_dir, now=NOW, limit=3, key_label=label)
     assert len(watch.rows) == 3
     assert all(r.subject_key.startswith("h:") for r in watch.rows)

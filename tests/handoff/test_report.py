@@ -11,8 +11,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.cli.main import main
-from pipeline.handoff.bundle import DEFAULT_KEY_SECRET, key_hasher, write_handoff
+from pipeline.handoff.bundle import write_handoff
 from pipeline.handoff.reportdata import gather
+from pipeline.keys import DEFAULT_KEY_SECRET, key_labeller
 
 from .rundir import NOW, SyntheticRun, build_run_dir
 
@@ -131,9 +132,9 @@ def test_redact_keys_replaces_every_key_with_its_keyed_hash(
     html = (run.run_dir / "report.html").read_text()
     assert not re.search(r"cust-\d{7}", html)
     deadlines = gather(run.run_dir, now=NOW).deadlines
-    hashed = key_hasher(b"s3cret")(deadlines[0].subject_key)
+    hashed = key_labeller(b"s3cret")(deadlines[0].subject_key)
     assert hashed in _section_text(html, "deadlines")
-    assert key_hasher(DEFAULT_KEY_SECRET)(deadlines[0].subject_key) not in html
+    assert key_labeller(DEFAULT_KEY_SECRET.encode())(deadlines[0].subject_key) not in html
     assert main(["verify", str(run.run_dir)]) == 0  # the manifest was rewritten with it
 
 
