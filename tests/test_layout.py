@@ -27,7 +27,7 @@ ALLOWED: dict[str, set[str]] = {
     "api": {KERNEL},
     "input": {KERNEL},
     "journal": {KERNEL, "input"},
-    "reports": {KERNEL, "api", "journal"},
+    "reports": {KERNEL, "api", "input", "journal"},
     "handoff": {KERNEL, "reports"},
     "run": {KERNEL, "api", "input", "journal", "reports", "handoff", "emulator"},
     "bench": {KERNEL, "api", "input", "journal", "run", "emulator"},

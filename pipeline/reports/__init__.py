@@ -3,5 +3,5 @@
 Owns the Parquet writers (atomic, fsynced), the file names and ``summary.json`` shape of a run
 directory, and the regulation deadlines (SLA) that the reports and the hand-off show.
 
-May import: kernel, api, journal.
+May import: kernel, api, input, journal.
 """

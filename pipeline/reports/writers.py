@@ -28,6 +28,7 @@ from ..api.clock import SYSTEM_CLOCK
 from ..api.responses import product_outcome
 from ..errors import DamagedRunFile, InputError
 from ..files import atomic_file
+from ..input.rules import REJECT_SCHEMA
 from ..journal.models import JobState, ProductRow, StatusRow, to_us
 from ..journal.queries import REPORT_CHUNK_ROWS, JournalQueries
 from .sla import sla_columns
@@ -83,15 +84,6 @@ PRODUCTS_SCHEMA = pa.schema(
         ("retry_count", pa.int32()),
     ]
 )
-REJECTS_SCHEMA = pa.schema(
-    [
-        ("input_row", pa.int64()),
-        ("subject_key", pa.string()),
-        ("reason_code", pa.string()),
-        ("message", pa.string()),
-    ]
-)
-
 # journal job state -> status.parquet status (DESIGN.md section 6)
 REPORT_STATUS: dict[str, str] = {
     JobState.PENDING: "pending",
@@ -204,24 +196,24 @@ def write_rejects(run_dir: Path, source: Path | None = None) -> int:
     src = source if source is not None else dest
     if not src.exists():
         with atomic_file(dest) as fh:
-            pq.write_table(REJECTS_SCHEMA.empty_table(), fh)
+            pq.write_table(REJECT_SCHEMA.empty_table(), fh)
         return 0
     try:
         pf = pq.ParquetFile(src)
-        if src == dest and pf.schema_arrow.equals(REJECTS_SCHEMA):
+        if src == dest and pf.schema_arrow.equals(REJECT_SCHEMA):
             return int(pf.metadata.num_rows)
         missing = {"input_row", "reason_code"} - set(pf.schema_arrow.names)
         if missing:
             raise InputError(f"{src.name}: rejects file lacks {', '.join(sorted(missing))}")
-        keep = [n for n in REJECTS_SCHEMA.names if n in pf.schema_arrow.names]
+        keep = [n for n in REJECT_SCHEMA.names if n in pf.schema_arrow.names]
         rows = 0
-        with atomic_file(dest) as fh, pq.ParquetWriter(fh, REJECTS_SCHEMA) as writer:
+        with atomic_file(dest) as fh, pq.ParquetWriter(fh, REJECT_SCHEMA) as writer:
             for batch in pf.iter_batches(columns=keep):
                 arrays = [
                     batch.column(n).cast(f.type) if n in keep else pa.nulls(batch.num_rows, f.type)
-                    for n, f in zip(REJECTS_SCHEMA.names, REJECTS_SCHEMA, strict=True)
+                    for n, f in zip(REJECT_SCHEMA.names, REJECT_SCHEMA, strict=True)
                 ]
-                writer.write_batch(pa.RecordBatch.from_arrays(arrays, schema=REJECTS_SCHEMA))
+                writer.write_batch(pa.RecordBatch.from_arrays(arrays, schema=REJECT_SCHEMA))
                 rows += batch.num_rows
         return rows
     except (OSError, pa.ArrowException) as exc:

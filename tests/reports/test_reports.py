@@ -16,7 +16,7 @@ from pipeline.files import atomic_file
 from pipeline.journal.store import Journal
 from pipeline.reports.writers import (
     PRODUCTS_SCHEMA,
-    REJECTS_SCHEMA,
+    REJECT_SCHEMA,
     STATUS_SCHEMA,
     write_rejects,
     write_reports,
@@ -47,7 +47,7 @@ def test_status_has_the_contract_columns_in_order_with_utc_times(
         assert schema.field(name).type == pa.timestamp("us", tz="UTC")
     assert pq.read_schema(run_dir / "products.parquet").names == PRODUCTS_CONTRACT
     assert pq.read_schema(run_dir / "products.parquet").equals(PRODUCTS_SCHEMA)
-    assert pq.read_schema(run_dir / "rejects.parquet").equals(REJECTS_SCHEMA)
+    assert pq.read_schema(run_dir / "rejects.parquet").equals(REJECT_SCHEMA)
 
 
 def test_status_has_one_row_per_subject_and_action_with_its_outcome(
@@ -130,14 +130,14 @@ def test_rejects_keep_only_the_contract_columns(run: tuple[Journal, Path]) -> No
     )  # fmt: skip
     summary = write_reports(journal, run_dir, now=NOW, rejects_source=source)
     table = pq.read_table(run_dir / "rejects.parquet")
-    assert table.schema.equals(REJECTS_SCHEMA)
+    assert table.schema.equals(REJECT_SCHEMA)
     assert table.column("input_row").to_pylist() == [3, 8]
     assert table.column("message").null_count == 2
     assert summary["counts"]["status"]["rejected"] == 2
 
 
 def test_a_rejects_file_already_in_shape_is_left_alone(tmp_path: Path) -> None:
-    pq.write_table(REJECTS_SCHEMA.empty_table(), tmp_path / "rejects.parquet")
+    pq.write_table(REJECT_SCHEMA.empty_table(), tmp_path / "rejects.parquet")
     before = os.stat(tmp_path / "rejects.parquet").st_ino
     assert write_rejects(tmp_path) == 0
     assert os.stat(tmp_path / "rejects.parquet").st_ino == before
