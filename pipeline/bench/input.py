@@ -1,4 +1,4 @@
-"""Bench section ``input``: read + validate + batch + serialise, against a read-only baseline.
+"""Bench section ``input``: read + validate + batch, against a read-only baseline.
 
 Each measurement runs in a fresh child process (``python -m pipeline.bench.input``) so that its
 peak RSS (``VmHWM`` from ``/proc/self/status``) is its own. The baseline is pyarrow streaming
@@ -41,7 +41,7 @@ QUICK = Sizes(throughput=50_000, rss=((50_000, "csv"),))
 def measure(path: Path, mode: str) -> dict[str, float]:
     """Run one measurement of ``path`` in a child process.
 
-    ``mode``: "read" (the baseline), "plan" (validate, batch and serialise every request body)
+    ``mode``: "read" (the baseline), "plan" (validate and batch into columnar requests)
     or "typed" (validate and batch into PlannedBatch objects).
     """
     done = subprocess.run(
@@ -73,7 +73,7 @@ def run(quick: bool, workdir: Path) -> list[Figure]:
         figures.append(
             Figure(
                 section=SECTION,
-                name=f"{fmt} {sizes.throughput:,} rows: validate+batch+serialise",
+                name=f"{fmt} {sizes.throughput:,} rows: validate+batch",
                 value=rate,
                 unit="rows/s",
                 baseline=_rate(base),
@@ -91,7 +91,7 @@ def run(quick: bool, workdir: Path) -> list[Figure]:
                     value=_rate(typed),
                     unit="rows/s",
                     baseline=rate,
-                    baseline_name="columnar payloads",
+                    baseline_name="columnar batches",
                 )
             )
         path.unlink()
@@ -139,9 +139,9 @@ def _child(mode: str, path: Path) -> dict[str, float]:
     cpu = time.process_time()
     if mode == "read":
         rows = sum(b.num_rows for b in open_source(path).batches(settings.input.batch_rows))
-        users = requests = payload = 0
+        users = requests = 0
     else:
-        users = requests = payload = 0
+        users = requests = 0
         with tempfile.TemporaryDirectory(prefix="dsar-bench-plan-") as tmp:
             rejects = Path(tmp) / "rejects.parquet"
             with plan_input(path, settings, run_id="bench", rejects_path=rejects, env={}) as plan:
@@ -151,7 +151,6 @@ def _child(mode: str, path: Path) -> dict[str, float]:
                         users += len(batch.users)
                 else:
                     for frame in plan.frames():
-                        payload += len(frame.payload("BENCHORG@AdobeOrg"))
                         requests += 1
                         users += frame.users.num_rows
                 rows = plan.summary.rows
@@ -159,7 +158,6 @@ def _child(mode: str, path: Path) -> dict[str, float]:
         "rows": rows,
         "users": users,
         "requests": requests,
-        "payload_bytes": payload,
         "wall_s": time.perf_counter() - started,
         "cpu_s": time.process_time() - cpu,
         "peak_rss_mb": _peak_rss_mb(),

@@ -16,7 +16,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -26,27 +25,11 @@ from ..keys import user_key, user_keys
 from ..models import Action, Identity, PlannedBatch, PlannedUser, RequestOptions, UserRequest
 from ..settings import JobSettings
 from .rules import CANONICAL_ACTIONS, NO_TIME, REGULATION_LIST
-from .textcols import has_bytes
 
-__all__ = ["BatchFrame", "Batcher", "UserColumns", "build_users", "json_escape", "user_key"]
+__all__ = ["BatchFrame", "Batcher", "UserColumns", "build_users", "user_key"]
 
-_ACTION_JSON = {action: orjson.dumps(action.split("+")).decode() for action in CANONICAL_ACTIONS}
 _OPT_OUT = CANONICAL_ACTIONS.index(constants.OPT_OUT_OF_SALE)
 _BOTH = CANONICAL_ACTIONS.index("access+delete")
-_CONTROL = [chr(c) for c in range(32)]
-
-
-def json_escape(values: pa.Array) -> pa.Array:
-    """Each string escaped for use between JSON quotes (vectorised; a no-op when clean)."""
-    escaped = values
-    if has_bytes(values, ord("\\"), ord("\\")):
-        escaped = pc.replace_substring(escaped, "\\", "\\\\")
-    if has_bytes(values, ord('"'), ord('"')):
-        escaped = pc.replace_substring(escaped, '"', '\\"')
-    if has_bytes(values, 0, 31):
-        for char in _CONTROL:  # rare: a tab or newline inside a value
-            escaped = pc.replace_substring(escaped, char, f"\\u{ord(char):04x}")
-    return escaped
 
 
 def request_options(job: JobSettings, regulation: str) -> RequestOptions:
@@ -77,37 +60,8 @@ class BatchFrame:
         doubled = pc.sum(pc.equal(self.users.column("action"), _BOTH)).as_py() or 0
         return int(self.users.num_rows) + int(doubled)
 
-    def payload(self, org_id: str) -> bytes:
-        """The POST /jobs body for ``org_id``, equal to ``to_planned().to_request().to_wire()``."""
-        users = self.users.column("user_json").combine_chunks()
-        # each user's JSON ends in a comma and the strings are contiguous: one slice of the
-        # buffer, without its last comma, is the users array
-        offsets = np.frombuffer(users.buffers()[1], dtype=np.int32)
-        first, last = int(offsets[users.offset]), int(offsets[users.offset + len(users)])
-        joined = users.buffers()[2][first : last - 1].to_pybytes() if len(users) else b""
-        options: dict[str, object] = {
-            "include": list(self.options.include),
-            "expandIds": self.options.expand_ids,
-            "priority": self.options.priority,
-            "regulation": self.options.regulation,
-        }
-        if self.options.merge_policy_id is not None:
-            options["mergePolicyId"] = self.options.merge_policy_id
-        context = orjson.dumps([{"namespace": "imsOrgID", "value": org_id}])
-        tail = orjson.dumps(options)[1:]
-        return b"".join(
-            [
-                b'{"companyContexts":',
-                context,
-                b',"users":[',
-                joined,
-                b"],",
-                tail,
-            ]
-        )
-
     def to_planned(self) -> PlannedBatch:
-        """The typed batch: one object per user and identity (slower than :meth:`payload`)."""
+        """The typed batch, one object per user and identity: what the journal stores and sends."""
         users = self.users
         ids = users.column("identities").combine_chunks()
         flat = ids.flatten()  # the identities of these users only, even for a slice
@@ -153,7 +107,6 @@ USER_SCHEMA = pa.schema(
         ("received_at", pa.string()),
         ("input_rows", pa.list_(pa.int64())),
         ("identities", pa.list_(IDENTITY_TYPE)),
-        ("user_json", pa.string()),  # the users[] JSON object and a trailing comma
     ]
 )
 
@@ -262,28 +215,6 @@ def build_users(run_id: str, c: UserColumns, kinds: Sequence[tuple[str, str]]) -
         ],
         fields=list(IDENTITY_TYPE),
     )
-    prefixes = pa.array(
-        [
-            '{"namespace":' + orjson.dumps(ns).decode() + ',"type":' + orjson.dumps(t).decode()
-            + ',"value":"'
-            for ns, t in kinds
-        ],
-        pa.string(),
-    )  # fmt: skip
-    id_json = pc.binary_join_element_wise(
-        pc.take(prefixes, kind_codes), json_escape(c.id_values), '"}', ""
-    )
-    action_json = pc.take(pa.array(list(_ACTION_JSON.values())), pa.array(c.actions))
-    user_json = pc.binary_join_element_wise(
-        '{"key":"',
-        json_escape(keys),
-        '","action":',
-        action_json,
-        ',"userIDs":[',
-        pc.binary_join(pa.ListArray.from_arrays(offsets, id_json), ","),
-        "]},",
-        "",
-    )
     row_offsets = np.zeros(len(c.row_counts) + 1, dtype=np.int32)
     np.cumsum(c.row_counts, out=row_offsets[1:])
     return pa.table(
@@ -296,7 +227,6 @@ def build_users(run_id: str, c: UserColumns, kinds: Sequence[tuple[str, str]]) -
             _iso(c.received_at),
             pa.ListArray.from_arrays(pa.array(row_offsets), pa.array(c.rows, pa.int64())),
             pa.ListArray.from_arrays(offsets, structs),
-            user_json,
         ],
         schema=USER_SCHEMA,
     )

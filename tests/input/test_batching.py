@@ -43,7 +43,7 @@ def test_opt_out_and_each_regulation_travel_in_requests_of_their_own(write: Writ
     assert planned.summary.jobs == 5  # access+delete is two jobs
 
 
-def test_the_payload_is_the_wire_form_of_the_typed_batch(write: Write) -> None:
+def test_the_wire_form_keeps_quotes_and_the_request_options(write: Write) -> None:
     rows = 'k1,"quote "" and \\ backslash@example.com",123\nk2,b@example.com,\n'
     path = write("subject_key,email,ecid\n" + rows)
     settings = settings_with(job={"include": ["analytics"], "merge_policy_id": "mp1"})
@@ -51,9 +51,15 @@ def test_the_payload_is_the_wire_form_of_the_typed_batch(write: Write) -> None:
         path, settings, run_id='r"1', rejects_path=path.parent / "r.parquet", env={}
     ) as plan:
         frames = list(plan.frames())
-    for frame in frames:
-        wire = frame.to_planned().to_request().to_wire("ORG@AdobeOrg")
-        assert orjson.loads(frame.payload("ORG@AdobeOrg")) == wire
+    wires = [f.to_planned().to_request().to_wire("ORG@AdobeOrg") for f in frames]
+    for wire in wires:
+        assert orjson.loads(orjson.dumps(wire)) == wire
+        assert wire["include"] == ["analytics"]
+        assert wire["mergePolicyId"] == "mp1"
+    users = [u for w in wires for u in w["users"]]  # type: ignore[attr-defined]
+    assert all(u["key"].startswith('r"1-') for u in users)
+    values = {i["value"] for u in users for i in u["userIDs"]}
+    assert values == {"b@example.com"}  # k1: not an email, rejected
 
 
 def test_the_same_input_and_run_give_the_same_batches(write: Write) -> None:
