@@ -8,7 +8,8 @@ check them in ``__post_init__``, so a request that the service would refuse cann
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 
 from . import constants
 from .errors import ConfigError
@@ -188,3 +189,24 @@ class PlannedBatch:
     def job_count(self) -> int:
         """Jobs this batch creates: one per (user, action)."""
         return sum(len(u.request.actions) for u in self.users)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProductResponse:
+    """One application's part of a job (``GET /jobs/{id}``): what the client parses and the
+    journal stores.
+
+    ``outcome`` is what the status and code mean for the reports (success, not_provisioned,
+    ..., None while the product works): the client fills it; the journal does not store it.
+    """
+
+    product: str
+    status: str
+    response_code: str | None = None
+    outcome: str | None = None
+    message: str | None = None
+    detail: str | None = field(default=None, repr=False)
+    processed_at: datetime | None = None
+    retry_count: int = 0
+    processed_count: int | None = None
+    ignored_count: int | None = None

@@ -17,7 +17,7 @@ from typing import Any
 
 from .. import constants
 from ..errors import MalformedResponse
-from ..models import Action, JobStatus
+from ..models import Action, JobStatus, ProductResponse
 
 SERVICE_DATE_FORMAT = "%m/%d/%Y %I:%M %p GMT"
 
@@ -82,22 +82,6 @@ class CreateResult:
     def job_ids(self) -> dict[tuple[str, Action], str]:
         """``(user key, action) -> job id`` for every created job."""
         return {(j.user_key, j.action): j.job_id for j in self.jobs}
-
-
-@dataclass(frozen=True, slots=True)
-class ProductResponse:
-    """One application's part of a job: status, response code and what it means for reports."""
-
-    product: str
-    status: str
-    response_code: str | None
-    outcome: str | None
-    message: str | None = None
-    detail: str | None = field(default=None, repr=False)
-    processed_at: datetime | None = None
-    retry_count: int = 0
-    processed_count: int | None = None
-    ignored_count: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,13 +16,12 @@ import orjson
 
 from ..errors import JournalError
 from ..logs import mask_values, masked_values
-from ..models import Action, JobStatus
+from ..models import Action, JobStatus, ProductResponse
 from .models import (
     JOB_TRANSITIONS,
     JobDetailRecord,
     JobObservation,
     JobState,
-    ProductOutcome,
     RunState,
     to_us,
 )
@@ -109,7 +108,7 @@ class JobTransitions(JournalStore):
     def record_details(
         self,
         job_id: str,
-        products: Sequence[ProductOutcome],
+        products: Sequence[ProductResponse],
         at: datetime,
         *,
         has_result: bool,
@@ -152,7 +151,7 @@ class JobTransitions(JournalStore):
             [
                 (
                     job_id, p.product, p.status, p.response_code, redact(p.message, values),
-                    to_us(p.processed_date) if p.processed_date else None, p.retry_count,
+                    to_us(p.processed_at) if p.processed_at else None, p.retry_count,
                 )
                 for p in products
             ],

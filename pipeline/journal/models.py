@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
+from ..models import ProductResponse
+
 
 class RunState(enum.StrEnum):
     """Where the run as a whole stands."""
@@ -194,23 +196,11 @@ class JobObservation:
 
 
 @dataclass(frozen=True, kw_only=True)
-class ProductOutcome:
-    """One product's result inside a job (from ``GET /jobs/{id}``)."""
-
-    product: str
-    status: str
-    response_code: str | None = None
-    message: str | None = None
-    processed_date: datetime | None = None
-    retry_count: int = 0
-
-
-@dataclass(frozen=True, kw_only=True)
 class JobDetailRecord:
     """What one ``GET /jobs/{id}`` of a terminal job taught: products, result, error."""
 
     job_id: str
-    products: tuple[ProductOutcome, ...]
+    products: tuple[ProductResponse, ...]
     has_result: bool
     error_code: str | None = None
     error_message: str | None = None

@@ -32,7 +32,7 @@ from .. import constants
 from ..api.responses import JobDetails
 from ..api.wire import date_windows
 from ..errors import NotFoundError, PermissionDeniedError, TransientApiError
-from ..journal.models import JobDetailRecord, JobObservation, OpenWindow, ProductOutcome
+from ..journal.models import JobDetailRecord, JobObservation, OpenWindow
 from ..models import Action, JobStatus
 from .context import RunContext
 
@@ -317,17 +317,7 @@ def _lost(job_id: str) -> JobDetailRecord:
 
 def detail_record(details: JobDetails) -> JobDetailRecord:
     """The journal record of a terminal job's details."""
-    products = tuple(
-        ProductOutcome(
-            product=p.product,
-            status=p.status,
-            response_code=p.response_code,
-            message=p.message,
-            processed_date=p.processed_at,
-            retry_count=p.retry_count,
-        )
-        for p in details.products
-    )
+    products = details.products
     failing = next((p for p in details.products if p.status == JobStatus.ERROR), None)
     has_result = (
         details.status is JobStatus.COMPLETE

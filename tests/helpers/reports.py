@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.journal.models import JobObservation, ProductOutcome
+from pipeline.journal.models import JobObservation
 from pipeline.journal.store import Journal
-from pipeline.models import Action
+from pipeline.models import Action, ProductResponse
 from tests.helpers.plans import at, email, iter_plan, meta
 
 A, D = Action.ACCESS, Action.DELETE
@@ -38,9 +38,9 @@ def populate(journal: Journal) -> None:
     journal.record_details(
         "uk-0000000-access",
         [
-            ProductOutcome(product="Profile", status="complete", response_code="PRVCY-6000-200",
-                           message="Success", processed_date=at(49)),
-            ProductOutcome(product="AudienceManager", status="complete",
+            ProductResponse(product="Profile", status="complete", response_code="PRVCY-6000-200",
+                           message="Success", processed_at=at(49)),
+            ProductResponse(product="AudienceManager", status="complete",
                            response_code="PRVCY-6052-200", message=f"not found: {email(0)}"),
         ],
         at(61),
@@ -49,7 +49,7 @@ def populate(journal: Journal) -> None:
     journal.mark_downloaded("uk-0000000-access", "results/uk-0000000-access.zip", "e" * 64, at(62))
     journal.record_details(
         "uk-0000001-access",
-        [ProductOutcome(product="Profile", status="error", response_code="PRVCY-1022-400",
+        [ProductResponse(product="Profile", status="error", response_code="PRVCY-1022-400",
                         message="data access failure", retry_count=3)],
         at(63),
         has_result=False,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from pipeline.errors import JournalError
-from pipeline.journal.models import JobObservation, ProductOutcome, RunState
+from pipeline.journal.models import JobObservation, RunState
 from pipeline.journal.store import Journal
-from pipeline.models import Action, JobStatus
+from pipeline.models import Action, JobStatus, ProductResponse
 from tests.helpers.plans import at, email
 
 A, D = Action.ACCESS, Action.DELETE
@@ -64,9 +64,9 @@ def test_terminal_jobs_wait_for_details_then_for_their_download(journal: Journal
     journal.observe([_obs("uk-0000000-access", "complete", 20)], at(21))
     assert journal.jobs_needing_details() == ["uk-0000000-access"]
     products = [
-        ProductOutcome(product="Profile", status="complete", response_code="PRVCY-6000-200",
-                       message=f"done for {email(0)}", processed_date=at(19)),
-        ProductOutcome(product="AEPDataLake", status="error", response_code="PRVCY-1022-400",
+        ProductResponse(product="Profile", status="complete", response_code="PRVCY-6000-200",
+                       message=f"done for {email(0)}", processed_at=at(19)),
+        ProductResponse(product="AEPDataLake", status="error", response_code="PRVCY-1022-400",
                        retry_count=2),
     ]  # fmt: skip
     journal.record_details("uk-0000000-access", products, at(22), has_result=True)
