@@ -9,8 +9,10 @@ rate-limit windows from the same clock, so the engine's poll interval, retry bac
 ``Retry-After`` pauses, ``--max-runtime`` and the jobs' processing all move together: a run that
 waits minutes for its jobs finishes in milliseconds of real time, in the same order of events.
 
-A jump while a call is in flight is what a slow network looks like: every stage already has to
-live with it, so tests keep their assertions.
+Time never jumps while an HTTP call of this process is in flight (aiohttp's
+``ClientSession._request`` is counted): on a loaded machine the emulator's thread can take
+longer than the idle ticks to answer, and a jump then would age a fresh token past its life
+before it reaches the emulator, which no real network does.
 """
 
 from __future__ import annotations
@@ -19,8 +21,12 @@ import asyncio
 import heapq
 import itertools
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
+
+import aiohttp
 
 from pipeline.emulator import EmulatorConfig
 from pipeline.emulator.backend import PrivacyBackend
@@ -29,6 +35,28 @@ from pipeline.emulator.persistence import attach_persistence
 
 TICK_S = 0.001  # the driver looks at the loop this often (real seconds)
 IDLE_TICKS = 3  # a loop with nothing ready for this many ticks is idle: time may jump
+
+
+class _InFlight:
+    """HTTP calls of this process between their start and their response headers."""
+
+    calls = 0
+
+
+def _count_calls(request: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    async def counted(self: aiohttp.ClientSession, *args: Any, **kwargs: Any) -> Any:
+        _InFlight.calls += 1
+        try:
+            return await request(self, *args, **kwargs)
+        finally:
+            _InFlight.calls -= 1
+
+    counted.__wrapped__ = request  # type: ignore[attr-defined]
+    return counted
+
+
+if not hasattr(aiohttp.ClientSession._request, "__wrapped__"):
+    aiohttp.ClientSession._request = _count_calls(aiohttp.ClientSession._request)  # type: ignore[method-assign]
 
 
 class RunClock:
@@ -78,7 +106,7 @@ class RunClock:
                 return
             await asyncio.sleep(TICK_S)
             ready = len(loop._ready)  # type: ignore[attr-defined]
-            idle = idle + 1 if ready == 0 else 0
+            idle = idle + 1 if ready == 0 and _InFlight.calls == 0 else 0
             if idle >= IDLE_TICKS and self._sleepers:
                 jump = self._sleepers[0][0] - self.monotonic()
                 if jump > 0:
