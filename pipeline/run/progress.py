@@ -148,11 +148,20 @@ class ProgressReporter:
                 await self._sleep(min(self._every_s, BAR_REFRESH_S))
                 self.update(read())
                 continue
-            due = self._last_line + self._every_s - self._clock()
+            due = self._wait_s(self._clock())
             if due > 0:
                 await self._sleep(due)
             else:
-                self.update(read())
+                self.update(read())  # the clock never goes back: still due, a line is written
+
+    def _wait_s(self, now: float) -> float:
+        """Seconds until the next plain line is due at ``now`` (<= 0: due).
+
+        ``tick`` and ``update`` decide with this one expression: two forms of the same test
+        (``last + every - now > 0`` against ``now - last < every``) can disagree in floating
+        point, and ``tick`` then spun without ever awaiting on a clock that only moves when
+        awaited."""
+        return self._last_line + self._every_s - now
 
     def update(self, counts: Counts, *, final: bool = False) -> None:
         """Show ``counts``; plain lines are rate-limited to one per ``every_s``."""
@@ -161,8 +170,10 @@ class ProgressReporter:
             return
         now = self._clock()
         self._rate.observe(now, counts.terminal)
-        if not final and now - self._last_line < self._every_s:
-            return
+        if final or self._wait_s(now) <= 0:
+            self._line(counts, now)
+
+    def _line(self, counts: Counts, now: float) -> None:
         self._last_line = now
         rate = self._rate.rate()
         left = counts.jobs_total - counts.terminal

@@ -117,3 +117,43 @@ def test_plain_lines_come_every_30_s_of_a_10_minute_stall_on_the_reporters_clock
     assert times[-1] >= 570
     assert len(times) >= 20
     assert max(b - a for a, b in itertools.pairwise(times)) <= 30
+
+
+@pytest.mark.parametrize("start", [0.0, 504.515581501757, 0.1])
+def test_tick_awaits_between_lines_on_a_clock_that_moves_only_when_awaited(
+    start: float, caplog: pytest.LogCaptureFixture
+) -> None:
+    # 504.515581501757 + 30 - 534.515581501757 <= 0 while 534.515581501757 - 504.515581501757
+    # < 30: two forms of "is a line due" disagreed there and tick spun without awaiting
+    # (seen in CI as a run frozen for 300 s); each read must be followed by a wait
+    now = [start]
+    reads: list[float] = []
+    fifty = asyncio.Event()
+
+    async def sleep(seconds: float) -> None:
+        now[0] += seconds
+        await asyncio.sleep(0)
+
+    def read() -> Counts:
+        if reads and reads[-1] == now[0]:
+            raise AssertionError(f"tick read twice at {now[0]!r} without awaiting")
+        reads.append(now[0])
+        if len(reads) >= 50:
+            fifty.set()
+        return Counts(jobs_total=1, submitted=0, terminal=0, downloads_total=0, downloaded=0)
+
+    async def main() -> None:
+        reporter = ProgressReporter(
+            stream=io.StringIO(), every_s=30, clock=lambda: now[0], sleep=sleep
+        )
+        task = asyncio.create_task(reporter.tick(read))
+        enough = asyncio.ensure_future(fifty.wait())
+        await asyncio.wait({task, enough}, return_when=asyncio.FIRST_COMPLETED)
+        enough.cancel()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task  # an AssertionError of read() surfaces here instead
+
+    with caplog.at_level(logging.INFO, logger="dsar.progress"):
+        asyncio.run(main())
+    assert len(_lines(caplog)) >= 50
