@@ -27,13 +27,17 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict pipeline
 
+# One pytest worker per core (pytest-xdist); every test owns its emulator, port and tmp_path.
+# PYTEST_WORKERS=0 runs in one process (e.g. to read a failing test's output in order).
+PYTEST_WORKERS ?= auto
+
 test: lint typecheck
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist worksteal
 
 # The quick loop while editing: everything but the tests marked slow (chaos, soak, bench,
 # subprocess and scale tests). `make test` and CI still run everything.
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m 'not slow and not soak'
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist worksteal -m 'not slow and not soak'
 
 bench: $(STAMP)
 	$(BIN)/dsar bench

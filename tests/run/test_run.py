@@ -99,20 +99,20 @@ def test_ambiguous_posts_lose_nothing_and_duplicate_nothing(
 def test_the_daily_cap_pauses_and_resume_continues_on_the_next_days(
     tmp_path: Path, emulator_factory: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    emu = emulator_factory(limits={"daily_job_cap": 5000})
-    n = 12_000
+    emu = emulator_factory(limits={"daily_job_cap": 500})
+    n = 1_200
     write_subjects(tmp_path / "in.csv", n, actions=("access",))
-    cfg = write_config(tmp_path / "c.toml", limits={"daily_job_cap": 5000})
+    cfg = write_config(tmp_path / "c.toml", limits={"daily_job_cap": 500})
     ws = tmp_path / "ws"
     argv = ["run", str(tmp_path / "in.csv"), "--config", str(cfg), "--workspace", str(ws)]
     assert run_cli(argv, emu.env, monkeypatch) == 4
     run_dir = _run_dir(ws)
-    assert emu.stats()["jobs_created"] == 5000
+    assert emu.stats()["jobs_created"] == 500
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["counts"]["status"]["pending"] == 7000
+    assert summary["counts"]["status"]["pending"] == 700
     # the same day, resuming submits nothing more
     assert run_cli(["resume", str(run_dir)], emu.env, monkeypatch) == 4
-    assert emu.stats()["jobs_created"] == 5000
+    assert emu.stats()["jobs_created"] == 500
     days = 0
     code = 4
     while code == 4:
@@ -121,7 +121,7 @@ def test_the_daily_cap_pauses_and_resume_continues_on_the_next_days(
         code = run_cli(["resume", str(run_dir)], emu.env, monkeypatch)
         assert days <= 3
     assert code in (0, 1)
-    assert days == math.ceil(n / 5000) - 1
+    assert days == math.ceil(n / 500) - 1
     assert emu.stats()["jobs_created"] == n
     assert emu.stats()["duplicate_user_keys"] == []
     assert_every_row_once(run_dir, n)
