@@ -1,10 +1,12 @@
-"""The emulator in a separate process, for benchmarks: start, control, watch, measure, stop.
+"""The emulator in a separate process: start, control, watch, measure, kill, restart, stop.
 
 :class:`EmulatorProcess` runs :class:`~pipeline.emulator.EmulatorServer` in a ``spawn`` child,
 so that the client under test never shares an interpreter (or its GIL) with the service it
 talks to. Besides the HTTP control plane (``/_emulator/...``) the parent can ask the child to
 report, over a pipe, the moment the first request of an endpoint arrives (:meth:`watch`): an
-event to wait on, not a state to poll.
+event to wait on, not a state to poll. The benchmarks measure against it, and the reliability
+tests SIGKILL it mid-run (:meth:`kill`) and start it again on the same port (:meth:`start`),
+as a service restart looks to a client. The one emulator child of the project.
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ import contextlib
 import json
 import multiprocessing as mp
 import os
+import signal
 import time
 import urllib.request
+from collections.abc import Mapping
 from multiprocessing.connection import Connection
 from types import TracebackType
 from typing import Any
@@ -27,10 +31,11 @@ FAST = {"ack_delay_s": [1.0, 60.0], "processing_s": [60.0, 3600.0]}
 NO_LIMITS = {"requests_per_second": 0, "daily_job_cap": 1_000_000_000}
 
 
-def _child(control: Connection, events: Connection, config: dict[str, Any]) -> None:
+def _child(control: Connection, events: Connection, config: dict[str, Any], port: int) -> None:
     from ..emulator import EmulatorConfig, EmulatorServer
 
-    server = EmulatorServer(EmulatorConfig().updated(config)).start()
+    os.umask(0o077)  # persistence files of a child are private, like dsar's own
+    server = EmulatorServer(EmulatorConfig().updated(config), port=port).start()
     client = server.config.clients[0]
     stats = server.backend.stats
     record = stats.record_request
@@ -48,6 +53,7 @@ def _child(control: Connection, events: Connection, config: dict[str, Any]) -> N
             "base_url": server.base_url,
             "ims_url": server.ims_url,
             "root_url": server.root_url,
+            "port": str(server.port),
             "client_id": client.client_id,
             "client_secret": client.client_secret,
             "org_id": client.org_id,
@@ -70,20 +76,39 @@ def _child(control: Connection, events: Connection, config: dict[str, Any]) -> N
 class EmulatorProcess:
     """A running emulator child; a context manager. ``config`` is a partial EmulatorConfig."""
 
-    def __init__(self, config: dict[str, Any]) -> None:
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        self._config = dict(config)
+        self.urls: dict[str, str] = {}
+        self.starts = 0
+        self.start()
+
+    def start(self) -> EmulatorProcess:
+        """Start the child: on an ephemeral port the first time, on the same port after
+        :meth:`kill` (with ``persistence_path`` set it comes back with its jobs)."""
+        port = int(self.urls.get("port", "0"))
         ctx = mp.get_context("spawn")
         self._control, child_control = ctx.Pipe()
         self._events, child_events = ctx.Pipe(duplex=False)
         self._process = ctx.Process(
-            target=_child, args=(child_control, child_events, config), daemon=True
+            target=_child, args=(child_control, child_events, self._config, port), daemon=True
         )
         self._process.start()
         child_control.close()
         child_events.close()
         if not self._control.poll(START_TIMEOUT_S):
             self.stop()
-            raise RuntimeError("the benchmark emulator did not start in time")
-        self.urls: dict[str, str] = self._control.recv()
+            raise RuntimeError("the emulator process did not start in time")
+        self.urls = self._control.recv()
+        self.starts += 1
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL the child (a crash of the service: nothing is flushed) and reap it."""
+        if self._process.is_alive() and self._process.pid is not None:
+            os.kill(self._process.pid, signal.SIGKILL)
+        self._process.join(START_TIMEOUT_S)
+        self._control.close()
+        self._events.close()
 
     @property
     def env(self) -> dict[str, str]:
@@ -136,8 +161,14 @@ class EmulatorProcess:
             fields = fh.read().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
+    def stats(self) -> Any:
+        """The emulator's ``/_emulator/stats``."""
+        return self.control("stats")
+
     def stop(self) -> None:
         """Stop the emulator and reap the child."""
+        if self._control.closed:
+            return  # killed, and not started again
         if self._process.is_alive():
             with contextlib.suppress(OSError):  # the child is gone already
                 self._control.send(("stop", None))

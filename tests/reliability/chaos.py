@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.helpers.emuproc import EmulatorProcess
+from pipeline.bench.emuproc import EmulatorProcess
 from tests.helpers.run import FAST_SIMULATION, write_config, write_subjects
 from tests.reliability.checks import NO_PRODUCT_ERRORS
 from tests.reliability.killpoints import KillPoint, Observed, RunWatch, choose, schedule
@@ -151,7 +151,7 @@ def chaos_run(
     restart_args = {"resume": resume_args, "run": run_args, "all": ["resume", "--all", str(ws)]}
     result = ChaosResult(run_dir=run_dir, n_rows=n, exit_code=-1, identities=identities)
     watch = RunWatch(run_dir, ws)
-    with EmulatorProcess(emulator, tmp_path) as emu:
+    with EmulatorProcess(emulator) as emu:
         segments = _Segments(_child_env(emu.env, reconcile), log)
         before = Observed()
         proc = segments.start(run_args)

@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
+from pipeline.bench.emuproc import EmulatorProcess
 from pipeline.emulator import EmulatorServer
 from pipeline.emulator.backend import PrivacyBackend
 from pipeline.emulator.limits import SlidingWindow
-from tests.helpers.emuproc import EmulatorProcess
 from tests.helpers.run import (
     FAST_SIMULATION,
     Emu,
@@ -274,7 +274,7 @@ def test_an_emulator_restarted_mid_run_loses_nothing(
     }
     n = 1500
     killed_at: list[int] = []
-    with EmulatorProcess(config, tmp_path) as emu:
+    with EmulatorProcess(config) as emu:
         done = threading.Event()
 
         def restart_once() -> None:

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers.emuproc import EmulatorProcess
+from pipeline.bench.emuproc import EmulatorProcess
 from tests.helpers.run import FAST_SIMULATION, write_config, write_subjects
 from tests.privacy import scan as privacy
 from tests.reliability.chaos import REPO, _child_env
@@ -196,7 +196,7 @@ def _imports_dsar(pid: int) -> bool:
 def test_sigint_while_dsar_starts_exits_4_in_one_line_and_a_new_run_finishes(
     tmp_path: Path,
 ) -> None:
-    with EmulatorProcess(_emulator((0.0, 0.0)), tmp_path) as emu:
+    with EmulatorProcess(_emulator((0.0, 0.0))) as emu:
         run = _signal_run(tmp_path, emu, 300)
         child = run.start_run()
         run.wait_for(child, lambda: _imports_dsar(child.proc.pid), "dsar imports its libraries")
@@ -212,7 +212,7 @@ def test_sigint_while_dsar_starts_exits_4_in_one_line_and_a_new_run_finishes(
 def test_sigint_while_planning_removes_the_unplanned_run_and_a_new_run_finishes(
     tmp_path: Path,
 ) -> None:
-    with EmulatorProcess(_emulator((0.0, 0.0)), tmp_path) as emu:
+    with EmulatorProcess(_emulator((0.0, 0.0))) as emu:
         run = _signal_run(tmp_path, emu, 6000, limits={"users_per_request": 100})
         child = run.start_run()
         # the journal is created right before planning starts; the plan is written at its end
@@ -232,7 +232,7 @@ def test_sigint_while_posts_are_in_flight_stops_within_2s_and_resume_reconciles_
     tmp_path: Path,
 ) -> None:
     """POSTs slower than the stop's grace are abandoned: their batches are reconciled."""
-    with EmulatorProcess(_emulator((0.3, 1.2)), tmp_path) as emu:
+    with EmulatorProcess(_emulator((0.3, 1.2))) as emu:
         run = _signal_run(tmp_path, emu, 1000, limits={"users_per_request": 20})
         child = run.start_run()
         run.wait_for(child, lambda: emu.control("health")["jobs"] >= 200, "jobs being created")
@@ -250,7 +250,7 @@ def test_sigint_in_the_middle_of_a_sweep_stops_within_2s_and_resume_finishes(
     tmp_path: Path,
 ) -> None:
     # jobs stay in processing for 3-6 s, and a sweep reads 10 jobs a page: ~150 pages
-    with EmulatorProcess(_emulator((0.01, 0.02), processing_s=[259_200, 518_400]), tmp_path) as emu:
+    with EmulatorProcess(_emulator((0.01, 0.02), processing_s=[259_200, 518_400])) as emu:
         run = _signal_run(
             tmp_path, emu, 1500, limits={"users_per_request": 100}, poll={"page_size": 10}
         )
@@ -280,7 +280,7 @@ def test_sigint_in_the_middle_of_a_sweep_stops_within_2s_and_resume_finishes(
 def test_sigint_while_downloading_stops_within_2s_leaves_no_partial_file_and_resume_finishes(
     tmp_path: Path,
 ) -> None:
-    with EmulatorProcess(_emulator((0.02, 0.05)), tmp_path) as emu:
+    with EmulatorProcess(_emulator((0.02, 0.05))) as emu:
         run = _signal_run(
             tmp_path, emu, 1200, actions=("access",), limits={"users_per_request": 100}
         )
@@ -302,7 +302,7 @@ def test_sigint_while_downloading_stops_within_2s_leaves_no_partial_file_and_res
 @pytest.mark.timeout(180)
 def test_sigint_during_resume_all_stops_the_command_before_the_next_run(tmp_path: Path) -> None:
     run_state = "SELECT state = 'active' FROM run"
-    with EmulatorProcess(_emulator((0.01, 0.02), processing_s=[259_200, 518_400]), tmp_path) as emu:
+    with EmulatorProcess(_emulator((0.01, 0.02), processing_s=[259_200, 518_400])) as emu:
         run = _signal_run(tmp_path, emu, 300, limits={"users_per_request": 100})
         first, second = tmp_path / "ws" / "a", tmp_path / "ws" / "b"
         for run_dir in (first, second):
