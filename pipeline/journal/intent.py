@@ -24,7 +24,16 @@ from datetime import datetime
 from typing import Any
 
 from ..errors import JournalError
-from .models import RUN_TRANSITIONS, RunIntent, RunState, to_us
+from .models import (
+    NEEDS_DETAILS_SQL,
+    NEEDS_DOWNLOAD_SQL,
+    OPEN_JOB_STATES,
+    RUN_TRANSITIONS,
+    RunIntent,
+    RunState,
+    state_in,
+    to_us,
+)
 from .schema import JournalStore
 
 # batches whose POST may have created jobs: reconciled on resume, even in a cancelled run
@@ -82,7 +91,7 @@ class RunIntents(JournalStore):
                 f"SELECT count(*) FROM batch WHERE state IN {_UNRESOLVED}"
             ).fetchone()
             (in_flight,) = c.execute(
-                "SELECT count(*) FROM job WHERE state IN ('submitted', 'processing')"
+                f"SELECT count(*) FROM job WHERE {state_in(OPEN_JOB_STATES)}"
             ).fetchone()
             finished = state == RunState.FINISHED
             if not finished and unresolved == 0 and (stopped or not self._follow_up(c)):
@@ -153,9 +162,8 @@ class RunIntents(JournalStore):
         """True while a job is open at the service, or terminal but still needing details or
         its results download."""
         row = c.execute(
-            "SELECT 1 FROM job WHERE state IN ('submitted', 'processing')"
-            " OR (state IN ('complete', 'error') AND details_at IS NULL)"
-            " OR (state = 'complete' AND has_result = 1) LIMIT 1"
+            f"SELECT 1 FROM job WHERE {state_in(OPEN_JOB_STATES)}"
+            f" OR ({NEEDS_DETAILS_SQL}) OR ({NEEDS_DOWNLOAD_SQL}) LIMIT 1"
         ).fetchone()
         return row is not None
 

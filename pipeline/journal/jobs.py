@@ -19,6 +19,7 @@ from ..logs import mask_values, masked_values
 from ..models import Action, JobStatus, ProductResponse
 from .models import (
     JOB_TRANSITIONS,
+    NEEDS_DOWNLOAD_SQL,
     JobDetailRecord,
     JobObservation,
     JobState,
@@ -75,24 +76,6 @@ class JobTransitions(JournalStore):
                 if self._set_job(c, obs.job_id, new, seen) and new is not JobState.PROCESSING:
                     turned.append(obs.job_id)
         return turned
-
-    def mark_processing(self, job_id: str, at: datetime) -> None:
-        """submitted -> processing."""
-        self._strict(job_id, JobState.PROCESSING, at)
-
-    def mark_terminal(self, job_id: str, status: JobStatus, at: datetime) -> None:
-        """submitted | processing -> complete | error."""
-        if not status.terminal:
-            raise JournalError(f"job {job_id}: {status.value} is not a terminal status")
-        self._strict(job_id, JobState(status.value), at)
-
-    def _strict(self, job_id: str, new: JobState, at: datetime) -> None:
-        with self._tx() as c:
-            if not self._set_job(c, job_id, new, to_us(at)):
-                row = c.execute("SELECT state FROM job WHERE job_id = ?", (job_id,)).fetchone()
-                if row is None:
-                    raise JournalError(f"job {job_id}: unknown job")
-                raise JournalError(f"job {job_id}: illegal transition {row[0]} -> {new.value}")
 
     @staticmethod
     def _set_job(c: sqlite3.Connection, job_id: str, new: JobState, at_us: int) -> bool:
@@ -178,7 +161,7 @@ class JobTransitions(JournalStore):
             for job_id, result_path, sha256 in done:
                 cur = c.execute(
                     "UPDATE job SET state = 'downloaded', result_path = ?, result_sha256 = ?,"
-                    " updated_at = ? WHERE job_id = ? AND state = 'complete' AND has_result = 1",
+                    f" updated_at = ? WHERE job_id = ? AND {NEEDS_DOWNLOAD_SQL}",
                     (result_path, sha256, to_us(at), job_id),
                 )
                 if cur.rowcount != 1:
@@ -196,7 +179,7 @@ class JobTransitions(JournalStore):
         with self._tx() as c:
             cur = c.execute(
                 "UPDATE job SET has_result = 0, error_code = ?, error_message = ?, updated_at = ?"
-                " WHERE job_id = ? AND state = 'complete' AND has_result = 1",
+                f" WHERE job_id = ? AND {NEEDS_DOWNLOAD_SQL}",
                 (code, message, to_us(at), job_id),
             )
             if cur.rowcount != 1:
@@ -232,7 +215,7 @@ class JobTransitions(JournalStore):
                 "SELECT j.jid, j.action, j.attempt, u.uid, u.user_key, u.subject_key, u.part,"
                 " u.identities, u.input_rows, u.received_at, b.regulation, b.options_json"
                 " FROM job j JOIN user u ON u.uid = j.uid JOIN batch b ON b.seq = u.batch_seq"
-                " WHERE j.state = 'error'"
+                f" WHERE j.state = '{JobState.ERROR.value}'"
                 " AND NOT EXISTS (SELECT 1 FROM job r WHERE r.parent_jid = j.jid)"
                 " ORDER BY j.uid, j.jid"
             ).fetchall()

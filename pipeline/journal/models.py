@@ -103,7 +103,20 @@ RUN_TRANSITIONS: dict[RunState, tuple[RunState, ...]] = {
     # dsar retry re-opens a finished run with new planned batches
     RunState.PLANNED: (RunState.FINISHED, RunState.PAUSED),
 }
+# Jobs the service holds and has not finished: what a sweep looks for.
 OPEN_JOB_STATES = (JobState.SUBMITTED, JobState.PROCESSING)
+TERMINAL_JOB_STATES = (JobState.COMPLETE, JobState.ERROR)
+
+
+def state_in(states: tuple[JobState, ...], column: str = "state") -> str:
+    """SQL text ``column IN ('a', 'b')`` for ``states`` (values of the enum, never input)."""
+    return f"{column} IN ({', '.join(repr(s.value) for s in states)})"
+
+
+# The poller's two queues: the schema's partial indexes and the queries that must use them
+# share these conditions (SQLite uses a partial index only when the query implies its WHERE).
+NEEDS_DETAILS_SQL = f"{state_in(TERMINAL_JOB_STATES)} AND details_at IS NULL"
+NEEDS_DOWNLOAD_SQL = f"state = '{JobState.COMPLETE.value}' AND has_result = 1"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 

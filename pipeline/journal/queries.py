@@ -16,6 +16,9 @@ import orjson
 from ..errors import JournalError
 from ..models import Action, Identity, PlannedBatch, PlannedUser, RequestOptions, UserRequest
 from .models import (
+    NEEDS_DETAILS_SQL,
+    NEEDS_DOWNLOAD_SQL,
+    OPEN_JOB_STATES,
     BatchInfo,
     BatchState,
     JobState,
@@ -29,8 +32,11 @@ from .models import (
     StatusRow,
     from_us,
     from_us_required,
+    state_in,
 )
 from .schema import JournalStore
+
+_OPEN_J = state_in(OPEN_JOB_STATES, "j.state")
 
 REPORT_CHUNK_ROWS = 10_000
 
@@ -183,7 +189,7 @@ class JournalQueries(JournalStore):
             rows = self._conn.execute(
                 "SELECT b.regulation, count(*), min(j.submitted_at) FROM job j"
                 " JOIN user u ON u.uid = j.uid JOIN batch b ON b.seq = u.batch_seq"
-                " WHERE j.state IN ('submitted', 'processing') GROUP BY b.regulation"
+                f" WHERE {_OPEN_J} GROUP BY b.regulation"
                 " ORDER BY b.regulation"
             ).fetchall()
         out = []
@@ -202,7 +208,7 @@ class JournalQueries(JournalStore):
             rows = self._conn.execute(
                 "SELECT j.job_id, j.submitted_at FROM job j JOIN user u ON u.uid = j.uid"
                 " JOIN batch b ON b.seq = u.batch_seq"
-                " WHERE j.state IN ('submitted', 'processing') AND b.regulation = ?",
+                f" WHERE {_OPEN_J} AND b.regulation = ?",
                 (regulation,),
             )
             for job_id, at in rows:
@@ -221,7 +227,7 @@ class JournalQueries(JournalStore):
             rows = self._conn.execute(
                 "SELECT DISTINCT j.submitted_at FROM job j JOIN user u ON u.uid = j.uid"
                 " JOIN batch b ON b.seq = u.batch_seq"
-                " WHERE j.state = 'submitted' AND b.regulation = ?",
+                f" WHERE j.state = '{JobState.SUBMITTED.value}' AND b.regulation = ?",
                 (regulation,),
             ).fetchall()
         return [from_us_required(at) for (at,) in rows]
@@ -230,21 +236,20 @@ class JournalQueries(JournalStore):
         """Terminal jobs whose ``GET /jobs/{id}`` has not been recorded yet, oldest first."""
         return self._job_ids(
             "job_needs_details",
-            "state IN ('complete', 'error') AND details_at IS NULL ORDER BY completed_at, jid",
+            f"{NEEDS_DETAILS_SQL} ORDER BY completed_at, jid",
             limit,
         )
 
     def jobs_needing_download(self, limit: int = 1000) -> list[str]:
         """Complete jobs whose details offered a result that is not on disk yet."""
-        return self._job_ids(
-            "job_needs_download", "state = 'complete' AND has_result = 1 ORDER BY jid", limit
-        )
+        return self._job_ids("job_needs_download", f"{NEEDS_DOWNLOAD_SQL} ORDER BY jid", limit)
 
     def results_unavailable(self) -> int:
         """Complete jobs whose offered result could not be fetched (see error_code)."""
         with self._lock:
             (n,) = self._conn.execute(
-                "SELECT count(*) FROM job WHERE state = 'complete' AND error_code IS NOT NULL"
+                f"SELECT count(*) FROM job WHERE state = '{JobState.COMPLETE.value}'"
+                " AND error_code IS NOT NULL"
             ).fetchone()
         return int(n)
 
@@ -252,7 +257,7 @@ class JournalQueries(JournalStore):
         """How many complete jobs offered a result that is not on disk yet."""
         with self._lock:
             (n,) = self._conn.execute(
-                "SELECT count(*) FROM job WHERE state = 'complete' AND has_result = 1"
+                f"SELECT count(*) FROM job WHERE {NEEDS_DOWNLOAD_SQL}"
             ).fetchone()
         return int(n)
 

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import DamagedJournal, JournalError
+from .models import NEEDS_DETAILS_SQL, NEEDS_DOWNLOAD_SQL
 
 SCHEMA_VERSION = 3
 JOURNAL_FILE = "journal.sqlite"
@@ -100,9 +101,8 @@ _SCHEMA_V1: tuple[str, ...] = (
     "CREATE INDEX job_by_state ON job (state)",
     "CREATE INDEX job_by_parent ON job (parent_jid) WHERE parent_jid IS NOT NULL",
     # the poller's two work queues, each round: small partial indexes, not table scans
-    """CREATE INDEX job_needs_details ON job (completed_at, jid)
-        WHERE state IN ('complete', 'error') AND details_at IS NULL""",
-    "CREATE INDEX job_needs_download ON job (jid) WHERE state = 'complete' AND has_result = 1",
+    f"CREATE INDEX job_needs_details ON job (completed_at, jid) WHERE {NEEDS_DETAILS_SQL}",
+    f"CREATE INDEX job_needs_download ON job (jid) WHERE {NEEDS_DOWNLOAD_SQL}",
     """CREATE TABLE product (
         job_id TEXT NOT NULL,
         product TEXT NOT NULL,

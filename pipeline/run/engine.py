@@ -36,7 +36,6 @@ from .submitter import Submitter
 
 log = logging.getLogger("dsar.run")
 
-OPEN_JOB_STATES = (JobState.PENDING, JobState.SUBMITTED, JobState.PROCESSING)
 # After a stop, how long a call in flight may take to finish before it is cancelled.
 STOP_GRACE_S = 0.5
 

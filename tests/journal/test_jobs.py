@@ -7,7 +7,7 @@ import pytest
 from pipeline.errors import JournalError
 from pipeline.journal.models import JobObservation, RunState
 from pipeline.journal.store import Journal
-from pipeline.models import Action, JobStatus, ProductResponse
+from pipeline.models import Action, ProductResponse
 from tests.helpers.plans import at, email
 
 A, D = Action.ACCESS, Action.DELETE
@@ -43,20 +43,6 @@ def test_a_stale_or_repeated_status_in_a_sweep_is_ignored(journal: Journal) -> N
     assert journal.observe([_obs("uk-0000000-access", "processing")], at(12)) == []
     assert journal.observe([_obs("uk-0000000-access", "complete")], at(13)) == []
     assert journal.counts().jobs["complete"] == 1
-
-
-def test_strict_job_transitions_and_their_illegal_twins(journal: Journal) -> None:
-    _submit_first(journal)
-    journal.mark_processing("uk-0000000-access", at(3))
-    with pytest.raises(JournalError, match="processing -> processing"):
-        journal.mark_processing("uk-0000000-access", at(4))
-    journal.mark_terminal("uk-0000000-access", JobStatus.COMPLETE, at(5))
-    with pytest.raises(JournalError, match="complete -> error"):
-        journal.mark_terminal("uk-0000000-access", JobStatus.ERROR, at(6))
-    with pytest.raises(JournalError, match="not a terminal status"):
-        journal.mark_terminal("uk-0000000-delete", JobStatus.PROCESSING, at(6))
-    with pytest.raises(JournalError, match="unknown job"):
-        journal.mark_processing("nope", at(6))
 
 
 def test_terminal_jobs_wait_for_details_then_for_their_download(journal: Journal) -> None:

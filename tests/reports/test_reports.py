@@ -13,6 +13,7 @@ import pytest
 
 from pipeline.errors import InputError
 from pipeline.files import atomic_file
+from pipeline.journal.models import JobObservation
 from pipeline.journal.store import Journal
 from pipeline.reports.writers import (
     PRODUCTS_SCHEMA,
@@ -171,9 +172,7 @@ def test_reports_replace_old_files_atomically(run: tuple[Journal, Path]) -> None
     old = reader.read()
     reader.seek(0)
     journal.observe([], at(100))
-    journal.mark_terminal(
-        "uk-0000002-access", __import__("pipeline.models").models.JobStatus.COMPLETE, at(101)
-    )
+    journal.observe([JobObservation(job_id="uk-0000002-access", status="complete")], at(101))
     write_reports(journal, run_dir, now=NOW)
     assert reader.read() == old  # the old inode is intact for whoever has it open
     reader.close()
