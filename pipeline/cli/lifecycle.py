@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from ..run.canary import describe
 from ..run.context import RunOptions
 from ..run.lifecycle import cancel_run
 from ..run.target import Target
@@ -26,14 +27,18 @@ class ConfirmPrompt:
     def __init__(self, yes: bool) -> None:
         self.asks = not yes and sys.stdin.isatty()
 
-    def __call__(self, _target: Target, jobs: int) -> bool:
+    def __call__(self, target: Target, jobs: int, input_sha256: str) -> bool:
         if not self.asks:
             return True
-        answer = input(f"Submit {jobs:,} jobs to the Privacy Service? [y/N] ")
+        what = f"input sha256 {input_sha256[:12]}"
+        canary = describe(target.settings.job)
+        if canary:
+            what += f"; {canary}"
+        answer = input(f"Submit {jobs:,} jobs ({what}) to the Privacy Service? [y/N] ")
         return answer.strip().lower() in ("y", "yes")
 
 
-def confirm_prompt(yes: bool) -> Callable[[Target, int], bool]:
+def confirm_prompt(yes: bool) -> Callable[[Target, int, str], bool]:
     """The :class:`ConfirmPrompt` of a command with (or without) ``--yes``."""
     return ConfirmPrompt(yes)
 

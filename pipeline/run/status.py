@@ -145,6 +145,11 @@ def _next_action(
         return "nothing: the run is finished"
     if reason == "daily_cap":
         return f"`dsar resume {run_dir}` after the next UTC midnight"
+    if reason == "canary":  # held by a failed or timed-out canary: only an explicit act
+        return (
+            f"held by its canary (see status.parquet): `dsar submit {run_dir}` submits the "
+            f"rest, `dsar cancel {run_dir}` abandons it"
+        )
     return f"`dsar resume {run_dir}`"
 
 

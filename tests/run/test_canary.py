@@ -1,0 +1,172 @@
+"""Safe against production: a canary first (--canary), a ceiling on jobs (--max-jobs), and a
+confirmation that names the input and the job count."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline.journal.canary import CanaryState
+from pipeline.journal.store import Journal
+from tests.helpers.run import (
+    Emu,
+    assert_every_row_once,
+    fake_terminal,
+    only_run,
+    posts,
+    run_cli,
+    write_config,
+    write_subjects,
+)
+
+HEALTHY = {"product_error_rate": 0.0}
+
+
+def _canary(run_dir: Path) -> Any:
+    with Journal.open(run_dir) as journal:
+        return journal.canary()
+
+
+def _start(
+    tmp_path: Path, emu: Emu, monkeypatch: pytest.MonkeyPatch, *flags: str, n: int = 100
+) -> tuple[list[str], Path]:
+    write_subjects(tmp_path / "in.csv", n, actions=("delete",))
+    cfg = write_config(tmp_path / "c.toml")
+    ws = tmp_path / "ws"
+    argv = ["run", str(tmp_path / "in.csv"), "--config", str(cfg), "--workspace", str(ws), *flags]
+    return argv, ws
+
+
+def test_a_failing_canary_pauses_the_run_before_the_rest_is_submitted(
+    tmp_path: Path, emulator_factory: Any, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    # the emulator fails the canary's 10 jobs (every product in error) and nothing else
+    emu = emulator_factory(simulation={**HEALTHY, "error_first_jobs": 10})
+    argv, ws = _start(tmp_path, emu, monkeypatch, "--canary", "10", "--yes")
+    assert run_cli(argv, emu.env, monkeypatch) == 4
+    err = capsys.readouterr().err
+    assert "canary failed: 10 of 10 canary jobs in error (100.0%)" in err
+    assert "threshold of 5.0%" in err
+    run_dir = only_run(ws)
+    assert f"dsar submit {run_dir}" in err
+    assert emu.stats()["jobs_created"] == 10
+    assert posts(emu) == 1  # the canary's own request, nothing more
+    assert _canary(run_dir).state == CanaryState.FAILED
+    # nothing acts behind the user's back: resume and resume --all follow, submit nothing
+    assert run_cli(["resume", str(run_dir)], emu.env, monkeypatch) == 4
+    assert "canary failed" in capsys.readouterr().err
+    assert run_cli(["resume", "--all", str(ws)], emu.env, monkeypatch) == 4
+    assert "canary failed" in capsys.readouterr().err
+    assert (emu.stats()["jobs_created"], posts(emu)) == (10, 1)
+    assert run_cli(["status", str(run_dir), "--json"], emu.env, monkeypatch) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["pause_reason"] == "canary"
+    assert f"dsar submit {run_dir}" in status["next"]
+    # the explicit act releases it: the rest goes, the canary's jobs stay in error
+    assert run_cli(["submit", str(run_dir), "--yes"], emu.env, monkeypatch) == 1
+    assert emu.stats()["jobs_created"] == 100
+    assert _canary(run_dir).state == CanaryState.RELEASED
+    assert emu.stats()["duplicate_user_keys"] == []
+    assert_every_row_once(run_dir, 100)
+
+
+def test_a_healthy_canary_lets_the_rest_go_in_the_same_command(
+    tmp_path: Path, emulator_factory: Any, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    emu = emulator_factory(simulation=HEALTHY)
+    argv, ws = _start(tmp_path, emu, monkeypatch, "--canary", "30", "--yes", n=120)
+    assert run_cli(argv, emu.env, monkeypatch) == 0
+    run_dir = only_run(ws)
+    canary = _canary(run_dir)
+    assert (canary.state, canary.users, canary.jobs, canary.errors) == (
+        CanaryState.PASSED, 30, 30, 0,
+    )  # fmt: skip
+    assert emu.stats()["jobs_created"] == 120
+    assert posts(emu) == 2  # the canary's request of exactly 30 users, then the rest
+    with Journal.open(run_dir) as journal:
+        sizes = journal._conn.execute(
+            "SELECT count(*) FROM user GROUP BY batch_seq ORDER BY batch_seq"
+        ).fetchall()
+    assert sizes == [(30,), (90,)]
+    assert "canary passed" in capsys.readouterr().err
+    assert_every_row_once(run_dir, 120)
+
+
+def test_a_canary_whose_jobs_outlast_the_wait_pauses_the_run(
+    tmp_path: Path, emulator_factory: Any, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    slow = {
+        **HEALTHY,
+        "time_scale": 1.0,
+        "ack_delay_s": [1.0, 2.0],
+        "processing_s": [86400.0, 90000.0],
+    }
+    emu = emulator_factory(simulation=slow)
+    write_subjects(tmp_path / "in.csv", 40, actions=("delete",))
+    cfg = write_config(tmp_path / "c.toml", poll={"interval_s": 300})
+    argv = ["run", str(tmp_path / "in.csv"), "--config", str(cfg), "--workspace",
+            str(tmp_path / "ws"), "--canary", "5", "--canary-wait", "1h", "--yes"]  # fmt: skip
+    assert run_cli(argv, emu.env, monkeypatch) == 4
+    err = capsys.readouterr().err
+    assert "canary timed out: 5 of 5 canary jobs still open after 1h" in err
+    assert emu.stats()["jobs_created"] == 5
+    assert _canary(only_run(tmp_path / "ws")).state == CanaryState.TIMED_OUT
+
+
+def test_max_jobs_refuses_a_bigger_run_before_any_api_call(
+    tmp_path: Path, emulator_factory: Any, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    emu = emulator_factory(simulation=HEALTHY)
+    argv, ws = _start(tmp_path, emu, monkeypatch, "--yes", n=60)
+    assert run_cli([*argv, "--max-jobs", "59"], emu.env, monkeypatch) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("dsar: --max-jobs 59: the plan")
+    assert "would create 60 jobs; nothing was sent" in err[-1]
+    assert emu.stats()["requests"] == {}
+    run_dir = only_run(ws)
+    # the plan is kept as a preview: `dsar submit` honours the ceiling too, then sends it
+    assert run_cli(["submit", str(run_dir), "--yes", "--max-jobs", "10"], emu.env, monkeypatch) == 2
+    assert "submitting" in capsys.readouterr().err
+    assert emu.stats()["requests"] == {}
+    assert run_cli(["submit", str(run_dir), "--yes", "--max-jobs", "60"], emu.env, monkeypatch) == 0
+    assert emu.stats()["jobs_created"] == 60
+
+
+def test_max_jobs_refuses_a_resume_that_could_create_more(
+    tmp_path: Path, emulator_factory: Any, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    emu = emulator_factory(limits={"daily_job_cap": 100}, simulation=HEALTHY)
+    write_subjects(tmp_path / "in.csv", 150, actions=("delete",))
+    cfg = write_config(tmp_path / "c.toml", limits={"daily_job_cap": 100})
+    ws = tmp_path / "ws"
+    argv = ["run", str(tmp_path / "in.csv"), "--config", str(cfg), "--workspace", str(ws)]
+    assert run_cli([*argv, "--no-wait", "--max-jobs", "150"], emu.env, monkeypatch) == 4
+    emu.control("advance", {"days": 1})
+    before = emu.stats()["requests"]
+    run_dir = only_run(ws)
+    assert run_cli(["resume", str(run_dir), "--max-jobs", "49"], emu.env, monkeypatch) == 2
+    assert "would create 50 jobs" in capsys.readouterr().err
+    assert run_cli(["resume", "--all", str(ws), "--max-jobs", "49"], emu.env, monkeypatch) == 2
+    assert "skipped, --max-jobs 49" in capsys.readouterr().err
+    assert emu.stats()["requests"] == before
+    assert run_cli(["resume", str(run_dir), "--max-jobs", "50"], emu.env, monkeypatch) == 0
+    assert emu.stats()["jobs_created"] == 150
+
+
+def test_the_prompt_names_the_inputs_sha256_the_job_count_and_the_canary(
+    tmp_path: Path, emulator_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    emu = emulator_factory(simulation=HEALTHY)
+    argv, _ws = _start(tmp_path, emu, monkeypatch, "--canary", "5", n=20)
+    asked = fake_terminal(monkeypatch, "n")
+    assert run_cli(argv, emu.env, monkeypatch) == 4
+    sha = hashlib.sha256((tmp_path / "in.csv").read_bytes()).hexdigest()
+    assert asked == [
+        f"Submit 20 jobs (input sha256 {sha[:12]}; a canary of 5 users first, the rest only"
+        " if at most 5.0% of its jobs end in error within 2h) to the Privacy Service? [y/N] "
+    ]
+    assert emu.stats()["requests"] == {}
