@@ -48,10 +48,12 @@ def _register_submit(sub: SubParsers[argparse.ArgumentParser]) -> None:
 
     p = sub.add_parser(
         "submit",
-        help="submit the plan of a dry run (a preview), then drive it like `dsar run`",
+        help="submit the plan of a dry run (a preview), or the rest of a run held by its "
+        "canary, then drive it like `dsar run`",
         description="A dry run leaves a preview that nothing else submits (not resume, not "
-        "resume --all, not retry). This is the explicit act that submits it: the same "
-        "confirmation as `dsar run`, then the run is driven to the end.",
+        "resume --all, not retry); a failed or timed-out canary holds the rest of its run the "
+        "same way. This is the explicit act that submits it: the same confirmation as "
+        "`dsar run`, then the run is driven to the end.",
     )
     p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="the dry run's directory")
     p.add_argument("--yes", action="store_true", help="do not ask before submitting")

@@ -207,8 +207,9 @@ def _register_resume(sub: SubParsers[argparse.ArgumentParser]) -> None:
         "users_per_request, poll) for this invocation, and is refused (exit 2) when it "
         "changes anything that shaped the plan (job, input, limits.users_per_request, "
         "api.base_url, output). A preview (dry run) or a declined run is never "
-        "resumed: `dsar submit` submits a preview. Exit 7 when another dsar process drives "
-        "the run (or, with --all, the workspace).",
+        "resumed: `dsar submit` submits a preview. A run held by its canary is followed "
+        "(polled, reported) but submits nothing more until `dsar submit` releases it. "
+        "Exit 7 when another dsar process drives the run (or, with --all, the workspace).",
     )
     p.add_argument("path", type=Path, metavar="RUN_DIR", help="run directory (or WORKSPACE)")
     p.add_argument("--all", action="store_true", help="PATH is a workspace: resume every run")

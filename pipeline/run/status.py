@@ -48,6 +48,7 @@ def run_status(
         info = journal.run_info()
         counts = journal.counts()
         calls = journal.api_calls()
+        canary = journal.canary()
     meta = info.meta
     budget: dict[str, Any] | None = None
     workspace = Path(str(meta.settings.get("output", {}).get("workspace", run_dir.parent)))
@@ -98,6 +99,18 @@ def run_status(
         "stop_polling": info.stop_polling,
         "driven_by": {"pid": holder.pid, "since": holder.since} if holder else None,
         "pause_reason": info.pause_reason,
+        "canary": None
+        if canary is None
+        else {
+            "state": canary.state.value,
+            "users": canary.users,
+            "jobs": canary.jobs,
+            "errors": canary.errors,
+            "still_open": canary.still_open,
+            "max_error": canary.max_error,
+            "started_at": canary.started_at.isoformat(),
+            "decided_at": canary.decided_at.isoformat() if canary.decided_at else None,
+        },
         "resume_after": info.resume_after.isoformat() if info.resume_after else None,
         "input_rows": meta.input_rows,
         "rejected_rows": info.rejects_count,

@@ -65,6 +65,8 @@ def test_a_failing_canary_pauses_the_run_before_the_rest_is_submitted(
     assert run_cli(["status", str(run_dir), "--json"], emu.env, monkeypatch) == 0
     status = json.loads(capsys.readouterr().out)
     assert status["pause_reason"] == "canary"
+    assert status["canary"]["state"] == "failed"
+    assert (status["canary"]["jobs"], status["canary"]["errors"]) == (10, 10)
     assert f"dsar submit {run_dir}" in status["next"]
     # the explicit act releases it: the rest goes, the canary's jobs stay in error
     assert run_cli(["submit", str(run_dir), "--yes"], emu.env, monkeypatch) == 1
@@ -72,6 +74,25 @@ def test_a_failing_canary_pauses_the_run_before_the_rest_is_submitted(
     assert _canary(run_dir).state == CanaryState.RELEASED
     assert emu.stats()["duplicate_user_keys"] == []
     assert_every_row_once(run_dir, 100)
+
+
+def test_a_canary_set_in_the_config_holds_a_dry_run_submitted_later(
+    tmp_path: Path, emulator_factory: Any, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    emu = emulator_factory(simulation={**HEALTHY, "error_first_jobs": 1})
+    write_subjects(tmp_path / "in.csv", 40, actions=("delete",))
+    cfg = write_config(tmp_path / "c.toml", job={"canary_users": 10, "canary_max_error": 0.1})
+    ws = tmp_path / "ws"
+    argv = ["run", str(tmp_path / "in.csv"), "--config", str(cfg), "--workspace", str(ws)]
+    assert run_cli([*argv, "--dry-run"], emu.env, monkeypatch) == 4
+    run_dir = only_run(ws)
+    # 1 of 10 in error is at most 10%: the canary passes and the rest goes
+    assert run_cli(["submit", str(run_dir), "--yes"], emu.env, monkeypatch) == 1
+    canary = _canary(run_dir)
+    assert (canary.state, canary.jobs, canary.errors) == (CanaryState.PASSED, 10, 1)
+    assert emu.stats()["jobs_created"] == 40
+    assert posts(emu) == 2
+    assert_every_row_once(run_dir, 40)
 
 
 def test_a_healthy_canary_lets_the_rest_go_in_the_same_command(
