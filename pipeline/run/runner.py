@@ -264,6 +264,14 @@ def _start(
             )  # fmt: skip
             if not planned:
                 return _finish_rejects_only(journal, run_dir, options)
+            ceiling = max_jobs(settings, options.max_jobs)
+            if ceiling is not None and planned > ceiling:  # said now, refused by `dsar submit`
+                log.warning(
+                    "the plan would create %d jobs, more than --max-jobs %d: nothing is sent by a"
+                    " dry run, and `dsar submit` refuses it under the same ceiling",
+                    planned,
+                    ceiling,
+                )
             journal.pause("dry_run", options.clock.utc_now())
             publish(journal, run_dir, options=options)
             return _outcome(journal, run_dir)
@@ -414,6 +422,10 @@ def _resume_planned(
             raise JournalError(f"{run_dir}: the run was killed while planning; resume it first")
         info = journal.run_info()
         check_drivable(info, run_dir, retry=retry_errors)
+        if retry_errors and held_note(journal, run_dir):
+            raise ConfigError(
+                f"{run_dir} is held by its canary: `dsar submit {run_dir}` releases it first"
+            )
         settings = resume_settings(info.meta.settings, env, config)
         check_max_jobs(
             could_create(journal, retry=retry_errors),

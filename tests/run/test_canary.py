@@ -68,6 +68,8 @@ def test_a_failing_canary_pauses_the_run_before_the_rest_is_submitted(
     assert status["canary"]["state"] == "failed"
     assert (status["canary"]["jobs"], status["canary"]["errors"]) == (10, 10)
     assert f"dsar submit {run_dir}" in status["next"]
+    assert run_cli(["retry", str(run_dir)], emu.env, monkeypatch) == 2
+    assert "held by its canary" in capsys.readouterr().err
     # the explicit act releases it: the rest goes, the canary's jobs stay in error
     assert run_cli(["submit", str(run_dir), "--yes"], emu.env, monkeypatch) == 1
     assert emu.stats()["jobs_created"] == 100
@@ -190,4 +192,14 @@ def test_the_prompt_names_the_inputs_sha256_the_job_count_and_the_canary(
         f"Submit 20 jobs (input sha256 {sha[:12]}; a canary of 5 users first, the rest only"
         " if at most 5.0% of its jobs end in error within 2h) to the Privacy Service? [y/N] "
     ]
+    assert emu.stats()["requests"] == {}
+
+
+def test_a_dry_run_over_max_jobs_says_so_and_sends_nothing(
+    tmp_path: Path, emulator_factory: Any, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    emu = emulator_factory(simulation=HEALTHY)
+    argv, _ws = _start(tmp_path, emu, monkeypatch, "--dry-run", "--max-jobs", "5", n=8)
+    assert run_cli(argv, emu.env, monkeypatch) == 4
+    assert "the plan would create 8 jobs, more than --max-jobs 5" in capsys.readouterr().err
     assert emu.stats()["requests"] == {}
