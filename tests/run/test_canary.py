@@ -32,21 +32,29 @@ def _canary(run_dir: Path) -> Any:
 
 
 def _start(
-    tmp_path: Path, emu: Emu, monkeypatch: pytest.MonkeyPatch, *flags: str, n: int = 100
-) -> tuple[list[str], Path]:
+    tmp_path: Path,
+    emulator_factory: Any,
+    *flags: str,
+    n: int = 100,
+    simulation: dict[str, Any] = HEALTHY,
+) -> tuple[Emu, list[str], Path]:
+    """An emulator, ``n`` subjects to delete, and the ``dsar run`` argv with ``flags``."""
+    emu = emulator_factory(simulation=simulation)
     write_subjects(tmp_path / "in.csv", n, actions=("delete",))
     cfg = write_config(tmp_path / "c.toml")
     ws = tmp_path / "ws"
     argv = ["run", str(tmp_path / "in.csv"), "--config", str(cfg), "--workspace", str(ws), *flags]
-    return argv, ws
+    return emu, argv, ws
 
 
 def test_a_failing_canary_pauses_the_run_before_the_rest_is_submitted(
     tmp_path: Path, emulator_factory: Any, monkeypatch: pytest.MonkeyPatch, capsys: Any
 ) -> None:
     # the emulator fails the canary's 10 jobs (every product in error) and nothing else
-    emu = emulator_factory(simulation={**HEALTHY, "error_first_jobs": 10})
-    argv, ws = _start(tmp_path, emu, monkeypatch, "--canary", "10", "--yes")
+    emu, argv, ws = _start(
+        tmp_path, emulator_factory, "--canary", "10", "--yes",
+        simulation={**HEALTHY, "error_first_jobs": 10},
+    )  # fmt: skip
     assert run_cli(argv, emu.env, monkeypatch) == 4
     err = capsys.readouterr().err
     assert "canary failed: 10 of 10 canary jobs in error (100.0%)" in err
@@ -100,8 +108,7 @@ def test_a_canary_set_in_the_config_holds_a_dry_run_submitted_later(
 def test_a_healthy_canary_lets_the_rest_go_in_the_same_command(
     tmp_path: Path, emulator_factory: Any, monkeypatch: pytest.MonkeyPatch, capsys: Any
 ) -> None:
-    emu = emulator_factory(simulation=HEALTHY)
-    argv, ws = _start(tmp_path, emu, monkeypatch, "--canary", "30", "--yes", n=120)
+    emu, argv, ws = _start(tmp_path, emulator_factory, "--canary", "30", "--yes", n=120)
     assert run_cli(argv, emu.env, monkeypatch) == 0
     run_dir = only_run(ws)
     canary = _canary(run_dir)
@@ -143,8 +150,7 @@ def test_a_canary_whose_jobs_outlast_the_wait_pauses_the_run(
 def test_max_jobs_refuses_a_bigger_run_before_any_api_call(
     tmp_path: Path, emulator_factory: Any, monkeypatch: pytest.MonkeyPatch, capsys: Any
 ) -> None:
-    emu = emulator_factory(simulation=HEALTHY)
-    argv, ws = _start(tmp_path, emu, monkeypatch, "--yes", n=60)
+    emu, argv, ws = _start(tmp_path, emulator_factory, "--yes", n=60)
     assert run_cli([*argv, "--max-jobs", "59"], emu.env, monkeypatch) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("dsar: --max-jobs 59: the plan")
@@ -183,8 +189,7 @@ def test_max_jobs_refuses_a_resume_that_could_create_more(
 def test_the_prompt_names_the_inputs_sha256_the_job_count_and_the_canary(
     tmp_path: Path, emulator_factory: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    emu = emulator_factory(simulation=HEALTHY)
-    argv, _ws = _start(tmp_path, emu, monkeypatch, "--canary", "5", n=20)
+    emu, argv, _ws = _start(tmp_path, emulator_factory, "--canary", "5", n=20)
     asked = fake_terminal(monkeypatch, "n")
     assert run_cli(argv, emu.env, monkeypatch) == 4
     sha = hashlib.sha256((tmp_path / "in.csv").read_bytes()).hexdigest()
@@ -198,8 +203,7 @@ def test_the_prompt_names_the_inputs_sha256_the_job_count_and_the_canary(
 def test_a_dry_run_over_max_jobs_says_so_and_sends_nothing(
     tmp_path: Path, emulator_factory: Any, monkeypatch: pytest.MonkeyPatch, capsys: Any
 ) -> None:
-    emu = emulator_factory(simulation=HEALTHY)
-    argv, _ws = _start(tmp_path, emu, monkeypatch, "--dry-run", "--max-jobs", "5", n=8)
+    emu, argv, _ws = _start(tmp_path, emulator_factory, "--dry-run", "--max-jobs", "5", n=8)
     assert run_cli(argv, emu.env, monkeypatch) == 4
     assert "the plan would create 8 jobs, more than --max-jobs 5" in capsys.readouterr().err
     assert emu.stats()["requests"] == {}
