@@ -52,6 +52,16 @@ def cut_canary(batches: Iterable[PlannedBatch], users: int) -> Iterator[PlannedB
             yield dataclasses.replace(batch, batch_id=batch.batch_id + REST_SUFFIX, users=rest)
         else:
             yield batch
+    if users and seen <= users:
+        log.warning(
+            "the canary of %d users holds every user of the plan (%d): nothing waits for it",
+            users,
+            seen,
+        )
+    elif users:
+        log.info(
+            "canary: the first %d users go alone; the other %d wait for it", users, seen - users
+        )
 
 
 def max_jobs(settings: Settings, flag: int | None) -> int | None:

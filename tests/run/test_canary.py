@@ -207,3 +207,16 @@ def test_a_dry_run_over_max_jobs_says_so_and_sends_nothing(
     assert run_cli(argv, emu.env, monkeypatch) == 4
     assert "the plan would create 8 jobs, more than --max-jobs 5" in capsys.readouterr().err
     assert emu.stats()["requests"] == {}
+
+
+def test_a_canary_sent_with_no_wait_is_judged_by_the_next_resume(
+    tmp_path: Path, emulator_factory: Any, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    emu, argv, ws = _start(tmp_path, emulator_factory, "--canary", "8", "--no-wait", n=20)
+    assert run_cli(argv, emu.env, monkeypatch) == 4
+    assert "the first 8 users go alone; the other 12 wait for it" in capsys.readouterr().err
+    run_dir = only_run(ws)
+    assert (emu.stats()["jobs_created"], _canary(run_dir).state) == (8, CanaryState.WAITING)
+    assert run_cli(["resume", str(run_dir)], emu.env, monkeypatch) == 0
+    assert (emu.stats()["jobs_created"], _canary(run_dir).state) == (20, CanaryState.PASSED)
+    assert_every_row_once(run_dir, 20)
