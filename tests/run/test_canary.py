@@ -151,6 +151,9 @@ def test_max_jobs_refuses_a_bigger_run_before_any_api_call(
     tmp_path: Path, emulator_factory: Any, monkeypatch: pytest.MonkeyPatch, capsys: Any
 ) -> None:
     emu, argv, ws = _start(tmp_path, emulator_factory, "--yes", n=60)
+    dry = [*argv, "--dry-run", "--max-jobs", "5", "--workspace", str(tmp_path / "dry")]
+    assert run_cli(dry, emu.env, monkeypatch) == 4  # a dry run sends nothing, and says so
+    assert "the plan would create 60 jobs, more than --max-jobs 5" in capsys.readouterr().err
     assert run_cli([*argv, "--max-jobs", "59"], emu.env, monkeypatch) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("dsar: --max-jobs 59: the plan")
@@ -197,15 +200,6 @@ def test_the_prompt_names_the_inputs_sha256_the_job_count_and_the_canary(
         f"Submit 20 jobs (input sha256 {sha[:12]}; a canary of 5 users first, the rest only"
         " if at most 5.0% of its jobs end in error within 2h) to the Privacy Service? [y/N] "
     ]
-    assert emu.stats()["requests"] == {}
-
-
-def test_a_dry_run_over_max_jobs_says_so_and_sends_nothing(
-    tmp_path: Path, emulator_factory: Any, monkeypatch: pytest.MonkeyPatch, capsys: Any
-) -> None:
-    emu, argv, _ws = _start(tmp_path, emulator_factory, "--dry-run", "--max-jobs", "5", n=8)
-    assert run_cli(argv, emu.env, monkeypatch) == 4
-    assert "the plan would create 8 jobs, more than --max-jobs 5" in capsys.readouterr().err
     assert emu.stats()["requests"] == {}
 
 
