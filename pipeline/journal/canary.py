@@ -5,8 +5,9 @@ A run planned with a canary (``job.canary_users = N``) holds its first N users (
 canary is judged. The ``canary`` row appears when every canary job has left ``pending`` (the
 wait starts then) and moves once per verdict::
 
-    (no row) --start--> waiting --judge--> passed                 (the rest is submitted)
-                                      \\--> failed | timed_out --release--> released
+    (no row) --start_canary--> waiting --pass_canary--> passed       (the rest is submitted)
+                                       --fail_canary--> failed     --release_canary--> released
+                                   --time_out_canary--> timed_out  --release_canary--/
 
 ``failed`` and ``timed_out`` hold the run: ``dsar resume`` / ``resume --all`` keep following
 the canary's jobs but submit nothing more; only ``dsar submit RUN_DIR`` releases it. Each
@@ -154,12 +155,19 @@ class CanaryRecord(JournalStore):
         assert info is not None
         return info
 
-    def judge_canary(
-        self, verdict: CanaryState, progress: CanaryProgress, at: datetime
-    ) -> CanaryInfo:
-        """waiting -> passed | failed | timed_out, with the counts the verdict was made on."""
-        if verdict not in (CanaryState.PASSED, CanaryState.FAILED, CanaryState.TIMED_OUT):
-            raise JournalError(f"canary: {verdict.value} is not a verdict")
+    def pass_canary(self, progress: CanaryProgress, at: datetime) -> CanaryInfo:
+        """waiting -> passed: every canary job is terminal, few enough in error."""
+        return self._judge(CanaryState.PASSED, progress, at)
+
+    def fail_canary(self, progress: CanaryProgress, at: datetime) -> CanaryInfo:
+        """waiting -> failed: every canary job is terminal, too many in error."""
+        return self._judge(CanaryState.FAILED, progress, at)
+
+    def time_out_canary(self, progress: CanaryProgress, at: datetime) -> CanaryInfo:
+        """waiting -> timed_out: the wait passed with canary jobs still open."""
+        return self._judge(CanaryState.TIMED_OUT, progress, at)
+
+    def _judge(self, verdict: CanaryState, progress: CanaryProgress, at: datetime) -> CanaryInfo:
         self._move_canary(
             verdict,
             at,

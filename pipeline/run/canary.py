@@ -164,15 +164,15 @@ class CanaryGate:
                 _duration(job.canary_wait_s),
             )
         info = self._info
-        if progress.open == 0:
-            ok = progress.share <= info.max_error
-            verdict = CanaryState.PASSED if ok else CanaryState.FAILED
+        if progress.open == 0 and progress.share <= info.max_error:
+            self._info = journal.pass_canary(progress, now)
+        elif progress.open == 0:
+            self._info = journal.fail_canary(progress, now)
         elif (now - info.started_at).total_seconds() >= info.wait_s:
-            verdict = CanaryState.TIMED_OUT
+            self._info = journal.time_out_canary(progress, now)
         else:
             return None
-        self._info = journal.judge_canary(verdict, progress, now)
-        if verdict == CanaryState.PASSED:
+        if self._info.state == CanaryState.PASSED:
             log.info(
                 "canary passed: %d of %d jobs in error (%.1f%%, at most %.1f%%); "
                 "submitting the rest",

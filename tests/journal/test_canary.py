@@ -30,22 +30,20 @@ def test_the_canary_is_cut_into_requests_of_exactly_its_users(tmp_path: Path) ->
 def test_the_verdict_moves_once_and_only_a_held_canary_is_released(journal: Journal) -> None:
     assert journal.canary() is None
     with pytest.raises(JournalError, match="not started -> passed"):
-        journal.judge_canary(CanaryState.PASSED, journal.canary_progress(2), at(1))
+        journal.pass_canary(journal.canary_progress(2), at(1))
     journal.start_canary(users=2, max_error=0.05, wait_s=60.0, at=at(2))
     with pytest.raises(JournalError, match="already started"):
         journal.start_canary(users=2, max_error=0.05, wait_s=60.0, at=at(3))
     with pytest.raises(JournalError, match="waiting -> released"):
         journal.release_canary(at(3))
-    with pytest.raises(JournalError, match="not a verdict"):
-        journal.judge_canary(CanaryState.RELEASED, journal.canary_progress(2), at(3))
     progress = CanaryProgress(jobs=4, pending=0, open=1, errors=1)
-    info = journal.judge_canary(CanaryState.TIMED_OUT, progress, at(62))
+    info = journal.time_out_canary(progress, at(62))
     assert (info.state, info.held, info.jobs, info.errors, info.still_open) == (
         CanaryState.TIMED_OUT, True, 4, 1, 1,
     )  # fmt: skip
     assert info.share == 0.25
     with pytest.raises(JournalError, match="timed_out -> failed"):
-        journal.judge_canary(CanaryState.FAILED, progress, at(63))
+        journal.fail_canary(progress, at(63))
     journal.release_canary(at(64))
     info = journal.canary()
     assert info is not None
