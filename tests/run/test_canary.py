@@ -78,8 +78,14 @@ def test_a_failing_canary_pauses_the_run_before_the_rest_is_submitted(
     assert f"dsar submit {run_dir}" in status["next"]
     assert run_cli(["retry", str(run_dir)], emu.env, monkeypatch) == 2
     assert "held by its canary" in capsys.readouterr().err
-    # the explicit act releases it: the rest goes, the canary's jobs stay in error
-    assert run_cli(["submit", str(run_dir), "--yes"], emu.env, monkeypatch) == 1
+    # the explicit act releases it, after the prompt (about the rest alone): a no keeps it held
+    asked = fake_terminal(monkeypatch, "no", "y")
+    assert run_cli(["submit", str(run_dir)], emu.env, monkeypatch) == 4
+    assert "stays held by its canary" in capsys.readouterr().err
+    assert _canary(run_dir).state == CanaryState.FAILED
+    assert run_cli(["submit", str(run_dir)], emu.env, monkeypatch) == 1
+    sha = hashlib.sha256((tmp_path / "in.csv").read_bytes()).hexdigest()
+    assert asked == 2 * [f"Submit 90 jobs (input sha256 {sha[:12]}) to the Privacy Service? [y/N] "]
     assert emu.stats()["jobs_created"] == 100
     assert _canary(run_dir).state == CanaryState.RELEASED
     assert emu.stats()["duplicate_user_keys"] == []
