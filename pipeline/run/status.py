@@ -217,6 +217,13 @@ def render_status(status: dict[str, Any]) -> str:
     ]
     if status["resume_after"]:
         head.append(("resume after", status["resume_after"]))
+    canary = status["canary"]
+    if canary:
+        share = canary["errors"] / canary["jobs"] if canary["jobs"] else 0.0
+        verdict = f"{canary['state']}: {canary['users']:,} users"
+        if canary["decided_at"]:
+            verdict += f", {canary['errors']:,} of {canary['jobs']:,} jobs in error ({share:.1%})"
+        head.append(("canary", f"{verdict}; at most {canary['max_error']:.1%} passes"))
     budget = status["daily_budget"]
     if budget:
         # the ledger is the workspace's: another workspace of the same org is not counted

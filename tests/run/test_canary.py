@@ -75,6 +75,9 @@ def test_a_failing_canary_pauses_the_run_before_the_rest_is_submitted(
     assert status["pause_reason"] == "canary"
     assert status["canary"]["state"] == "failed"
     assert (status["canary"]["jobs"], status["canary"]["errors"]) == (10, 10)
+    assert run_cli(["status", str(run_dir)], emu.env, monkeypatch) == 0
+    out = capsys.readouterr().out
+    assert "failed: 10 users, 10 of 10 jobs in error (100.0%); at most 5.0% passes" in out
     assert f"dsar submit {run_dir}" in status["next"]
     assert run_cli(["retry", str(run_dir)], emu.env, monkeypatch) == 2
     assert "held by its canary" in capsys.readouterr().err
