@@ -181,8 +181,10 @@ class CanaryGate:
                 100 * progress.share,
                 100 * info.max_error,
             )
-        else:
+        elif journal.counts().jobs[JobState.PENDING]:
             log.warning("%s", hold_line(self._info, None))
+        else:  # the canary held every user: there is no rest to hold back
+            log.warning("canary %s: it held every user of the run", self._info.state.value)
         return self._info
 
 

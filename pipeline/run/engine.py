@@ -133,7 +133,8 @@ async def drive(
             if verdict is not None:  # a pass sends the rest at once; else the run pauses
                 if not verdict.held:
                     continue
-                ctx.request_stop(PAUSE_REASON)
+                if counts.jobs[JobState.PENDING]:  # a canary of every user holds nothing back
+                    ctx.request_stop(PAUSE_REASON)
             pending, in_flight, follow_up = _open_work(ctx, counts)
             if ctx.stopping:
                 break

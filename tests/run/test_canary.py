@@ -223,3 +223,19 @@ def test_a_canary_sent_with_no_wait_is_judged_by_the_next_resume(
     assert run_cli(["resume", str(run_dir)], emu.env, monkeypatch) == 0
     assert (emu.stats()["jobs_created"], _canary(run_dir).state) == (20, CanaryState.PASSED)
     assert_every_row_once(run_dir, 20)
+
+
+def test_a_failed_canary_of_every_user_holds_nothing_back_and_the_run_finishes(
+    tmp_path: Path, emulator_factory: Any, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    emu, argv, ws = _start(
+        tmp_path, emulator_factory, "--canary", "50", "--yes", n=6,
+        simulation={**HEALTHY, "error_first_jobs": 6},
+    )  # fmt: skip
+    assert run_cli(argv, emu.env, monkeypatch) == 1  # finished, its jobs in error
+    err = capsys.readouterr().err
+    assert "the canary of 50 users holds every user of the plan (6)" in err
+    assert "canary failed: it held every user of the run" in err
+    assert _canary(only_run(ws)).errors == 6
+    assert emu.stats()["jobs_created"] == 6
+    assert_every_row_once(only_run(ws), 6)
