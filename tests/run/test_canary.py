@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from pipeline.journal.canary import CanaryState
+from pipeline.journal.models import to_us
 from pipeline.journal.store import Journal
 from tests.helpers.run import (
     Emu,
@@ -29,6 +30,18 @@ HEALTHY = {"product_error_rate": 0.0}
 def _canary(run_dir: Path) -> Any:
     with Journal.open(run_dir) as journal:
         return journal.canary()
+
+
+def _rest_sent_after_the_verdict(run_dir: Path) -> bool:
+    """True when every job beyond the canary was submitted after the canary's verdict."""
+    with Journal.open(run_dir) as journal:
+        canary = journal.canary()
+        assert canary is not None
+        assert canary.decided_at is not None
+        (first,) = journal._conn.execute(
+            "SELECT min(submitted_at) FROM job WHERE uid > ?", (canary.users,)
+        ).fetchone()
+    return bool(first >= to_us(canary.decided_at))
 
 
 def _start(
@@ -131,6 +144,7 @@ def test_a_healthy_canary_lets_the_rest_go_in_the_same_command(
             "SELECT count(*) FROM user GROUP BY batch_seq ORDER BY batch_seq"
         ).fetchall()
     assert sizes == [(30,), (90,)]
+    assert _rest_sent_after_the_verdict(run_dir)
     assert "canary passed" in capsys.readouterr().err
     assert_every_row_once(run_dir, 120)
 
@@ -239,3 +253,23 @@ def test_a_failed_canary_of_every_user_holds_nothing_back_and_the_run_finishes(
     assert _canary(only_run(ws)).errors == 6
     assert emu.stats()["jobs_created"] == 6
     assert_every_row_once(only_run(ws), 6)
+
+
+def test_a_canary_whose_posts_are_ambiguous_is_reconciled_then_judged(
+    tmp_path: Path, emulator_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # every POST creates its jobs and then answers 500: the canary is found by listing
+    emu = emulator_factory(simulation=HEALTHY, faults={"ambiguous_post_rate": 1.0})
+    write_subjects(tmp_path / "in.csv", 30, actions=("delete",))
+    cfg = write_config(tmp_path / "c.toml", limits={"users_per_request": 4})
+    ws = tmp_path / "ws"
+    argv = ["run", str(tmp_path / "in.csv"), "--config", str(cfg), "--workspace", str(ws),
+            "--canary", "10", "--yes"]  # fmt: skip
+    assert run_cli(argv, emu.env, monkeypatch) == 0
+    run_dir = only_run(ws)
+    canary = _canary(run_dir)
+    assert (canary.state, canary.jobs, canary.errors) == (CanaryState.PASSED, 10, 0)
+    stats = emu.stats()
+    assert (stats["jobs_created"], stats["duplicate_user_keys"]) == (30, [])
+    assert _rest_sent_after_the_verdict(run_dir)
+    assert_every_row_once(run_dir, 30)
