@@ -114,6 +114,12 @@ class CanaryRecord(JournalStore):
             still_open=int(row[8]),
         )
 
+    def _started(self) -> CanaryInfo:
+        info = self.canary()
+        if info is None:
+            raise JournalError("canary: not started")
+        return info
+
     def canary_progress(self, users: int) -> CanaryProgress:
         """Counts of the first attempts of the first ``users`` users' jobs."""
         with self._lock:
@@ -151,9 +157,7 @@ class CanaryRecord(JournalStore):
                 " updated_at) VALUES (1, ?, ?, ?, 'waiting', ?, ?)",
                 (users, max_error, wait_s, to_us(at), to_us(at)),
             )
-        info = self.canary()
-        assert info is not None
-        return info
+        return self._started()
 
     def pass_canary(self, progress: CanaryProgress, at: datetime) -> CanaryInfo:
         """waiting -> passed: every canary job is terminal, few enough in error."""
@@ -176,9 +180,7 @@ class CanaryRecord(JournalStore):
             errors=progress.errors,
             still_open=progress.open,
         )
-        info = self.canary()
-        assert info is not None
-        return info
+        return self._started()
 
     def release_canary(self, at: datetime) -> None:
         """failed | timed_out -> released: ``dsar submit`` lets the rest of the run go."""
