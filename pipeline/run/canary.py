@@ -182,26 +182,28 @@ class CanaryGate:
                 100 * info.max_error,
             )
         elif journal.counts().jobs[JobState.PENDING]:
-            log.warning("%s", hold_line(self._info, None))
+            log.warning("%s; the rest of the run is held", verdict_line(self._info))
         else:  # the canary held every user: there is no rest to hold back
             log.warning("canary %s: it held every user of the run", self._info.state.value)
         return self._info
 
 
-def hold_line(info: CanaryInfo, run_dir: Path | None) -> str:
-    """One line: why the canary holds the run, and how to go on."""
-    where = str(run_dir) if run_dir is not None else "RUN_DIR"
+def verdict_line(info: CanaryInfo) -> str:
+    """Why the canary did not pass: the share, the threshold (and what is still open)."""
     share = f"{info.errors:,} of {info.jobs:,} canary jobs in error ({info.share:.1%})"
     if info.state == CanaryState.TIMED_OUT:
-        why = (
+        return (
             f"canary timed out: {info.still_open:,} of {info.jobs:,} canary jobs still open "
             f"after {_duration(info.wait_s)}, {share}; threshold {info.max_error:.1%}"
         )
-    else:
-        why = f"canary failed: {share}, above the threshold of {info.max_error:.1%}"
+    return f"canary failed: {share}, above the threshold of {info.max_error:.1%}"
+
+
+def hold_line(info: CanaryInfo, run_dir: Path) -> str:
+    """One line: why the canary holds the run, and how to go on."""
     return (
-        f"{why}; the rest of the run was not submitted: see status.parquet, then "
-        f"`dsar submit {where}` submits the rest or `dsar cancel {where}` abandons it"
+        f"{verdict_line(info)}; the rest of the run was not submitted: see status.parquet, "
+        f"then `dsar submit {run_dir}` submits the rest or `dsar cancel {run_dir}` abandons it"
     )
 
 
@@ -230,4 +232,5 @@ __all__ = [
     "held_note",
     "hold_line",
     "max_jobs",
+    "verdict_line",
 ]
