@@ -167,7 +167,16 @@ def test_a_canary_whose_jobs_outlast_the_wait_pauses_the_run(
     err = capsys.readouterr().err
     assert "canary timed out: 5 of 5 canary jobs still open after 1h" in err
     assert emu.stats()["jobs_created"] == 5
-    assert _canary(only_run(tmp_path / "ws")).state == CanaryState.TIMED_OUT
+    run_dir = only_run(tmp_path / "ws")
+    assert _canary(run_dir).state == CanaryState.TIMED_OUT
+    # the canary's jobs finish cleanly later: resume follows them, and still holds the rest
+    emu.control("advance", {"days": 2})
+    assert run_cli(["resume", str(run_dir)], emu.env, monkeypatch) == 4
+    assert "canary timed out" in capsys.readouterr().err
+    with Journal.open(run_dir) as journal:
+        assert journal.counts().jobs["complete"] == 5
+        assert journal.canary_progress(5).open == 0
+    assert (emu.stats()["jobs_created"], _canary(run_dir).state) == (5, CanaryState.TIMED_OUT)
 
 
 def test_max_jobs_refuses_a_bigger_run_before_any_api_call(
