@@ -44,6 +44,10 @@ class ConfigError(PipelineError):
     exit_code = 2
 
 
+class TooManyJobs(ConfigError):
+    """A run would create more jobs than ``--max-jobs`` (``limits.max_jobs``) allows."""
+
+
 class InputError(PipelineError):
     """The input cannot be read, or holds no valid row."""
 

@@ -75,6 +75,12 @@ class JobSettings:
     expand_ids: bool = False
     merge_policy_id: str | None = None
     opt_out_via: Literal["jobs", "consent"] = "jobs"
+    # the canary (see pipeline.run.canary): the first canary_users users (0: none) are
+    # submitted alone; the rest follows only if at most canary_max_error of their jobs end
+    # in error within canary_wait_s
+    canary_users: int = 0
+    canary_wait_s: float = 7_200.0
+    canary_max_error: float = 0.05
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -107,6 +113,7 @@ class LimitSettings:
     daily_job_cap: int = constants.DEFAULT_DAILY_JOB_CAP
     users_per_request: int = constants.MAX_USERS_PER_REQUEST
     submit_workers: int = 4
+    max_jobs: int | None = None  # refuse a run (or resume) that could create more jobs
 
 
 @dataclass(frozen=True, kw_only=True)

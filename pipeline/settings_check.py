@@ -233,6 +233,9 @@ RULES: dict[str, dict[str, Check]] = {
         "expand_ids": boolean,
         "merge_policy_id": optional(text()),
         "opt_out_via": choice("jobs", "consent"),
+        "canary_users": number(0, integer=True),
+        "canary_wait_s": number(0, 366 * 86_400, above=True),
+        "canary_max_error": number(0, 1),
     },
     "input": {
         "layout": choice("wide", "long"),
@@ -251,6 +254,7 @@ RULES: dict[str, dict[str, Check]] = {
         "daily_job_cap": number(1, integer=True),
         "users_per_request": number(1, constants.MAX_USERS_PER_REQUEST, integer=True),
         "submit_workers": number(1, 256, integer=True),
+        "max_jobs": optional(number(1, integer=True)),
     },
     "poll": {
         "interval_s": number(0, 7 * 86_400, above=True),

@@ -29,9 +29,26 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     workspace = getattr(args, "workspace", None)
     if workspace:
         overrides.setdefault("output", {})["workspace"] = str(workspace)
-    return load_settings(
-        path, env=os.environ, overrides=overrides, labels={("output", "workspace"): "--workspace"}
-    )
+    for flag, key in _JOB_FLAGS.items():
+        value = getattr(args, flag.removeprefix("--").replace("-", "_"), None)
+        if value is not None:
+            overrides.setdefault("job", {})[key] = value
+    labels = {("output", "workspace"): "--workspace"}
+    labels.update({("job", key): flag for flag, key in _JOB_FLAGS.items()})
+    settings = load_settings(path, env=os.environ, overrides=overrides, labels=labels)
+    if not settings.job.canary_users:
+        for flag in ("--canary-wait", "--canary-max-error"):
+            if getattr(args, flag.removeprefix("--").replace("-", "_"), None) is not None:
+                raise ConfigError(f"{flag} needs a canary: add --canary N")
+    return settings
+
+
+# flags that set a [job] key for one run (journalled with the plan)
+_JOB_FLAGS = {
+    "--canary": "canary_users",
+    "--canary-wait": "canary_wait_s",
+    "--canary-max-error": "canary_max_error",
+}
 
 
 def check_out_flag(out: Path | None, *, directory: bool) -> None:

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from ..run.canary import describe
 from ..run.context import RunOptions
 from ..run.lifecycle import cancel_run
 from ..run.target import Target
@@ -26,14 +27,18 @@ class ConfirmPrompt:
     def __init__(self, yes: bool) -> None:
         self.asks = not yes and sys.stdin.isatty()
 
-    def __call__(self, _target: Target, jobs: int) -> bool:
+    def __call__(self, target: Target, jobs: int, input_sha256: str) -> bool:
         if not self.asks:
             return True
-        answer = input(f"Submit {jobs:,} jobs to the Privacy Service? [y/N] ")
+        what = f"input sha256 {input_sha256[:12]}"
+        canary = describe(target.settings.job)
+        if canary:
+            what += f"; {canary}"
+        answer = input(f"Submit {jobs:,} jobs ({what}) to the Privacy Service? [y/N] ")
         return answer.strip().lower() in ("y", "yes")
 
 
-def confirm_prompt(yes: bool) -> Callable[[Target, int], bool]:
+def confirm_prompt(yes: bool) -> Callable[[Target, int, str], bool]:
     """The :class:`ConfirmPrompt` of a command with (or without) ``--yes``."""
     return ConfirmPrompt(yes)
 
@@ -43,10 +48,12 @@ def _register_submit(sub: SubParsers[argparse.ArgumentParser]) -> None:
 
     p = sub.add_parser(
         "submit",
-        help="submit the plan of a dry run (a preview), then drive it like `dsar run`",
+        help="submit the plan of a dry run (a preview), or the rest of a run held by its "
+        "canary, then drive it like `dsar run`",
         description="A dry run leaves a preview that nothing else submits (not resume, not "
-        "resume --all, not retry). This is the explicit act that submits it: the same "
-        "confirmation as `dsar run`, then the run is driven to the end.",
+        "resume --all, not retry); a failed or timed-out canary holds the rest of its run the "
+        "same way. This is the explicit act that submits it: the same confirmation as "
+        "`dsar run`, then the run is driven to the end.",
     )
     p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="the dry run's directory")
     p.add_argument("--yes", action="store_true", help="do not ask before submitting")

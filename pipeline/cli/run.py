@@ -78,6 +78,38 @@ def _add_drive_flags(p: argparse.ArgumentParser) -> None:
         help="off a terminal, one progress line this often, whatever the run is doing "
         "(default 30s)",
     )
+    p.add_argument(
+        "--max-jobs",
+        type=positive_int,
+        metavar="N",
+        help="refuse (exit 2, before any API call) when this would create more than N jobs "
+        "(default: [limits] max_jobs, none)",
+    )
+
+
+def positive_int(text: str) -> int:
+    """An integer above 0 (``--canary``, ``--max-jobs``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text[:20]!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be above 0")
+    return value
+
+
+def share(text: str) -> float:
+    """A share from 0 to 1 (``--canary-max-error``); ``5%`` reads as 0.05."""
+    raw = text.strip()
+    try:
+        value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not a share: {text[:20]!r} (use e.g. 0.05 or 5%)"
+        ) from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError("a share is from 0 to 1 (e.g. 0.05 or 5%)")
+    return value
 
 
 def _options(args: argparse.Namespace) -> RunOptions:
@@ -85,6 +117,7 @@ def _options(args: argparse.Namespace) -> RunOptions:
         no_wait=args.no_wait,
         max_runtime_s=args.max_runtime,
         redact_keys=args.redact_keys,
+        max_jobs=args.max_jobs,
         plain_progress=args.log_format == "json",
         progress_every_s=max(0.1, args.progress_every),
         env=dict(os.environ),
@@ -128,6 +161,25 @@ def _register_run(sub: SubParsers[argparse.ArgumentParser]) -> None:
         help="plan and report; submit nothing (a preview: only `dsar submit` submits it)",
     )
     p.add_argument("--yes", action="store_true", help="do not ask before submitting")
+    p.add_argument(
+        "--canary",
+        type=positive_int,
+        metavar="N",
+        help="submit the first N users alone, wait for their jobs, and go on only if few "
+        "enough ended in error (default: [job] canary_users, none)",
+    )
+    p.add_argument(
+        "--canary-wait",
+        type=parse_duration,
+        metavar="DURATION",
+        help="how long the canary's jobs may take before the run pauses (default 2h)",
+    )
+    p.add_argument(
+        "--canary-max-error",
+        type=share,
+        metavar="SHARE",
+        help="the largest share of canary jobs in error that lets the rest go (default 0.05)",
+    )
     p.set_defaults(handler=_cmd_run)
 
 
@@ -155,8 +207,9 @@ def _register_resume(sub: SubParsers[argparse.ArgumentParser]) -> None:
         "users_per_request, poll) for this invocation, and is refused (exit 2) when it "
         "changes anything that shaped the plan (job, input, limits.users_per_request, "
         "api.base_url, output). A preview (dry run) or a declined run is never "
-        "resumed: `dsar submit` submits a preview. Exit 7 when another dsar process drives "
-        "the run (or, with --all, the workspace).",
+        "resumed: `dsar submit` submits a preview. A run held by its canary is followed "
+        "(polled, reported) but submits nothing more until `dsar submit` releases it. "
+        "Exit 7 when another dsar process drives the run (or, with --all, the workspace).",
     )
     p.add_argument("path", type=Path, metavar="RUN_DIR", help="run directory (or WORKSPACE)")
     p.add_argument("--all", action="store_true", help="PATH is a workspace: resume every run")
@@ -175,7 +228,7 @@ def _cmd_resume(args: argparse.Namespace) -> int:
         done = resume_all(
             args.path, env=os.environ, options=options, config=args.config, notice=_notice(args)
         )
-        if not done.outcomes and not done.busy and not done.damaged:
+        if not done.outcomes and not done.busy and not done.damaged and not done.refused:
             say(args.log_format, "no unfinished run in the workspace")
         for outcome in done.outcomes:
             _print_outcome(outcome, args)

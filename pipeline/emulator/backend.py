@@ -172,7 +172,8 @@ class PrivacyBackend:
                 for ns, _v, t, _n, _d in user_spec.ids
             )
             for action in user_spec.actions:
-                packed, summary = sim.draw(provisioned, invalid_ns, now)
+                doomed = store.next_seq < self.config.simulation.error_first_jobs
+                packed, summary = sim.draw(provisioned, invalid_ns, now, force_error=doomed)
                 job_id = sim.job_id()
                 while store.get(job_id) is not None:  # a seed reused after a config change
                     job_id = sim.job_id()

@@ -78,8 +78,13 @@ class SimulationConfig:
     product_error_rate: float = 0.02
     ids_not_found_rate: float = 0.10
     partial_rate: float = 0.10
+    # the first N jobs the emulator creates end in error on every provisioned product,
+    # whatever the rates say (a canary that goes wrong; the draws are made all the same)
+    error_first_jobs: int = 0
 
     def __post_init__(self) -> None:
+        if self.error_first_jobs < 0:
+            raise ConfigValueError("error_first_jobs must be 0 or more")
         if self.time_scale <= 0:
             raise ConfigValueError("time_scale must be positive")
         _check_range("ack_delay_s", self.ack_delay_s)

@@ -41,10 +41,16 @@ class Simulator:
         return f"{ms:013d}{self.rng.randrange(10_000):04d}RX-{self.rng.randrange(1000):03d}"
 
     def draw(
-        self, provisioned: list[bool], invalid_namespace: bool, created_at: float
+        self,
+        provisioned: list[bool],
+        invalid_namespace: bool,
+        created_at: float,
+        *,
+        force_error: bool = False,
     ) -> tuple[bytes, tuple[float, float, bool]]:
         """Outcomes and ack/done delays for one job's products, packed for the store, with the
-        job's (first ack, last done, failed) summary."""
+        job's (first ack, last done, failed) summary; ``force_error`` makes every provisioned
+        product end in error (the stream of draws is the same)."""
         cfg = self.config
         rng = self.rng
         to_ms = 1000.0 / cfg.time_scale
@@ -57,6 +63,8 @@ class Simulator:
             acks.append(ack)
             dones.append(ack + round(rng.uniform(*cfg.processing_s) * to_ms))
             outcome = self._outcome(is_provisioned, invalid_namespace)
+            if force_error and outcome != NOT_PROVISIONED:
+                outcome = ERROR_OUTCOMES[0]
             failed = failed or outcome in ERROR_OUTCOMES
             outcomes.append(outcome)
         summary = (created_at + min(acks) / 1000, created_at + max(dones) / 1000, failed)

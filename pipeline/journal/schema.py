@@ -19,7 +19,7 @@ from pathlib import Path
 from ..errors import DamagedJournal, JournalError
 from .models import NEEDS_DETAILS_SQL, NEEDS_DOWNLOAD_SQL
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 JOURNAL_FILE = "journal.sqlite"
 BUSY_TIMEOUT_MS = 30_000
 # Page cache, negative = KiB: 16 MiB in use; 64 MiB while a plan of 200,000 jobs is written.
@@ -171,8 +171,32 @@ _PLANNING_V3: tuple[str, ...] = (
     )""",
 )
 
+# v4: the canary's verdict (see pipeline.journal.canary); no row while no canary has been sent
+_CANARY_V4: tuple[str, ...] = (
+    """CREATE TABLE canary (
+        singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
+        users INTEGER NOT NULL,
+        max_error REAL NOT NULL,
+        wait_s REAL NOT NULL,
+        state TEXT NOT NULL CHECK (state IN
+            ('waiting', 'passed', 'failed', 'timed_out', 'released')),
+        started_at INTEGER NOT NULL,
+        decided_at INTEGER,
+        released_at INTEGER,
+        jobs INTEGER NOT NULL DEFAULT 0,
+        errors INTEGER NOT NULL DEFAULT 0,
+        still_open INTEGER NOT NULL DEFAULT 0,
+        updated_at INTEGER NOT NULL
+    )""",
+)
+
 # MIGRATIONS[n] takes a file from version n to n + 1; version 0 is an empty file.
-MIGRATIONS: Mapping[int, Sequence[str]] = {0: _SCHEMA_V1, 1: _SCHEMA_V2, 2: _PLANNING_V3}
+MIGRATIONS: Mapping[int, Sequence[str]] = {
+    0: _SCHEMA_V1,
+    1: _SCHEMA_V2,
+    2: _PLANNING_V3,
+    3: _CANARY_V4,
+}
 
 
 def migrate(

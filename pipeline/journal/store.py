@@ -40,6 +40,7 @@ import orjson
 
 from ..errors import JournalError
 from ..models import Action, PlannedBatch
+from .canary import CanaryRecord
 from .intent import RunIntents
 from .jobs import JobTransitions, identity_values, redact
 from .models import (
@@ -64,7 +65,7 @@ from .schema import (
 __all__ = ["Journal"]
 
 
-class Journal(JobTransitions, RunIntents, JournalQueries, PlanningRecord):
+class Journal(JobTransitions, RunIntents, JournalQueries, PlanningRecord, CanaryRecord):
     """The durable state of one run (``RUN_DIR/journal.sqlite``).
 
     Open with :meth:`open`; use as a context manager or call :meth:`close`. Every write is

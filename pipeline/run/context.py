@@ -32,6 +32,7 @@ class RunOptions:
     checkpoint_every_s: float = 10.0
     progress_every_s: float = 30.0  # a plain progress line this often (not on a terminal)
     redact_keys: bool = False  # report.html shows keyed hashes instead of subject keys
+    max_jobs: int | None = None  # --max-jobs: refuse a command that could create more jobs
     # for DSAR_KEY_SECRET; the environment holds secrets, so it never shows in ``repr``
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
     # Testing switch: reconciliation off turns every ambiguous POST into a blind re-POST.

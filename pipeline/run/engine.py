@@ -29,6 +29,7 @@ from typing import Any
 
 from ..api.clock import Clock
 from ..journal.models import JobState, JournalCounts, RunState
+from .canary import PAUSE_REASON
 from .context import RunContext
 from .poller import Poller
 from .progress import Counts, ProgressReporter
@@ -109,7 +110,8 @@ async def drive(
             if not submitting:
                 submit_task.result()  # re-raise a fatal error (auth, journal)
                 pending = _open_work(ctx)[0]
-                if pending and not submitter.cap_reached and not ctx.stopping:
+                blocked = submitter.cap_reached or ctx.stopping
+                if pending and not blocked and not submitter.canary.blocks():
                     # child batches (ambiguous, deferred) or retries appeared: submit them
                     submit_task = asyncio.create_task(submitter.submit_all(), name="dsar-submit")
                     submitting = True
@@ -126,6 +128,12 @@ async def drive(
                 last_checkpoint = clock.monotonic()
                 # a big run's reports take seconds: checkpoint less often than that costs
                 interval = max(ctx.options.checkpoint_every_s, 10 * (last_checkpoint - now))
+            verdict = submitter.canary.step(ctx.now())
+            if verdict is not None:  # a pass sends the rest at once; else the run pauses
+                if not verdict.held:
+                    continue
+                if counts.jobs[JobState.PENDING]:  # a canary of every user holds nothing back
+                    ctx.request_stop(PAUSE_REASON)
             pending, in_flight, follow_up = _open_work(ctx, counts)
             if ctx.stopping:
                 break
@@ -156,7 +164,8 @@ async def drive(
         _sync_calls(ctx)
     try:
         reporter.update(progress_counts(ctx), final=True)
-        result = _settle_run(ctx, submitter.cap_reached)
+        held = PAUSE_REASON if submitter.canary.held else None
+        result = _settle_run(ctx, submitter.cap_reached, held)
         checkpoint({"polling": poller.stats()})
     finally:
         _remove_signals()  # a second signal while the run settles only asks again
@@ -207,8 +216,9 @@ async def _finish_or_cancel(task: asyncio.Task[Any] | asyncio.Future[Any], clock
         raise task.exception()  # type: ignore[misc]
 
 
-def _settle_run(ctx: RunContext, cap_reached: bool) -> DriveResult:
-    """Finish the run if nothing is left, else pause it with its reason."""
+def _settle_run(ctx: RunContext, cap_reached: bool, held: str | None = None) -> DriveResult:
+    """Finish the run if nothing is left, else pause it with its reason (``held``: the
+    reason a held run pauses with when nothing else stopped it)."""
     pending, in_flight, follow_up = _open_work(ctx)
     at = ctx.now()
     if pending == 0 and in_flight == 0 and follow_up == 0:
@@ -218,7 +228,7 @@ def _settle_run(ctx: RunContext, cap_reached: bool) -> DriveResult:
         resume = _next_utc_midnight(at)
         ctx.journal.pause("daily_cap", at, resume_after=resume)
         return DriveResult(finished=False, pause_reason="daily_cap", resume_after=resume)
-    reason = ctx.stop_reason or ("no_wait" if ctx.options.no_wait else "interrupted")
+    reason = ctx.stop_reason or held or ("no_wait" if ctx.options.no_wait else "interrupted")
     ctx.journal.pause(reason, at)
     return DriveResult(finished=False, pause_reason=reason)
 

@@ -80,12 +80,14 @@ class WorkspaceOutcome:
     outcomes: list[RunOutcome]
     busy: int  # runs locked by another dsar process: still pending
     damaged: int = 0  # runs whose journal is damaged: skipped, each named in a notice
+    refused: int = 0  # runs that could create more jobs than --max-jobs: skipped, named
 
     @property
     def exit_code(self) -> int:
         """The worst run's code; a busy run counts as pending (4), a damaged journal as a
-        journal error (6)."""
+        journal error (6), a run refused by ``--max-jobs`` as a usage error (2)."""
         codes = [o.exit_code for o in self.outcomes] + ([4] if self.busy else [])
+        codes += [2] if self.refused else []
         codes += [DamagedJournal.exit_code] if self.damaged else []
         return max(codes, default=0)
 

@@ -31,6 +31,7 @@ from ..errors import (
     JournalError,
     RunLocked,
     RunPaused,
+    TooManyJobs,
 )
 from ..files import sha256_file
 from ..handoff.bundle import write_handoff
@@ -43,6 +44,7 @@ from ..keys import key_secret
 from ..reports.writers import REJECTS_FILE, STATUS_FILE, write_reports
 from ..settings import Settings, load_settings
 from .aio import in_worker, refuse_running_loop
+from .canary import check_max_jobs, could_create, cut_canary, held_note, max_jobs
 from .context import RunContext, RunOptions
 from .engine import DriveResult, drive
 from .leftovers import remove_dead_temp_files, spill_root, sweep_workspace
@@ -60,6 +62,9 @@ from .resume_settings import check_resume_configs, resume_settings
 from .target import Target, api_target, check_target
 
 log = logging.getLogger("dsar.run")
+
+# The confirmation before a plan is submitted: (target, jobs, the input's sha256) -> yes?
+Confirm = Callable[[Target, int, str], bool]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -134,7 +139,7 @@ def start_run(
     run_dir: Path | None = None,
     options: RunOptions | None = None,
     dry_run: bool = False,
-    confirm: Callable[[Target, int], bool] | None = None,
+    confirm: Confirm | None = None,
 ) -> RunOutcome:
     """Validate, plan and drive ``input_path`` as a new run; see the module docstring."""
     refuse_running_loop("start_run")
@@ -217,7 +222,7 @@ def _restart_planning(
     )  # fmt: skip
 
 
-def _keep_preview(_target: Target, _jobs: int) -> bool:
+def _keep_preview(_target: Target, _jobs: int, _input_sha256: str) -> bool:
     """The confirmation of a re-planned run against a real service: nobody has been asked,
     so the plan stays a preview (:func:`_confirm_and_drive` knows this one by identity)."""
     return False
@@ -246,7 +251,7 @@ def _start(
     run_id: str,
     options: RunOptions,
     dry_run: bool,
-    confirm: Callable[[Target, int], bool] | None,
+    confirm: Confirm | None,
 ) -> RunOutcome:
     # The plan is a preview until confirmed: a process killed before the answer leaves
     # nothing that a later `resume --all` would submit.
@@ -259,6 +264,14 @@ def _start(
             )  # fmt: skip
             if not planned:
                 return _finish_rejects_only(journal, run_dir, options)
+            ceiling = max_jobs(settings, options.max_jobs)
+            if ceiling is not None and planned > ceiling:  # said now, refused by `dsar submit`
+                log.warning(
+                    "the plan would create %d jobs, more than --max-jobs %d: nothing is sent by a"
+                    " dry run, and `dsar submit` refuses it under the same ceiling",
+                    planned,
+                    ceiling,
+                )
             journal.pause("dry_run", options.clock.utc_now())
             publish(journal, run_dir, options=options)
             return _outcome(journal, run_dir)
@@ -274,6 +287,12 @@ def _start(
             if not jobs:
                 return _finish_rejects_only(journal, run_dir, options)
             publish(journal, run_dir, options=options)
+            # refused before any call: the plan stays a preview that only `dsar submit` sends
+            check_max_jobs(
+                jobs,
+                max_jobs(settings, options.max_jobs),
+                what=f"the plan (kept as a preview in {run_dir})",
+            )
             return _confirm_and_drive(journal, run_dir, target, options, confirm, jobs)
 
 
@@ -282,7 +301,7 @@ def _confirm_and_drive(
     run_dir: Path,
     target: Target,
     options: RunOptions,
-    confirm: Callable[[Target, int], bool] | None,
+    confirm: Confirm | None,
     jobs: int,
 ) -> RunOutcome:
     """Ask (unless embedded), then turn the preview live and drive it; a no declines it."""
@@ -290,7 +309,8 @@ def _confirm_and_drive(
         journal.pause("dry_run", options.clock.utc_now())
         publish(journal, run_dir, options=options)
         return _outcome(journal, run_dir)
-    if confirm is not None and not target.embedded and not confirm(target, jobs):
+    sha256 = journal.run_info().meta.input_sha256
+    if confirm is not None and not target.embedded and not confirm(target, jobs, sha256):
         journal.decline(options.clock.utc_now())
         publish(journal, run_dir, options=options)
         return _outcome(journal, run_dir)
@@ -342,9 +362,8 @@ def _plan(
             org_id=org_id,
         )
         # every row rejected: the plan is empty, and the run (with its rejects) is kept
-        jobs = journal.write_plan(
-            meta, plan.batches(allow_empty=True), rejects_count=0, intent=RunIntent.PREVIEW
-        )
+        batches = cut_canary(plan.batches(allow_empty=True), settings.job.canary_users)
+        jobs = journal.write_plan(meta, batches, rejects_count=0, intent=RunIntent.PREVIEW)
         journal.set_rejects_count(plan.summary.rejected_rows)
         log.info(
             "planned %d rows: %d subjects, %d users, %d requests, %d jobs, %d rows rejected",
@@ -403,7 +422,16 @@ def _resume_planned(
             raise JournalError(f"{run_dir}: the run was killed while planning; resume it first")
         info = journal.run_info()
         check_drivable(info, run_dir, retry=retry_errors)
+        if retry_errors and held_note(journal, run_dir):
+            raise ConfigError(
+                f"{run_dir} is held by its canary: `dsar submit {run_dir}` releases it first"
+            )
         settings = resume_settings(info.meta.settings, env, config)
+        check_max_jobs(
+            could_create(journal, retry=retry_errors),
+            max_jobs(settings, options.max_jobs),
+            what=f"{'retrying' if retry_errors else 'resuming'} {run_dir}",
+        )
         sweep_workspace(Path(settings.output.workspace))
         if info.stop_polling:  # cancelled, polling stopped: reconcile what is unknown, no more
             options = dataclasses.replace(options, no_wait=True)
@@ -449,7 +477,7 @@ def resume_all(
     the runs after it are not started."""
     refuse_running_loop("resume_all")
     outcomes: list[RunOutcome] = []
-    busy = damaged = 0
+    busy = damaged = refused = 0
     with hold_lock(workspace, f"workspace {workspace}"):
         warn_shared_org(workspace, ledger_orgs(workspace))
         runs: dict[Path, Mapping[str, Any]] = {}
@@ -483,9 +511,13 @@ def resume_all(
                 notice(f"{run_dir.name}: skipped, {exc}")
                 busy += 1
                 continue
+            except TooManyJobs as exc:  # --max-jobs: this run is refused, the others go on
+                notice(f"{run_dir.name}: skipped, {exc}")
+                refused += 1
+                continue
             if outcomes[-1].pause_reason == "interrupted":
                 break
-    return WorkspaceOutcome(outcomes=outcomes, busy=busy, damaged=damaged)
+    return WorkspaceOutcome(outcomes=outcomes, busy=busy, damaged=damaged, refused=refused)
 
 
 def drive_target(
@@ -603,6 +635,7 @@ def _outcome(journal: Journal, run_dir: Path) -> RunOutcome:
             code = InputError.exit_code  # no valid row (DESIGN.md: exit 3)
     else:
         code = 4
+    note = held_note(journal, run_dir) if info.pause_reason == "canary" else None
     return RunOutcome(
         run_dir=run_dir,
         run_id=info.meta.run_id,
@@ -613,6 +646,7 @@ def _outcome(journal: Journal, run_dir: Path) -> RunOutcome:
         jobs=jobs,
         rejected_rows=info.rejects_count,
         api_calls=journal.api_calls(),
+        note=note,
     )
 
 

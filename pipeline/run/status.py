@@ -48,6 +48,7 @@ def run_status(
         info = journal.run_info()
         counts = journal.counts()
         calls = journal.api_calls()
+        canary = journal.canary()
     meta = info.meta
     budget: dict[str, Any] | None = None
     workspace = Path(str(meta.settings.get("output", {}).get("workspace", run_dir.parent)))
@@ -98,6 +99,18 @@ def run_status(
         "stop_polling": info.stop_polling,
         "driven_by": {"pid": holder.pid, "since": holder.since} if holder else None,
         "pause_reason": info.pause_reason,
+        "canary": None
+        if canary is None
+        else {
+            "state": canary.state.value,
+            "users": canary.users,
+            "jobs": canary.jobs,
+            "errors": canary.errors,
+            "still_open": canary.still_open,
+            "max_error": canary.max_error,
+            "started_at": canary.started_at.isoformat(),
+            "decided_at": canary.decided_at.isoformat() if canary.decided_at else None,
+        },
         "resume_after": info.resume_after.isoformat() if info.resume_after else None,
         "input_rows": meta.input_rows,
         "rejected_rows": info.rejects_count,
@@ -145,6 +158,11 @@ def _next_action(
         return "nothing: the run is finished"
     if reason == "daily_cap":
         return f"`dsar resume {run_dir}` after the next UTC midnight"
+    if reason == "canary":  # held by a failed or timed-out canary: only an explicit act
+        return (
+            f"held by its canary (see status.parquet): `dsar submit {run_dir}` submits the "
+            f"rest, `dsar cancel {run_dir}` abandons it"
+        )
     return f"`dsar resume {run_dir}`"
 
 
@@ -199,6 +217,13 @@ def render_status(status: dict[str, Any]) -> str:
     ]
     if status["resume_after"]:
         head.append(("resume after", status["resume_after"]))
+    canary = status["canary"]
+    if canary:
+        share = canary["errors"] / canary["jobs"] if canary["jobs"] else 0.0
+        verdict = f"{canary['state']}: {canary['users']:,} users"
+        if canary["decided_at"]:
+            verdict += f", {canary['errors']:,} of {canary['jobs']:,} jobs in error ({share:.1%})"
+        head.append(("canary", f"{verdict}; at most {canary['max_error']:.1%} passes"))
     budget = status["daily_budget"]
     if budget:
         # the ledger is the workspace's: another workspace of the same org is not counted

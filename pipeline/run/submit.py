@@ -4,11 +4,16 @@ A dry run (``dsar run --dry-run``) leaves its plan as a *preview* that nothing e
 not ``resume``, not ``resume --all``, not ``retry``. :func:`submit_run` asks the same
 confirmation as ``dsar run`` (none with ``--yes``, without a terminal, or on the embedded
 emulator), turns the preview live, and drives it to the end like ``dsar run``.
+
+It is also the one act that releases a run held by its canary (failed or timed out, see
+:mod:`pipeline.run.canary`): after the same confirmation, the canary's verdict is journalled
+as released and the rest of the run is submitted.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import dataclasses
+from collections.abc import Mapping
 from pathlib import Path
 
 from ..errors import ConfigError, JournalError, RunPaused
@@ -16,11 +21,12 @@ from ..journal.models import JobState, RunIntent
 from ..journal.schema import JOURNAL_FILE
 from ..journal.store import Journal
 from .aio import in_worker, refuse_running_loop
+from .canary import check_max_jobs, max_jobs
 from .context import RunOptions
 from .lifecycle import run_label, warn_shared_org
 from .lock import hold_lock
-from .runner import RunOutcome, drive_target, settings_from_snapshot
-from .target import Target, api_target
+from .runner import Confirm, RunOutcome, drive_target, settings_from_snapshot
+from .target import api_target
 
 
 def submit_run(
@@ -28,7 +34,7 @@ def submit_run(
     *,
     env: Mapping[str, str],
     options: RunOptions | None = None,
-    confirm: Callable[[Target, int], bool] | None = None,
+    confirm: Confirm | None = None,
 ) -> RunOutcome:
     """``dsar submit``: the explicit act that turns a preview (a dry run) live, after the same
     confirmation as ``dsar run``, then drives it like ``dsar run``. A declined confirmation
@@ -41,22 +47,35 @@ def submit_run(
         if not journal.has_plan:
             raise JournalError(f"{run_dir}: the run was killed while planning; start it again")
         info = journal.run_info()
-        if info.intent != RunIntent.PREVIEW:
+        canary = journal.canary()
+        held = info.intent == RunIntent.LIVE and canary is not None and canary.held
+        if info.intent != RunIntent.PREVIEW and not held:
             raise ConfigError(
                 f"{run_dir} is not a preview ({info.intent.value}): `dsar submit` only submits "
-                "the plan of a dry run"
+                "the plan of a dry run, or the rest of a run held by its canary"
             )
         settings = settings_from_snapshot(info.meta.settings, env)
+        jobs = journal.counts().jobs[JobState.PENDING]
+        check_max_jobs(jobs, max_jobs(settings, options.max_jobs), what=f"submitting {run_dir}")
         workspace = Path(settings.output.workspace)
         with api_target(settings, workspace=workspace, env=env) as target:
             org = target.settings.credentials.org_id
             if info.meta.org_id and org != info.meta.org_id:
                 raise ConfigError("the credentials belong to another org than this run's")
             warn_shared_org(workspace, {org or ""})
-            jobs = journal.counts().jobs[JobState.PENDING]
-            if confirm is not None and not target.embedded and not confirm(target, jobs):
+            sha256 = info.meta.input_sha256
+            if held:  # the canary is behind us: the prompt asks about the rest alone
+                job = dataclasses.replace(target.settings.job, canary_users=0)
+                asked = dataclasses.replace(target.settings, job=job)
+                target = dataclasses.replace(target, settings=asked)
+            if confirm is not None and not target.embedded and not confirm(target, jobs, sha256):
+                if held:
+                    raise RunPaused(f"not confirmed; {run_dir} stays held by its canary")
                 raise RunPaused(f"not confirmed; {run_dir} stays a preview, nothing was sent")
-            journal.go_live(options.clock.utc_now(), org_id=org)
+            if held:
+                journal.release_canary(options.clock.utc_now())
+            else:
+                journal.go_live(options.clock.utc_now(), org_id=org)
             return drive_target(journal, run_dir, target, options)
 
 

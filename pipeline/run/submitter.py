@@ -42,6 +42,7 @@ from ..errors import (
 from ..journal.models import BatchInfo, BatchState
 from ..models import Action, PlannedBatch
 from .budget import BudgetGate, allowance
+from .canary import CanaryGate
 from .context import RunContext
 
 log = logging.getLogger("dsar.submit")
@@ -68,6 +69,7 @@ class Submitter:
         self.cap_reached = False
         self._gate = BudgetGate()
         self._reconcile_first = False
+        self.canary = CanaryGate(ctx)  # while a canary is judged, only its batches go
 
     async def submit_all(self) -> SubmitReport:
         """Reconcile, then submit every planned batch, round after round, until none is left,
@@ -76,7 +78,7 @@ class Submitter:
         while not self.ctx.stopping and not self.cap_reached:
             await self.reconcile_unresolved()
             self._reconcile_first = False
-            batch_ids = self.ctx.journal.batches_to_submit()
+            batch_ids = self.canary.allowed(self.ctx.journal.batches_to_submit())
             if not batch_ids:
                 break
             await self._round(batch_ids, report)

@@ -140,6 +140,26 @@ async def test_a_job_whose_products_fail_ends_in_error(api: Api) -> None:
     assert (await api.call("GET", f"jobs/{job_id}/content")).status == 404
 
 
+async def test_the_first_jobs_can_be_made_to_fail_whatever_the_rates_say(api: Api) -> None:
+    api.emu.backend.reconfigure(
+        {"simulation": {**_all("success")["simulation"], "error_first_jobs": 3}}
+    )
+    first = await api.create(payload(users=2, actions=("access", "delete")))
+    second = await api.create(payload(users=2, actions=("delete",), prefix="later"))
+    api.emu.backend.advance(4)
+    statuses = []
+    for reply in (first, second):
+        for job in reply.body["jobs"]:
+            body = (await api.call("GET", f"jobs/{job['jobId']}")).body
+            statuses.append(body["status"])
+    assert statuses == ["error", "error", "error", "complete", "complete", "complete"]
+
+
+def test_error_first_jobs_is_never_negative() -> None:
+    with pytest.raises(ConfigValueError):
+        frozen_config(simulation={"error_first_jobs": -1})
+
+
 async def test_partial_results_list_processed_and_ignored_ids(api: Api) -> None:
     _job_id, body = await _finished(api, _all("partial"))
     status = body["productResponses"][0]["productStatusResponse"]

@@ -8,8 +8,10 @@ together in virtual time, so runs do not wait in real time.
 
 from __future__ import annotations
 
+import builtins
 import json
 import random
+import sys
 import urllib.request
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -185,3 +187,35 @@ def assert_every_row_once(run_dir: Path, n_rows: int) -> None:
     planned, rejected = accounted_rows(run_dir)
     together = sorted(planned + rejected)
     assert together == list(range(n_rows)), "input rows lost or duplicated"
+
+
+def only_run(workspace: Path) -> Path:
+    """The one run directory of ``workspace``."""
+    runs = [p for p in workspace.iterdir() if p.is_dir()]
+    assert len(runs) == 1
+    return runs[0]
+
+
+def posts(emu: Emu) -> int:
+    """Every POST that could act on a person's data (jobs and consent), whatever its answer."""
+    requests = emu.stats()["requests"]
+    return sum(
+        sum(by.values())
+        for ep, by in requests.items()
+        if ep.startswith("POST ") and ("jobs" in ep or "consent" in ep)
+    )
+
+
+def fake_terminal(monkeypatch: pytest.MonkeyPatch, *answers: str) -> list[str]:
+    """stdin turns a terminal whose user answers ``answers`` in turn; returns the prompts
+    asked (filled in as they are asked)."""
+    asked: list[str] = []
+    replies = iter(answers)
+
+    def answer(prompt: str) -> str:
+        asked.append(prompt)
+        return next(replies)
+
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True)
+    monkeypatch.setattr(builtins, "input", answer)
+    return asked

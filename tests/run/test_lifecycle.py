@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import hashlib
 import json
 import sys
 from datetime import date
@@ -14,25 +15,18 @@ import pytest
 
 from pipeline.journal.ledger import Ledger
 from pipeline.journal.store import Journal
-from tests.helpers.run import Emu, assert_every_row_once, run_cli, write_config, write_subjects
+from tests.helpers.run import (
+    Emu,
+    assert_every_row_once,
+    fake_terminal,
+    only_run,
+    posts,
+    run_cli,
+    write_config,
+    write_subjects,
+)
 
 NO_ERRORS = {"product_error_rate": 0.0}
-
-
-def _only_run(workspace: Path) -> Path:
-    runs = [p for p in workspace.iterdir() if p.is_dir()]
-    assert len(runs) == 1
-    return runs[0]
-
-
-def posts(emu: Emu) -> int:
-    """Every POST that could act on a person's data (jobs and consent), whatever its answer."""
-    requests = emu.stats()["requests"]
-    return sum(
-        sum(by.values())
-        for ep, by in requests.items()
-        if ep.startswith("POST ") and ("jobs" in ep or "consent" in ep)
-    )
 
 
 def _statuses(run_dir: Path) -> dict[str, int]:
@@ -51,7 +45,7 @@ def test_a_dry_run_is_never_submitted_by_resume_only_by_submit(
     ws = tmp_path / "ws"
     argv = ["run", str(tmp_path / "in.csv"), "--config", str(cfg), "--workspace", str(ws)]
     assert run_cli([*argv, "--dry-run"], emu.env, monkeypatch) == 4
-    run_dir = _only_run(ws)
+    run_dir = only_run(ws)
     assert "dsar submit" in capsys.readouterr().err
     assert run_cli(["resume", "--all", str(ws)], emu.env, monkeypatch) == 0
     assert "a preview, skipped (nothing sent)" in capsys.readouterr().err
@@ -83,19 +77,13 @@ def test_a_declined_prompt_leaves_nothing_to_resume(
     write_subjects(tmp_path / "in.csv", 20, actions=("access",))
     cfg = write_config(tmp_path / "c.toml")
     ws = tmp_path / "ws"
-    asked: list[str] = []
-
-    def answer(prompt: str) -> str:
-        asked.append(prompt)
-        return "n"
-
-    monkeypatch.setattr(sys.stdin, "isatty", lambda: True)
-    monkeypatch.setattr(builtins, "input", answer)
+    asked = fake_terminal(monkeypatch, "n")
     argv = ["run", str(tmp_path / "in.csv"), "--config", str(cfg), "--workspace", str(ws)]
     assert run_cli(argv, emu.env, monkeypatch) == 4
-    assert asked == ["Submit 20 jobs to the Privacy Service? [y/N] "]
+    sha = hashlib.sha256((tmp_path / "in.csv").read_bytes()).hexdigest()
+    assert asked == [f"Submit 20 jobs (input sha256 {sha[:12]}) to the Privacy Service? [y/N] "]
     assert "declined: nothing was submitted" in capsys.readouterr().err
-    run_dir = _only_run(ws)
+    run_dir = only_run(ws)
     assert run_cli(["resume", "--all", str(ws)], emu.env, monkeypatch) == 0
     assert "declined at the prompt, skipped" in capsys.readouterr().err
     assert run_cli(["resume", str(run_dir)], emu.env, monkeypatch) == 2
@@ -115,10 +103,8 @@ def test_submit_asks_first_and_a_no_keeps_the_preview(
     ws = tmp_path / "ws"
     argv = ["run", str(tmp_path / "in.csv"), "--config", str(cfg), "--workspace", str(ws)]
     assert run_cli([*argv, "--dry-run"], emu.env, monkeypatch) == 4
-    run_dir = _only_run(ws)
-    answers = iter(["no", "y"])
-    monkeypatch.setattr(sys.stdin, "isatty", lambda: True)
-    monkeypatch.setattr(builtins, "input", lambda _prompt: next(answers))
+    run_dir = only_run(ws)
+    fake_terminal(monkeypatch, "no", "y")
     assert run_cli(["submit", str(run_dir)], emu.env, monkeypatch) == 4
     assert "stays a preview" in capsys.readouterr().err
     assert posts(emu) == 0
@@ -137,7 +123,7 @@ def _cancellable_run(
     argv = ["run", str(tmp_path / "in.csv"), "--config", str(cfg), "--workspace", str(ws)]
     assert run_cli([*argv, "--no-wait"], emu.env, monkeypatch) == 4
     assert emu.stats()["jobs_created"] == 100
-    return emu, ws, _only_run(ws)
+    return emu, ws, only_run(ws)
 
 
 def test_a_cancelled_run_submits_nothing_more_and_polls_what_is_sent(
@@ -241,7 +227,7 @@ def test_a_run_interrupted_at_the_prompt_is_a_preview_nothing_submits_behind_it(
     monkeypatch.setattr(builtins, "input", interrupted)
     argv = ["run", str(tmp_path / "in.csv"), "--config", str(cfg), "--workspace", str(ws)]
     assert run_cli(argv, emu.env, monkeypatch) == 4
-    run_dir = _only_run(ws)
+    run_dir = only_run(ws)
     assert run_cli(["resume", "--all", str(ws)], emu.env, monkeypatch) == 0
     assert "a preview, skipped (nothing sent)" in capsys.readouterr().err
     assert posts(emu) == 0
