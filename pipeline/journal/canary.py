@@ -79,6 +79,21 @@ class CanaryInfo:
     errors: int
     still_open: int
 
+    def as_dict(self) -> dict[str, object]:
+        """The canary for summary.json and ``dsar status --json``: settings and verdict."""
+        return {
+            "state": self.state.value,
+            "users": self.users,
+            "jobs": self.jobs,
+            "errors": self.errors,
+            "still_open": self.still_open,
+            "max_error": self.max_error,
+            "wait_s": self.wait_s,
+            "held": self.held,
+            "started_at": self.started_at.isoformat(),
+            "decided_at": None if self.decided_at is None else self.decided_at.isoformat(),
+        }
+
     @property
     def held(self) -> bool:
         """True while the verdict holds the rest of the run back."""

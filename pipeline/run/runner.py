@@ -44,7 +44,13 @@ from ..keys import key_secret
 from ..reports.writers import REJECTS_FILE, STATUS_FILE, write_reports
 from ..settings import Settings, load_settings
 from .aio import in_worker, refuse_running_loop
-from .canary import check_max_jobs, could_create, cut_canary, held_note, max_jobs
+from .canary import (
+    check_max_jobs,
+    could_create,
+    cut_canary,
+    held_note,
+    max_jobs,
+)
 from .context import RunContext, RunOptions
 from .engine import DriveResult, drive
 from .leftovers import remove_dead_temp_files, spill_root, sweep_workspace
@@ -597,6 +603,9 @@ def publish(
     and manifest.json (whose checksums cover the others), each atomically; ``now`` (the
     reports' time) comes from the options' clock."""
     now = options.clock.utc_now()
+    canary = journal.canary()
+    if canary is not None:
+        extra = {**(extra or {}), "canary": canary.as_dict()}
     write_reports(journal, run_dir, now=now, extra=extra)
     write_handoff(
         run_dir,

@@ -99,18 +99,7 @@ def run_status(
         "stop_polling": info.stop_polling,
         "driven_by": {"pid": holder.pid, "since": holder.since} if holder else None,
         "pause_reason": info.pause_reason,
-        "canary": None
-        if canary is None
-        else {
-            "state": canary.state.value,
-            "users": canary.users,
-            "jobs": canary.jobs,
-            "errors": canary.errors,
-            "still_open": canary.still_open,
-            "max_error": canary.max_error,
-            "started_at": canary.started_at.isoformat(),
-            "decided_at": canary.decided_at.isoformat() if canary.decided_at else None,
-        },
+        "canary": None if canary is None else canary.as_dict(),
         "resume_after": info.resume_after.isoformat() if info.resume_after else None,
         "input_rows": meta.input_rows,
         "rejected_rows": info.rejects_count,

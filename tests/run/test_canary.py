@@ -88,6 +88,9 @@ def test_a_failing_canary_pauses_the_run_before_the_rest_is_submitted(
     assert status["pause_reason"] == "canary"
     assert status["canary"]["state"] == "failed"
     assert (status["canary"]["jobs"], status["canary"]["errors"]) == (10, 10)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["canary"] == status["canary"]  # the hand-off carries the verdict too
+    assert summary["canary"]["held"] is True
     assert run_cli(["status", str(run_dir)], emu.env, monkeypatch) == 0
     out = capsys.readouterr().out
     assert "failed: 10 users, 10 of 10 jobs in error (100.0%); at most 5.0% passes" in out
