@@ -75,6 +75,9 @@ class JobSettings:
     expand_ids: bool = False
     merge_policy_id: str | None = None
     opt_out_via: Literal["jobs", "consent"] = "jobs"
+    # dedupe across runs: a subject's earlier job still open, or complete within these days,
+    # is not submitted again (the workspace registry, pipeline.journal.registry)
+    cooldown_days: int = 30
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -233,6 +233,7 @@ RULES: dict[str, dict[str, Check]] = {
         "expand_ids": boolean,
         "merge_policy_id": optional(text()),
         "opt_out_via": choice("jobs", "consent"),
+        "cooldown_days": number(0, 3650, integer=True),
     },
     "input": {
         "layout": choice("wide", "long"),

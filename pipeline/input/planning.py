@@ -45,6 +45,7 @@ from ..models import PlannedBatch
 from ..settings import Settings
 from .batching import Batcher, BatchFrame
 from .columns import Layout, resolve_layout
+from .dedupe import SKIPPED_SCHEMA, Blocklist
 from .merge import Merged, merge_partition
 from .rules import CELL_SCHEMA, REJECT_SCHEMA, IdentityKinds, Normalised, normalise_batch
 from .sources import open_source
@@ -75,6 +76,7 @@ class PlanSummary:
     users: int = 0
     requests: int = 0
     jobs: int = 0
+    skipped: int = 0  # jobs an earlier run already submitted (dedupe): not planned again
     daily_job_cap: int = 0
     reasons: Counter[str] = field(default_factory=Counter)
     deprecated_regulations: Counter[str] = field(default_factory=Counter)
@@ -123,8 +125,11 @@ class Plan:
         spill: SpillFolder,
         rejects: RejectsWriter,
         summary: PlanSummary,
+        blocklist: Blocklist | None = None,
     ) -> None:
         self.settings = settings
+        self.blocklist = blocklist
+        self._skipped: list[pa.Table] = []
         self.run_id = run_id
         self.summary = summary
         self.rejects_path = rejects.path
@@ -153,13 +158,24 @@ class Plan:
             for merged in ordered_map(pool, self._merge, self._partitions, ahead=WORKERS - 1):
                 self._reject(merged.rejects)
                 summary.subjects += merged.subjects
-                yield from self._count(batcher.add(merged.users))
+                users = merged.users
+                if self.blocklist is not None:
+                    users, skipped = self.blocklist.split(users)
+                    if skipped.num_rows:
+                        summary.skipped += skipped.num_rows
+                        self._skipped.append(skipped)
+                yield from self._count(batcher.add(users))
         yield from self._count(batcher.flush())
         self.close()
-        if summary.users == 0 and not allow_empty:
+        if summary.users == 0 and summary.skipped == 0 and not allow_empty:
             raise InputError(
                 f"no valid row: all {summary.rows} rows were rejected, see {self.rejects_path}"
             )
+
+    def skipped(self) -> pa.Table:
+        """The jobs dedupe took out of the plan (SKIPPED_SCHEMA); complete once the batches
+        are consumed."""
+        return pa.concat_tables([SKIPPED_SCHEMA.empty_table(), *self._skipped])
 
     def _merge(self, path: Path) -> Merged:
         cells = read_partition(path)
@@ -221,8 +237,12 @@ def plan_input(
     rejects_path: Path,
     env: Mapping[str, str] | None = None,
     spill_dir: Path | None = None,
+    blocklist: Blocklist | None = None,
 ) -> Plan:
     """Run pass 1 over ``path`` and return the :class:`Plan` whose batches are pass 2.
+
+    With ``blocklist`` (the workspace registry's earlier jobs), pass 2 leaves out the jobs it
+    blocks: :meth:`Plan.skipped` lists them and ``summary.skipped`` counts them.
 
     Raises :class:`InputError` (exit 3) when the file is unreadable, has no data row or lacks
     a required column; ``rejects_path`` is written in every case where rows were read. The spill
@@ -261,6 +281,7 @@ def plan_input(
         spill=folder,
         rejects=rejects,
         summary=summary,
+        blocklist=blocklist,
     )
     try:
         _spill(source.batches(settings.input.batch_rows), layout, plan, spill, env)
@@ -338,6 +359,7 @@ def render_summary(summary: PlanSummary) -> str:
         f"users         {summary.users:>12,}",
         f"requests      {summary.requests:>12,}",
         f"jobs          {summary.jobs:>12,}",
+        f"skipped jobs  {summary.skipped:>12,}   (submitted by an earlier run: dedupe)",
         f"days          {summary.days:>12,}   (daily cap {summary.daily_job_cap:,} jobs)",
     ]
     for reason, count in sorted(summary.reasons.items()):
@@ -346,14 +368,25 @@ def render_summary(summary: PlanSummary) -> str:
 
 
 def validate_file(
-    path: Path, settings: Settings, *, out_dir: Path, env: Mapping[str, str] | None = None
+    path: Path,
+    settings: Settings,
+    *,
+    out_dir: Path,
+    env: Mapping[str, str] | None = None,
+    blocklist: Blocklist | None = None,
 ) -> PlanSummary:
-    """Plan ``path`` without any API call: write ``out_dir/rejects.parquet``, return the counts.
+    """Plan ``path`` without any API call: write ``out_dir/rejects.parquet``, return the counts
+    (with ``blocklist``, how many jobs dedupe would skip).
 
     Raises :class:`InputError` when the file is unreadable or holds no valid row.
     """
     with plan_input(
-        path, settings, run_id="validate", rejects_path=out_dir / "rejects.parquet", env=env
+        path,
+        settings,
+        run_id="validate",
+        rejects_path=out_dir / "rejects.parquet",
+        env=env,
+        blocklist=blocklist,
     ) as plan:
         for _ in plan.frames():
             pass

@@ -17,7 +17,7 @@ NO_PRODUCT_ERRORS = {"product_error_rate": 0.0}
 
 def only_run_dir(workspace: Path) -> Path:
     """The single run directory of ``workspace``."""
-    (run_dir,) = [p for p in workspace.iterdir() if p.is_dir()]
+    (run_dir,) = [p for p in workspace.iterdir() if p.is_dir() and p.name != "dataset"]
     return run_dir
 
 

@@ -20,7 +20,7 @@ NO_ERRORS = {"product_error_rate": 0.0}
 
 
 def _only_run(workspace: Path) -> Path:
-    runs = [p for p in workspace.iterdir() if p.is_dir()]
+    runs = [p for p in workspace.iterdir() if p.is_dir() and p.name != "dataset"]
     assert len(runs) == 1
     return runs[0]
 

@@ -1,0 +1,174 @@
+"""Dedupe across runs at planning time: drop the (subject, action, regulation) jobs that an
+earlier run of the workspace already submitted and that still block (open, or complete within
+the cooldown), vectorised over the planned user tables.
+
+The journal's workspace registry (:mod:`pipeline.journal.registry`) builds a
+:class:`Blocklist` of fingerprints (a keyed 64-bit hash of the subject key under
+``DSAR_KEY_SECRET``, :func:`pipeline.keys.fingerprints`); :meth:`Blocklist.split` cuts a
+USER_SCHEMA table into the users still to submit (an ``access+delete`` user keeps the action
+that is not blocked) and a :data:`SKIPPED_SCHEMA` table of the jobs skipped, each with the run
+and job id of the earlier job that blocks it. No Python loop over users: one ``searchsorted``
+per (action, regulation) group of the blocklist.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .. import constants
+from ..keys import fingerprints
+from .batching import USER_SCHEMA
+from .rules import CANONICAL_ACTIONS, REGULATION_LIST
+
+__all__ = ["SKIPPED_SCHEMA", "Blocklist"]
+
+_ACCESS, _DELETE, _BOTH = (
+    CANONICAL_ACTIONS.index(a) for a in ("access", "delete", "access+delete")
+)
+_OPT_OUT = CANONICAL_ACTIONS.index(constants.OPT_OUT_OF_SALE)
+# single action -> the user action codes that include it
+_HOLDERS: dict[str, tuple[int, ...]] = {
+    "access": (_ACCESS, _BOTH),
+    "delete": (_DELETE, _BOTH),
+    constants.OPT_OUT_OF_SALE: (_OPT_OUT,),
+}
+_REGULATION_CODE = {name: code for code, name in enumerate(REGULATION_LIST)}
+
+SKIPPED_SCHEMA = pa.schema(
+    [
+        ("subject_key", pa.string()),
+        ("user_key", pa.string()),
+        ("part", pa.int64()),
+        ("action", pa.string()),
+        ("regulation", pa.string()),
+        ("received_at", pa.string()),
+        ("input_rows", pa.list_(pa.int64())),
+        ("previous_run_id", pa.string()),
+        ("previous_job_id", pa.string()),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class _Group:
+    fingerprints: np.ndarray  # sorted int64
+    rows: np.ndarray  # index into Blocklist.run_ids / job_ids, same order
+
+
+@dataclass
+class Blocklist:
+    """The earlier jobs that block a new submission, grouped by (action, regulation).
+
+    Built by :meth:`build` from parallel arrays; ``secret`` keys the fingerprints of the new
+    plan's subject keys exactly as the registry's were keyed. ``skipped`` counts the jobs
+    :meth:`split` took out so far.
+    """
+
+    secret: bytes
+    run_ids: pa.Array
+    job_ids: pa.Array
+    groups: dict[tuple[str, int], _Group] = field(default_factory=dict)
+    skipped: int = 0
+
+    @classmethod
+    def build(cls, rows: pa.Table, *, secret: bytes) -> Blocklist:
+        """Index blocking rows: a table of ``fingerprint`` (int64), ``action``, ``regulation``,
+        ``run_id``, ``job_id``, most recent first (a subject's first row names its previous
+        job)."""
+        blocklist = cls(
+            secret=secret,
+            run_ids=rows.column("run_id").combine_chunks(),
+            job_ids=rows.column("job_id").combine_chunks(),
+        )
+        if rows.num_rows == 0:
+            return blocklist
+        fingerprint = rows.column("fingerprint").to_numpy()
+        actions = pc.dictionary_encode(rows.column("action").combine_chunks())
+        regulations = pc.dictionary_encode(rows.column("regulation").combine_chunks())
+        width = len(regulations.dictionary)
+        combined = actions.indices.to_numpy().astype(np.int64) * width
+        combined += regulations.indices.to_numpy()
+        order = np.argsort(combined, kind="stable")
+        starts = np.flatnonzero(np.diff(combined[order], prepend=-1))
+        for start, stop in zip(starts, [*starts[1:], len(order)], strict=True):
+            code = int(combined[order[start]])
+            act = str(actions.dictionary[code // width])
+            reg = str(regulations.dictionary[code % width])
+            if act not in _HOLDERS or reg not in _REGULATION_CODE:
+                continue
+            picked = order[start:stop]
+            by_fp = np.argsort(fingerprint[picked], kind="stable")  # most recent stays first
+            group = _Group(fingerprints=fingerprint[picked][by_fp], rows=picked[by_fp])
+            blocklist.groups[(act, _REGULATION_CODE[reg])] = group
+        return blocklist
+
+    def __len__(self) -> int:
+        return sum(len(g.fingerprints) for g in self.groups.values())
+
+    def split(self, users: pa.Table) -> tuple[pa.Table, pa.Table]:
+        """``(users to submit, skipped jobs)`` of a USER_SCHEMA table, in its order."""
+        n = users.num_rows
+        if n == 0 or not self.groups:
+            return users, SKIPPED_SCHEMA.empty_table()
+        fps = fingerprints(users.column("subject_key").combine_chunks(), self.secret)
+        codes = users.column("action").to_numpy()
+        regulations = users.column("regulation").to_numpy()
+        blocked: dict[str, np.ndarray] = {}  # action -> previous row per user, -1: not blocked
+        for (act, reg), group in self.groups.items():
+            sel = np.flatnonzero(np.isin(codes, _HOLDERS[act]) & (regulations == reg))
+            if not len(sel):
+                continue
+            pos = np.searchsorted(group.fingerprints, fps[sel])
+            inside = pos < len(group.fingerprints)
+            hit = np.zeros(len(sel), dtype=bool)
+            hit[inside] = group.fingerprints[pos[inside]] == fps[sel][inside]
+            previous = blocked.setdefault(act, np.full(n, -1, dtype=np.int64))
+            previous[sel[hit]] = group.rows[pos[hit]]
+        if not blocked:
+            return users, SKIPPED_SCHEMA.empty_table()
+        skipped = [self._skipped(users, act, prev) for act, prev in sorted(blocked.items())]
+        access = blocked.get("access", np.full(n, -1)) >= 0
+        delete = blocked.get("delete", np.full(n, -1)) >= 0
+        opt_out = blocked.get(constants.OPT_OUT_OF_SALE, np.full(n, -1)) >= 0
+        new_codes = codes.copy()
+        both = codes == _BOTH
+        new_codes[both & access & ~delete] = _DELETE
+        new_codes[both & delete & ~access] = _ACCESS
+        drop = (
+            ((codes == _ACCESS) & access)
+            | ((codes == _DELETE) & delete)
+            | (both & access & delete)
+            | ((codes == _OPT_OUT) & opt_out)
+        )
+        kept = users.set_column(
+            USER_SCHEMA.get_field_index("action"), "action", pa.array(new_codes, pa.int8())
+        ).filter(pa.array(~drop))
+        table = pa.concat_tables(skipped)
+        self.skipped += table.num_rows
+        return kept, table
+
+    def _skipped(self, users: pa.Table, action: str, previous: np.ndarray) -> pa.Table:
+        rows = np.flatnonzero(previous >= 0)
+        picked = users.take(pa.array(rows))
+        regulation = pa.array(REGULATION_LIST, pa.string()).take(
+            pa.array(picked.column("regulation").to_numpy().astype(np.int64))
+        )
+        index = pa.array(previous[rows])
+        return pa.table(
+            [
+                picked.column("subject_key"),
+                picked.column("user_key"),
+                picked.column("part"),
+                pa.array(np.full(len(rows), action), pa.string()),
+                regulation,
+                picked.column("received_at"),
+                picked.column("input_rows"),
+                pc.take(self.run_ids, index),
+                pc.take(self.job_ids, index),
+            ],
+            schema=SKIPPED_SCHEMA,
+        )
