@@ -64,24 +64,23 @@ class Blocklist:
     """The earlier jobs that block a new submission, grouped by (action, regulation).
 
     Built by :meth:`build` from parallel arrays; ``secret`` keys the fingerprints of the new
-    plan's subject keys exactly as the registry's were keyed. ``skipped`` counts the jobs
-    :meth:`split` took out so far.
+    plan's subject keys exactly as the registry's were keyed. Read-only once built: planning
+    calls :meth:`split` from its worker threads.
     """
 
     secret: bytes
-    run_ids: pa.Array
+    run_ids: pa.Array  # dictionary-encoded: a handful of runs
     job_ids: pa.Array
     groups: dict[tuple[str, int], _Group] = field(default_factory=dict)
-    skipped: int = 0
 
     @classmethod
     def build(cls, rows: pa.Table, *, secret: bytes) -> Blocklist:
         """Index blocking rows: a table of ``fingerprint`` (int64), ``action``, ``regulation``,
-        ``run_id``, ``job_id``, most recent first (a subject's first row names its previous
+        ``run_id``, ``job_id`` (of several rows of one subject, the first names its previous
         job)."""
         blocklist = cls(
             secret=secret,
-            run_ids=rows.column("run_id").combine_chunks(),
+            run_ids=pc.dictionary_encode(rows.column("run_id").combine_chunks()),
             job_ids=rows.column("job_id").combine_chunks(),
         )
         if rows.num_rows == 0:
@@ -147,9 +146,7 @@ class Blocklist:
         kept = users.set_column(
             USER_SCHEMA.get_field_index("action"), "action", pa.array(new_codes, pa.int8())
         ).filter(pa.array(~drop))
-        table = pa.concat_tables(skipped)
-        self.skipped += table.num_rows
-        return kept, table
+        return kept, pa.concat_tables(skipped)
 
     def _skipped(self, users: pa.Table, action: str, previous: np.ndarray) -> pa.Table:
         rows = np.flatnonzero(previous >= 0)
@@ -167,7 +164,7 @@ class Blocklist:
                 regulation,
                 picked.column("received_at"),
                 picked.column("input_rows"),
-                pc.take(self.run_ids, index),
+                pc.take(self.run_ids, index).cast(pa.string()),
                 pc.take(self.job_ids, index),
             ],
             schema=SKIPPED_SCHEMA,

@@ -155,16 +155,15 @@ class Plan:
         )
         summary = self.summary
         with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="dsar-merge") as pool:
-            for merged in ordered_map(pool, self._merge, self._partitions, ahead=WORKERS - 1):
+            for merged, skipped in ordered_map(
+                pool, self._merge, self._partitions, ahead=WORKERS - 1
+            ):
                 self._reject(merged.rejects)
                 summary.subjects += merged.subjects
-                users = merged.users
-                if self.blocklist is not None:
-                    users, skipped = self.blocklist.split(users)
-                    if skipped.num_rows:
-                        summary.skipped += skipped.num_rows
-                        self._skipped.append(skipped)
-                yield from self._count(batcher.add(users))
+                if skipped.num_rows:
+                    summary.skipped += skipped.num_rows
+                    self._skipped.append(skipped)
+                yield from self._count(batcher.add(merged.users))
         yield from self._count(batcher.flush())
         self.close()
         if summary.users == 0 and summary.skipped == 0 and not allow_empty:
@@ -177,11 +176,16 @@ class Plan:
         are consumed."""
         return pa.concat_tables([SKIPPED_SCHEMA.empty_table(), *self._skipped])
 
-    def _merge(self, path: Path) -> Merged:
+    def _merge(self, path: Path) -> tuple[Merged, pa.Table]:
+        """One partition's subjects (in a worker thread), less the jobs dedupe skips."""
         cells = read_partition(path)
-        return merge_partition(
+        merged = merge_partition(
             cells, self.run_id, self.settings.input.on_too_many_ids, self.kinds.pairs
         )
+        if self.blocklist is None:
+            return merged, SKIPPED_SCHEMA.empty_table()
+        users, skipped = self.blocklist.split(merged.users)
+        return Merged(users=users, rejects=merged.rejects, subjects=merged.subjects), skipped
 
     def batches(self, *, allow_empty: bool = False) -> Iterator[PlannedBatch]:
         """Pass 2: the typed batches the run engine journals, in a deterministic order."""

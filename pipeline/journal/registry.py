@@ -19,8 +19,9 @@ After any crash the registry therefore never holds a job its journal lacks, and 
 makes them equal.
 
 :meth:`Registry.blocklist` loads what blocks a new submission (an earlier job still open, or
-complete within ``job.cooldown_days`` of the injected clock's now; ``error`` never blocks) as
-the columnar :class:`~pipeline.input.dedupe.Blocklist` that planning applies.
+complete within ``job.cooldown_days`` of the injected clock's now; ``error`` never blocks;
+any one of several blocking jobs may be named as the previous one) as the columnar
+:class:`~pipeline.input.dedupe.Blocklist` that planning applies.
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 
-import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..errors import DamagedJournal, JournalError
 from ..input.dedupe import Blocklist
@@ -214,23 +215,20 @@ class Registry:
         """The earlier jobs of ``org`` (any org when None: a dry run without credentials)
         that block a new one: still open, or complete at or after ``now - cooldown_days``."""
         cutoff = to_us(now - timedelta(days=cooldown_days))
-        rows = self._conn.execute(
-            "SELECT fingerprint, action, regulation, run_id, job_id FROM submission"
+        # One row of five text columns, concatenated inside SQLite and split by Arrow: a
+        # million rows cost no Python object each (a plain fetch was ~5x slower).
+        row = self._conn.execute(
+            "SELECT group_concat(fingerprint, char(31)), group_concat(action, char(31)),"
+            " group_concat(regulation, char(31)), group_concat(run_id, char(31)),"
+            " group_concat(job_id, char(31)) FROM submission"
             " WHERE (?1 IS NULL OR org = ?1)"
-            " AND (status = 'open' OR (status = 'complete' AND finished_at >= ?2))"
-            " ORDER BY submitted_at DESC",
+            " AND (status = 'open' OR (status = 'complete' AND finished_at >= ?2))",
             (org, cutoff),
-        ).fetchall()
-        columns = list(zip(*rows, strict=True)) if rows else [(), (), (), (), ()]
-        table = pa.table(
-            {
-                "fingerprint": pa.array(np.array(columns[0], dtype=np.int64)),
-                "action": pa.array(columns[1], pa.string()),
-                "regulation": pa.array(columns[2], pa.string()),
-                "run_id": pa.array(columns[3], pa.string()),
-                "job_id": pa.array(columns[4], pa.string()),
-            }
-        )
+        ).fetchone()
+        names = ("fingerprint", "action", "regulation", "run_id", "job_id")
+        columns = [_split(text) for text in row]
+        columns[0] = columns[0].cast(pa.int64())
+        table = pa.table(dict(zip(names, columns, strict=True)))
         return Blocklist.build(table, secret=secret)
 
     def jobs(self) -> set[tuple[str, str]]:
@@ -249,6 +247,12 @@ def journal_jobs(run_dir: Path) -> set[tuple[str, str]]:
         return {(str(run[0]), str(j)) for (j,) in ids}
     finally:
         conn.close()
+
+
+def _split(text: str | None) -> pa.Array:
+    if text is None:
+        return pa.array([], pa.string())
+    return pc.split_pattern(pa.array([text], pa.string()), "\x1f").flatten()
 
 
 def _finished(row: tuple[str, str, str, str, str, int, int | None]) -> int | None:

@@ -1,0 +1,163 @@
+"""Bench section ``recurring``: planning against a workspace registry of earlier submissions.
+
+The figure is the planning time (load the blocklist from ``registry.sqlite``, validate, merge,
+dedupe, batch, and collect the skipped jobs: what ``dsar run`` does before it writes its
+journal) of a 1,000,000-subject input against a registry that holds the jobs of an earlier run
+of the same subjects (every job blocks: the nightly cumulative export, the worst case),
+beside planning the same file against an empty registry, measured in the same run. Target: at
+most 1.5 times. Each measurement runs in a fresh child process
+(``python -m pipeline.bench.recurring``); ``--quick`` uses 50,000 subjects.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from ..settings import Settings, load_settings
+from . import Figure
+from .files import write_subjects
+
+SECTION = "recurring"
+MAX_RATIO = 1.5
+FULL_SUBJECTS = 1_000_000
+QUICK_SUBJECTS = 50_000
+NOW = datetime(2026, 12, 1, tzinfo=UTC)
+
+
+def _measure(mode: str, path: Path, workspace: Path) -> dict[str, float]:
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline.bench.recurring", mode, str(path), str(workspace)],
+        capture_output=True,
+        check=False,
+        text=True,
+    )
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise RuntimeError(f"bench child {mode} {path.name} failed: {last}")
+    result: dict[str, float] = orjson.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def run(quick: bool, workdir: Path) -> list[Figure]:
+    """Seed a registry with an earlier run of the input, then time planning against it and
+    against an empty registry."""
+    n = QUICK_SUBJECTS if quick else FULL_SUBJECTS
+    path = write_subjects(workdir / f"recurring-{n}.csv", n, dirty=0.0)
+    empty, full = workdir / "ws-empty", workdir / "ws-registry"
+    seeded = _measure("seed", path, full)
+    base = _measure("plan", path, empty)
+    plan = _measure("plan", path, full)
+    path.unlink()
+    ratio = plan["wall_s"] / base["wall_s"] if base["wall_s"] else 0.0
+    return [
+        Figure(
+            section=SECTION,
+            name=(
+                f"{n:,} subjects vs a registry of {int(seeded['registered']):,} earlier jobs:"
+                f" planning ({int(plan['skipped']):,} skipped)"
+            ),
+            value=plan["wall_s"],
+            unit="s",
+            baseline=base["wall_s"],
+            baseline_name="empty registry",
+        ),
+        Figure(
+            section=SECTION,
+            name="planning with the registry / with an empty registry",
+            value=ratio,
+            unit="x",
+            baseline=1.0,
+            baseline_name="empty registry",
+            target=f"<= {MAX_RATIO}x",
+            ok=ratio <= MAX_RATIO if not quick else None,
+        ),
+    ]
+
+
+def _settings(workspace: Path) -> Settings:
+    crm = {"namespace": "crmId", "type": "custom"}
+    overrides: dict[str, dict[str, Any]] = {
+        "input": {"columns": {"crm_id": crm}},
+        "output": {"workspace": str(workspace)},
+    }
+    return load_settings(None, env={}, overrides=overrides)
+
+
+def _seed(path: Path, workspace: Path) -> dict[str, float]:
+    """Register every job of a plan of ``path`` as a complete job of an earlier run."""
+    import sqlite3
+    import tempfile
+
+    from ..input.planning import plan_input
+    from ..input.rules import CANONICAL_ACTIONS
+    from ..journal.models import to_us
+    from ..journal.registry import Registry
+    from ..keys import fingerprints, key_secret
+
+    settings = _settings(workspace)
+    rows: list[tuple[object, ...]] = []
+    at = to_us(NOW)
+    with tempfile.TemporaryDirectory(prefix="dsar-bench-seed-") as tmp:
+        rejects = Path(tmp) / "rejects.parquet"
+        with plan_input(path, settings, run_id="earlier", rejects_path=rejects, env={}) as plan:
+            for frame in plan.frames():
+                users = frame.users
+                fps = fingerprints(users.column("subject_key").combine_chunks(), key_secret({}))
+                actions = users.column("action").to_numpy()
+                regulation = frame.options.regulation
+                keys = users.column("user_key").to_pylist()
+                for fp, code, key in zip(fps.tolist(), actions.tolist(), keys, strict=True):
+                    for action in CANONICAL_ACTIONS[code].split("+"):
+                        job = f"job-{key}-{action}"
+                        rows.append(
+                            ("earlier", job, fp, action, regulation, "", at, at, "complete")
+                        )
+    with Registry.open(workspace):
+        pass  # creates the file at its schema version
+    conn = sqlite3.connect(workspace / "registry.sqlite")
+    with conn:
+        conn.executemany("INSERT INTO submission VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    conn.close()
+    return {"registered": float(len(rows))}
+
+
+def _plan(path: Path, workspace: Path) -> dict[str, float]:
+    import tempfile
+
+    from ..input.planning import plan_input
+    from ..journal.registry import Registry
+    from ..keys import key_secret
+
+    settings = _settings(workspace)
+    started = time.perf_counter()
+    with Registry.open(workspace) as registry:
+        blocklist = registry.blocklist(org=None, now=NOW, cooldown_days=30, secret=key_secret({}))
+    loaded = time.perf_counter() - started
+    users = 0
+    with tempfile.TemporaryDirectory(prefix="dsar-bench-plan-") as tmp:
+        rejects = Path(tmp) / "rejects.parquet"
+        with plan_input(
+            path, settings, run_id="bench", rejects_path=rejects, env={}, blocklist=blocklist
+        ) as plan:
+            for frame in plan.frames(allow_empty=True):
+                users += frame.users.num_rows
+            skipped = plan.skipped().num_rows
+    return {
+        "wall_s": time.perf_counter() - started,
+        "load_s": loaded,
+        "users": users,
+        "skipped": skipped,
+        "blocking": len(blocklist),
+    }
+
+
+if __name__ == "__main__":
+    mode, file, ws = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
+    print(orjson.dumps(_seed(file, ws) if mode == "seed" else _plan(file, ws)).decode())
