@@ -11,7 +11,6 @@ most 1.5 times. Each measurement runs in a fresh child process
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime
@@ -22,6 +21,7 @@ import orjson
 
 from ..settings import Settings, load_settings
 from . import Figure
+from .children import child_json
 from .files import write_subjects
 
 SECTION = "recurring"
@@ -32,17 +32,7 @@ NOW = datetime(2026, 12, 1, tzinfo=UTC)
 
 
 def _measure(mode: str, path: Path, workspace: Path) -> dict[str, float]:
-    done = subprocess.run(
-        [sys.executable, "-m", "pipeline.bench.recurring", mode, str(path), str(workspace)],
-        capture_output=True,
-        check=False,
-        text=True,
-    )
-    if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise RuntimeError(f"bench child {mode} {path.name} failed: {last}")
-    result: dict[str, float] = orjson.loads(done.stdout.strip().splitlines()[-1])
-    return result
+    return child_json("pipeline.bench.recurring", [mode, str(path), str(workspace)])
 
 
 def run(quick: bool, workdir: Path) -> list[Figure]:

@@ -13,6 +13,7 @@ per (action, regulation) group of the blocklist.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,7 +25,7 @@ from ..keys import fingerprints
 from .batching import USER_SCHEMA
 from .rules import CANONICAL_ACTIONS, REGULATION_LIST
 
-__all__ = ["SKIPPED_SCHEMA", "Blocklist"]
+__all__ = ["SKIPPED_SCHEMA", "BlockingChunk", "Blocklist"]
 
 _ACCESS, _DELETE, _BOTH = (
     CANONICAL_ACTIONS.index(a) for a in ("access", "delete", "access+delete")
@@ -54,6 +55,17 @@ SKIPPED_SCHEMA = pa.schema(
 
 
 @dataclass(frozen=True)
+class BlockingChunk:
+    """Blocking jobs of one action, regulation and run: fingerprints and job ids, in step."""
+
+    action: str
+    regulation: str
+    run_id: str
+    fingerprints: np.ndarray  # int64
+    job_ids: pa.Array
+
+
+@dataclass(frozen=True)
 class _Group:
     fingerprints: np.ndarray  # sorted int64
     rows: np.ndarray  # index into Blocklist.run_ids / job_ids, same order
@@ -69,40 +81,36 @@ class Blocklist:
     """
 
     secret: bytes
-    run_ids: pa.Array  # dictionary-encoded: a handful of runs
+    run_ids: pa.DictionaryArray  # one entry per blocking job: a handful of runs
     job_ids: pa.Array
     groups: dict[tuple[str, int], _Group] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, rows: pa.Table, *, secret: bytes) -> Blocklist:
-        """Index blocking rows: a table of ``fingerprint`` (int64), ``action``, ``regulation``,
-        ``run_id``, ``job_id`` (of several rows of one subject, the first names its previous
-        job)."""
+    def build(cls, chunks: Sequence[BlockingChunk], *, secret: bytes) -> Blocklist:
+        """Index the blocking jobs, given as chunks of one (action, regulation, run id) each
+        (of several jobs of one subject, the first names its previous job)."""
+        runs = sorted({c.run_id for c in chunks})
+        run_code = {run: code for code, run in enumerate(runs)}
+        sizes = [len(c.fingerprints) for c in chunks]
+        codes = np.repeat(np.array([run_code[c.run_id] for c in chunks], np.int32), sizes)
+        job_ids = [c.job_ids for c in chunks]
         blocklist = cls(
             secret=secret,
-            run_ids=pc.dictionary_encode(rows.column("run_id").combine_chunks()),
-            job_ids=rows.column("job_id").combine_chunks(),
+            run_ids=pa.DictionaryArray.from_arrays(pa.array(codes), pa.array(runs, pa.string())),
+            job_ids=pa.chunked_array(job_ids, pa.string()).combine_chunks(),
         )
-        if rows.num_rows == 0:
-            return blocklist
-        fingerprint = rows.column("fingerprint").to_numpy()
-        actions = pc.dictionary_encode(rows.column("action").combine_chunks())
-        regulations = pc.dictionary_encode(rows.column("regulation").combine_chunks())
-        width = len(regulations.dictionary)
-        combined = actions.indices.to_numpy().astype(np.int64) * width
-        combined += regulations.indices.to_numpy()
-        order = np.argsort(combined, kind="stable")
-        starts = np.flatnonzero(np.diff(combined[order], prepend=-1))
-        for start, stop in zip(starts, [*starts[1:], len(order)], strict=True):
-            code = int(combined[order[start]])
-            act = str(actions.dictionary[code // width])
-            reg = str(regulations.dictionary[code % width])
-            if act not in _HOLDERS or reg not in _REGULATION_CODE:
-                continue
-            picked = order[start:stop]
-            by_fp = np.argsort(fingerprint[picked], kind="stable")  # most recent stays first
-            group = _Group(fingerprints=fingerprint[picked][by_fp], rows=picked[by_fp])
-            blocklist.groups[(act, _REGULATION_CODE[reg])] = group
+        starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        spans: dict[tuple[str, int], list[np.ndarray]] = {}
+        for i, chunk in enumerate(chunks):
+            if chunk.action in _HOLDERS and chunk.regulation in _REGULATION_CODE:
+                key = (chunk.action, _REGULATION_CODE[chunk.regulation])
+                spans.setdefault(key, []).append(np.arange(starts[i], starts[i + 1]))
+        everything = np.concatenate([np.zeros(0, np.int64), *(c.fingerprints for c in chunks)])
+        for key, parts in spans.items():
+            picked = np.concatenate(parts)
+            by_fp = np.argsort(everything[picked], kind="stable")
+            group = _Group(fingerprints=everything[picked][by_fp], rows=picked[by_fp])
+            blocklist.groups[key] = group
         return blocklist
 
     def __len__(self) -> int:
