@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import logging
 import shutil
+import sqlite3
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 
+from ..errors import JournalError
 from ..files import publish, temp_path
 from ..input.dedupe import Blocklist
 from ..input.planning import PlanSummary, validate_file
@@ -51,9 +53,14 @@ def catch_up(workspace: Path, secret: bytes, *, run_dir: Path | None = None) -> 
 
 
 def sync_registry(workspace: Path, run_dir: Path, secret: bytes) -> None:
-    """Record in the registry what ``run_dir``'s journal has committed."""
-    with Registry.open(workspace) as registry:
-        registry.sync_run(run_dir, secret)
+    """Record in the registry what ``run_dir``'s journal has committed. A failure is only
+    logged: the registry is derived, and the next run's catch-up (which does fail loudly)
+    records what this one could not."""
+    try:
+        with Registry.open(workspace) as registry:
+            registry.sync_run(run_dir, secret)
+    except (JournalError, sqlite3.Error, OSError) as exc:
+        log.warning("registry: not updated now (%s); the next run or resume catches up", exc)
 
 
 def blocklist(

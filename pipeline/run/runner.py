@@ -163,7 +163,7 @@ def start_run(
         sweep_workspace(workspace)
         try:
             return _start(input_path, settings, env, run_dir, run_id, options, dry_run, confirm)
-        except (InputError, ConfigError):  # nothing planned: leave no run directory behind
+        except (InputError, ConfigError, DamagedJournal):  # nothing planned: no run dir left
             _discard_unplanned(run_dir)
             raise
         except KeyboardInterrupt:  # SIGINT/SIGTERM before the run loop took the signals over

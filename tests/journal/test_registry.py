@@ -71,3 +71,15 @@ def test_the_registry_holds_fingerprints_never_subject_keys(
     assert b"subj-0000000" not in raw
     expected = fingerprints(pa.array(["subj-0000000"]), SECRET)
     assert expected.dtype.name == "int64"
+
+
+def test_the_planning_record_keeps_a_no_dedupe_choice_for_a_planning_done_again(
+    tmp_path: Path,
+) -> None:
+    with Journal.open(tmp_path / "r") as journal:
+        journal.begin_planning(
+            run_id="r", input_path="in.csv", input_sha256="0", settings={}, at=at(0), dedupe=False
+        )
+        planning = journal.planning()
+    assert planning is not None
+    assert planning.dedupe is False

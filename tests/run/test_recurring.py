@@ -270,3 +270,24 @@ def test_every_run_is_one_table_for_pandas_pyarrow_and_duckdb(
     assert latest == (15,)  # S0-S14: the skipped S0-S9 of the second run answer to the first
     products = pd.read_parquet(products_dir)
     assert set(products["run_id"].astype(str)) == {first.name, second.name}
+
+
+def test_a_damaged_registry_stops_the_run_and_is_rebuilt_from_the_journals(
+    tmp_path: Path, emulator_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    emu = emulator_factory(simulation=NO_ERRORS)
+    src = tmp_path / "in.csv"
+    write_subjects(src, 10, actions=("delete",))
+    assert _run(tmp_path, emu, monkeypatch, src) == 0
+    registry = tmp_path / "ws" / "registry.sqlite"
+    for leftover in (tmp_path / "ws").glob("registry.sqlite-*"):
+        leftover.unlink()
+    registry.write_bytes(b"not a database at all" * 100)
+    cfg = str(tmp_path / "c.toml")
+    argv = ["run", str(src), "--config", cfg, "--workspace", str(tmp_path / "ws")]
+    assert run_cli(argv, emu.env, monkeypatch) == 6
+    assert len(_runs(tmp_path / "ws")) == 1  # nothing planned: no run directory left
+    registry.rename(tmp_path / "registry.broken")
+    assert _run(tmp_path, emu, monkeypatch, src) == 0
+    assert {r["status"] for r in _status(_last(tmp_path))} == {"skipped"}
+    _assert_registry_matches_journals(tmp_path / "ws")
