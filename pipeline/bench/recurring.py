@@ -4,8 +4,8 @@ The figure is the planning time (load the blocklist from ``registry.sqlite``, va
 dedupe, batch, and collect the skipped jobs: what ``dsar run`` does before it writes its
 journal) of a 1,000,000-subject input against a registry that holds the jobs of an earlier run
 of the same subjects (every job blocks: the nightly cumulative export, the worst case),
-beside planning the same file against an empty registry, measured in the same run. Target: at
-most 1.5 times. Each measurement runs in a fresh child process
+beside planning the same file against an empty registry, measured in the same run, alternated,
+best of three each. Target: at most 1.5 times. Each measurement runs in a fresh child process
 (``python -m pipeline.bench.recurring``); ``--quick`` uses 50,000 subjects.
 """
 
@@ -26,6 +26,7 @@ from .files import write_subjects
 
 SECTION = "recurring"
 MAX_RATIO = 1.5
+REPEATS = 3
 FULL_SUBJECTS = 1_000_000
 QUICK_SUBJECTS = 50_000
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
@@ -42,8 +43,12 @@ def run(quick: bool, workdir: Path) -> list[Figure]:
     path = write_subjects(workdir / f"recurring-{n}.csv", n, dirty=0.0)
     empty, full = workdir / "ws-empty", workdir / "ws-registry"
     seeded = _measure("seed", path, full)
-    base = _measure("plan", path, empty)
-    plan = _measure("plan", path, full)
+    bases, plans = [], []
+    for _ in range(REPEATS):  # alternated, best of each: a busy machine slows both alike
+        bases.append(_measure("plan", path, empty))
+        plans.append(_measure("plan", path, full))
+    base = min(bases, key=lambda r: r["wall_s"])
+    plan = min(plans, key=lambda r: r["wall_s"])
     path.unlink()
     ratio = plan["wall_s"] / base["wall_s"] if base["wall_s"] else 0.0
     return [
@@ -67,6 +72,14 @@ def run(quick: bool, workdir: Path) -> list[Figure]:
             baseline_name="empty registry",
             target=f"<= {MAX_RATIO}x",
             ok=ratio <= MAX_RATIO if not quick else None,
+        ),
+        Figure(
+            section=SECTION,
+            name="of which waiting for the blocklist (it loads while pass 1 reads the file)",
+            value=plan["wait_s"],
+            unit="s",
+            baseline=plan["wall_s"],
+            baseline_name="planning with the registry",
         ),
     ]
 
@@ -119,32 +132,42 @@ def _seed(path: Path, workspace: Path) -> dict[str, float]:
 
 
 def _plan(path: Path, workspace: Path) -> dict[str, float]:
+    """Plan ``path`` as ``dsar run`` does: the blocklist loads while pass 1 reads the file."""
     import tempfile
 
+    from ..input.dedupe import Blocklist
     from ..input.planning import plan_input
-    from ..journal.registry import Registry
-    from ..keys import key_secret
+    from ..run.recurring import loading_blocklist
 
     settings = _settings(workspace)
     started = time.perf_counter()
-    with Registry.open(workspace) as registry:
-        blocklist = registry.blocklist(org=None, now=NOW, cooldown_days=30, secret=key_secret({}))
-    loaded = time.perf_counter() - started
+    waited: list[float] = []
+    loaded: list[Blocklist] = []
     users = 0
-    with tempfile.TemporaryDirectory(prefix="dsar-bench-plan-") as tmp:
+    with (
+        loading_blocklist(settings, {}, org=None, now=NOW) as load,
+        tempfile.TemporaryDirectory(prefix="dsar-bench-plan-") as tmp,
+    ):
+
+        def wait() -> Blocklist:
+            at = time.perf_counter()
+            loaded.append(load())
+            waited.append(time.perf_counter() - at)
+            return loaded[0]
+
         rejects = Path(tmp) / "rejects.parquet"
         with plan_input(
-            path, settings, run_id="bench", rejects_path=rejects, env={}, blocklist=blocklist
+            path, settings, run_id="bench", rejects_path=rejects, env={}, blocklist=wait
         ) as plan:
             for frame in plan.frames(allow_empty=True):
                 users += frame.users.num_rows
             skipped = plan.skipped().num_rows
     return {
         "wall_s": time.perf_counter() - started,
-        "load_s": loaded,
+        "wait_s": waited[0],
         "users": users,
         "skipped": skipped,
-        "blocking": len(blocklist),
+        "blocking": len(loaded[0]),
     }
 
 

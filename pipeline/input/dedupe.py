@@ -7,8 +7,8 @@ The journal's workspace registry (:mod:`pipeline.journal.registry`) builds a
 ``DSAR_KEY_SECRET``, :func:`pipeline.keys.fingerprints`); :meth:`Blocklist.split` cuts a
 USER_SCHEMA table into the users still to submit (an ``access+delete`` user keeps the action
 that is not blocked) and a :data:`SKIPPED_SCHEMA` table of the jobs skipped, each with the run
-and job id of the earlier job that blocks it. No Python loop over users: one ``searchsorted``
-per (action, regulation) group of the blocklist.
+and job id of the earlier job that blocks it. No Python loop over users: one hashed lookup
+(a pandas index of int64 fingerprints) per (action, regulation) group of the blocklist.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -67,8 +68,22 @@ class BlockingChunk:
 
 @dataclass(frozen=True)
 class _Group:
-    fingerprints: np.ndarray  # sorted int64
-    rows: np.ndarray  # index into Blocklist.run_ids / job_ids, same order
+    """The distinct fingerprints of one (action, regulation) as a hashed index (built once;
+    lookups from several threads only read it), and each one's first blocking job."""
+
+    index: pd.Index
+    rows: np.ndarray  # index into Blocklist.run_ids / job_ids, in step with ``index``
+
+    @classmethod
+    def of(cls, fingerprints: np.ndarray, rows: np.ndarray) -> _Group:
+        order = np.argsort(fingerprints, kind="stable")  # a subject's first job stays first
+        unique, first = np.unique(fingerprints[order], return_index=True)
+        index = pd.Index(unique)
+        index.get_indexer(index[:1])  # build the hash table now, not in a worker thread
+        return cls(index=index, rows=rows[order][first])
+
+    def __len__(self) -> int:
+        return len(self.index)
 
 
 @dataclass
@@ -108,13 +123,11 @@ class Blocklist:
         everything = np.concatenate([np.zeros(0, np.int64), *(c.fingerprints for c in chunks)])
         for key, parts in spans.items():
             picked = np.concatenate(parts)
-            by_fp = np.argsort(everything[picked], kind="stable")
-            group = _Group(fingerprints=everything[picked][by_fp], rows=picked[by_fp])
-            blocklist.groups[key] = group
+            blocklist.groups[key] = _Group.of(everything[picked], picked)
         return blocklist
 
     def __len__(self) -> int:
-        return sum(len(g.fingerprints) for g in self.groups.values())
+        return sum(len(g) for g in self.groups.values())
 
     def split(self, users: pa.Table) -> tuple[pa.Table, pa.Table]:
         """``(users to submit, skipped jobs)`` of a USER_SCHEMA table, in its order."""
@@ -129,10 +142,8 @@ class Blocklist:
             sel = np.flatnonzero(np.isin(codes, _HOLDERS[act]) & (regulations == reg))
             if not len(sel):
                 continue
-            pos = np.searchsorted(group.fingerprints, fps[sel])
-            inside = pos < len(group.fingerprints)
-            hit = np.zeros(len(sel), dtype=bool)
-            hit[inside] = group.fingerprints[pos[inside]] == fps[sel][inside]
+            pos = group.index.get_indexer(pd.Index(fps[sel]))
+            hit = pos >= 0
             previous = blocked.setdefault(act, np.full(n, -1, dtype=np.int64))
             previous[sel[hit]] = group.rows[pos[hit]]
         if not blocked:

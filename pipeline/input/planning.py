@@ -125,10 +125,11 @@ class Plan:
         spill: SpillFolder,
         rejects: RejectsWriter,
         summary: PlanSummary,
-        blocklist: Blocklist | None = None,
+        blocklist: Blocklist | Callable[[], Blocklist] | None = None,
     ) -> None:
         self.settings = settings
-        self.blocklist = blocklist
+        self._blocklist_source = blocklist
+        self.blocklist: Blocklist | None = None
         self._skipped: list[pa.Table] = []
         self.run_id = run_id
         self.summary = summary
@@ -148,6 +149,8 @@ class Plan:
         if self._consumed:
             raise RuntimeError("a plan's batches can be read once")
         self._consumed = True
+        source = self._blocklist_source  # a callable was loading while pass 1 ran
+        self.blocklist = source() if callable(source) else source
         batcher = Batcher(
             run_id=self.run_id,
             job=self.settings.job,
@@ -241,12 +244,14 @@ def plan_input(
     rejects_path: Path,
     env: Mapping[str, str] | None = None,
     spill_dir: Path | None = None,
-    blocklist: Blocklist | None = None,
+    blocklist: Blocklist | Callable[[], Blocklist] | None = None,
 ) -> Plan:
     """Run pass 1 over ``path`` and return the :class:`Plan` whose batches are pass 2.
 
     With ``blocklist`` (the workspace registry's earlier jobs), pass 2 leaves out the jobs it
-    blocks: :meth:`Plan.skipped` lists them and ``summary.skipped`` counts them.
+    blocks: :meth:`Plan.skipped` lists them and ``summary.skipped`` counts them. A callable
+    (e.g. a future's ``result``) is called when pass 2 starts: the blocklist may load while
+    pass 1 reads the file.
 
     Raises :class:`InputError` (exit 3) when the file is unreadable, has no data row or lacks
     a required column; ``rejects_path`` is written in every case where rows were read. The spill

@@ -16,7 +16,9 @@ from __future__ import annotations
 import logging
 import shutil
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -75,6 +77,20 @@ def blocklist(
             cooldown_days=settings.job.cooldown_days,
             secret=secret_of(settings, env),
         )
+
+
+@contextmanager
+def loading_blocklist(
+    settings: Settings, env: Mapping[str, str], *, org: str | None, now: datetime
+) -> Iterator[Callable[[], Blocklist]]:
+    """Start loading :func:`blocklist` in a thread; yields the call that waits for it, which
+    planning makes when its pass 2 starts (the load overlaps pass 1's read of the input)."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="dsar-blocklist") as pool:
+        future = pool.submit(blocklist, settings, env, org=org, now=now)
+        try:
+            yield future.result
+        finally:
+            future.cancel()
 
 
 def publish_dataset(run_dir: Path, workspace: Path, run_id: str) -> None:

@@ -16,6 +16,7 @@ import os
 import secrets
 import shutil
 from collections.abc import Callable, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -56,7 +57,7 @@ from .lifecycle import (
 )
 from .lock import hold_lock
 from .progress import ProgressReporter
-from .recurring import blocklist, catch_up, publish_dataset, secret_of, sync_registry
+from .recurring import catch_up, loading_blocklist, publish_dataset, secret_of, sync_registry
 from .resume_settings import check_resume_configs, resume_settings
 from .target import Target, api_target, check_target
 
@@ -334,20 +335,23 @@ def _plan(
     workspace = Path(settings.output.workspace)
     secret = secret_of(settings, env)
     catch_up(workspace, secret)  # the registry knows every earlier job before dedupe
-    blocked = (
-        blocklist(settings, env, org=org_id, now=options.clock.utc_now())
-        if options.dedupe
-        else None
-    )
-    with plan_input(
-        input_path,
-        settings,
-        run_id=run_id,
-        rejects_path=run_dir / "rejects.parquet",
-        env=env,
-        spill_dir=spill_root(workspace),
-        blocklist=blocked,
-    ) as plan:
+    now = options.clock.utc_now()
+    with (
+        (
+            loading_blocklist(settings, env, org=org_id, now=now)
+            if options.dedupe
+            else nullcontext()
+        ) as blocked,
+        plan_input(
+            input_path,
+            settings,
+            run_id=run_id,
+            rejects_path=run_dir / "rejects.parquet",
+            env=env,
+            spill_dir=spill_root(workspace),
+            blocklist=blocked,
+        ) as plan,
+    ):
         meta = RunMeta(
             run_id=run_id,
             created_at=options.clock.utc_now(),
