@@ -127,7 +127,10 @@ def _seed(path: Path, workspace: Path) -> dict[str, float]:
     conn = sqlite3.connect(workspace / "registry.sqlite")
     with conn:
         conn.executemany("INSERT INTO submission VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        conn.execute("UPDATE generation SET n = n + 1")
     conn.close()
+    with Registry.open(workspace) as registry:
+        registry.write_snapshot()  # as the earlier run's last registry sync does
     return {"registered": float(len(rows))}
 
 

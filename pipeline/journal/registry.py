@@ -18,24 +18,32 @@ and of finished ones; both only grow) so that an unchanged journal costs one agg
 After any crash the registry therefore never holds a job its journal lacks, and the next start
 makes them equal.
 
-:meth:`Registry.blocklist` loads what blocks a new submission (an earlier job still open, or
-complete within ``job.cooldown_days`` of the injected clock's now; ``error`` never blocks;
-any one of several blocking jobs may be named as the previous one) as the columnar
-:class:`~pipeline.input.dedupe.Blocklist` that planning applies.
+Every sync that changed rows also writes ``WORKSPACE/registry.blocking.arrow``: the jobs that
+may block (not in error) as an Arrow file stamped with the registry's write generation, so that
+the next planning reads columns instead of a million SQLite rows (a stale, missing or damaged
+file is rebuilt from SQLite). :meth:`Registry.blocklist` loads what blocks a new submission
+(an earlier job still open, or complete within ``job.cooldown_days`` of the injected clock's
+now; ``error`` never blocks; any one of several blocking jobs may be named as the previous
+one) as the columnar :class:`~pipeline.input.dedupe.Blocklist` that planning applies.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.ipc
 
 from ..errors import DamagedJournal, JournalError
+from ..files import publish, temp_path
 from ..input.dedupe import BlockingChunk, Blocklist
 from ..keys import fingerprints
 from .models import to_us
@@ -69,8 +77,16 @@ _MIGRATIONS = {
             submitted INTEGER NOT NULL,
             finished INTEGER NOT NULL
         ) WITHOUT ROWID""",
+        # bumped by every write: the blocking snapshot file says which generation it holds
+        """CREATE TABLE generation (
+            singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
+            n INTEGER NOT NULL
+        )""",
+        "INSERT INTO generation VALUES (1, 0)",
     ),
 }
+SNAPSHOT_FILE = "registry.blocking.arrow"
+_OPEN_UNTIL = 2**63 - 1  # an open job blocks whatever the cooldown
 
 # journal job state -> registry status (jobs without a job id are never registered)
 _STATUS = {
@@ -203,10 +219,14 @@ class Registry:
                 moved,
             )
             c.execute("INSERT OR REPLACE INTO synced VALUES (?, ?, ?, ?)", (run_id, run_dir, *mark))
+            if fresh or moved:
+                c.execute("UPDATE generation SET n = n + 1")
         except BaseException:
             c.execute("ROLLBACK")
             raise
         c.execute("COMMIT")
+        if fresh or moved:
+            self.write_snapshot()
         return len(fresh) + len(moved)
 
     # -- what blocks a new submission -------------------------------------------------------
@@ -216,29 +236,89 @@ class Registry:
     ) -> Blocklist:
         """The earlier jobs of ``org`` (any org when None: a dry run without credentials)
         that block a new one: still open, or complete at or after ``now - cooldown_days``."""
-        cutoff = to_us(now - timedelta(days=cooldown_days))
-        # The table is clustered by (action, regulation, run id), so the groups cost no sort;
-        # each group's fingerprints and job ids are concatenated inside SQLite and split by
-        # Arrow: a million rows cost no Python object each (a plain fetch was ~3x slower).
-        rows = self._conn.execute(
-            "SELECT action, regulation, run_id, group_concat(fingerprint, char(31)),"
-            " group_concat(job_id, char(31)) FROM submission"
-            " WHERE (?1 IS NULL OR org = ?1)"
-            " AND (status = 'open' OR (status = 'complete' AND finished_at >= ?2))"
-            " GROUP BY action, regulation, run_id",
-            (org, cutoff),
-        ).fetchall()
-        chunks = [
-            BlockingChunk(
-                action=action,
-                regulation=regulation,
-                run_id=run_id,
-                fingerprints=_split(fps).cast(pa.int64()).to_numpy(),
-                job_ids=_split(job_ids),
+        table = self._blocking()
+        keep = pc.greater_equal(table.column("until"), to_us(now - timedelta(days=cooldown_days)))
+        if org is not None:
+            keep = pc.and_(keep, pc.equal(table.column("org").cast(pa.string()), org))
+        table = table.filter(keep)
+        chunks = []
+        group = table.column("group").to_numpy()
+        starts = np.flatnonzero(np.diff(group, prepend=-1))
+        for start, stop in zip(starts, [*starts[1:], len(group)][: len(starts)], strict=True):
+            row = table.slice(int(start), 1)
+            chunks.append(
+                BlockingChunk(
+                    action=str(row.column("action")[0].as_py()),
+                    regulation=str(row.column("regulation")[0].as_py()),
+                    run_id=str(row.column("run_id")[0].as_py()),
+                    fingerprints=table.column("fingerprint")[start:stop].to_numpy(),
+                    job_ids=table.column("job_id")[start:stop].combine_chunks(),
+                )
             )
-            for action, regulation, run_id, fps, job_ids in rows
-        ]
         return Blocklist.build(chunks, secret=secret)
+
+    def _blocking(self) -> pa.Table:
+        """Every job that may block (not in error), one row each, grouped by (action,
+        regulation, run id): from the snapshot file when it holds the registry's current
+        generation, else from SQLite (and the snapshot is written again)."""
+        path = self.workspace / SNAPSHOT_FILE
+        (generation,) = self._conn.execute("SELECT n FROM generation").fetchone()
+        try:
+            with pa.memory_map(str(path)) as source:
+                table = pa.ipc.open_file(source).read_all()
+            meta = table.schema.metadata or {}
+            if int(meta.get(b"generation", b"-1")) == generation:
+                return table
+        except (OSError, pa.ArrowException, ValueError):
+            pass  # absent or unreadable: rebuilt below
+        return self.write_snapshot()
+
+    def write_snapshot(self) -> pa.Table:
+        """Write ``registry.blocking.arrow`` (atomically) from the registry and return it.
+        Called after every sync that changed something, so that the next planning reads a
+        columnar file instead of a million SQLite rows."""
+        # The table is clustered by (action, regulation, run id), so the groups cost no sort;
+        # each group's columns are concatenated inside SQLite and split by Arrow: a million
+        # rows cost no Python object each.
+        self._conn.execute("BEGIN")
+        try:
+            (generation,) = self._conn.execute("SELECT n FROM generation").fetchone()
+            rows = self._conn.execute(
+                "SELECT action, regulation, run_id, min(org), count(*),"
+                " group_concat(fingerprint, char(31)), group_concat(job_id, char(31)),"
+                f" group_concat(CASE status WHEN 'open' THEN {_OPEN_UNTIL}"
+                " ELSE coalesce(finished_at, 0) END, char(31))"
+                " FROM submission WHERE status != 'error' GROUP BY action, regulation, run_id"
+            ).fetchall()
+        finally:
+            self._conn.execute("COMMIT")
+        sizes = [int(r[4]) for r in rows]
+
+        def repeated(i: int) -> pa.Array:
+            values = pa.array([r[i] for r in rows], pa.string())
+            return pa.DictionaryArray.from_arrays(
+                pa.array(np.repeat(np.arange(len(rows), dtype=np.int32), sizes)), values
+            )
+
+        table = pa.table(
+            {
+                "group": pa.array(np.repeat(np.arange(len(rows), dtype=np.int32), sizes)),
+                "action": repeated(0),
+                "regulation": repeated(1),
+                "run_id": repeated(2),
+                "org": repeated(3),
+                "fingerprint": _joined(rows, 5).cast(pa.int64()),
+                "job_id": _joined(rows, 6),
+                "until": _joined(rows, 7).cast(pa.int64()),
+            }
+        ).replace_schema_metadata({"generation": str(generation)})
+        path = self.workspace / SNAPSHOT_FILE
+        tmp = temp_path(path)
+        with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+            writer.write_table(table)
+        os.chmod(tmp, 0o600)
+        publish(tmp, path)
+        return table
 
     def jobs(self) -> set[tuple[str, str]]:
         """Every registered (run id, job id): what a consistency check compares."""
@@ -256,6 +336,11 @@ def journal_jobs(run_dir: Path) -> set[tuple[str, str]]:
         return {(str(run[0]), str(j)) for (j,) in ids}
     finally:
         conn.close()
+
+
+def _joined(rows: list[Any], column: int) -> pa.Array:
+    parts = [_split(r[column]) for r in rows]
+    return pa.concat_arrays(parts) if parts else pa.array([], pa.string())
 
 
 def _split(text: str | None) -> pa.Array:

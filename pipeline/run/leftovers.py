@@ -40,6 +40,7 @@ def sweep_workspace(workspace: Path) -> None:
                 files += remove_dead_temp_files(run_dir)
         for partition in workspace.glob("dataset/*/run_id=*"):  # pipeline.run.recurring
             files += remove_dead_temp_files(partition)
+        files += remove_dead_temp_files(workspace)  # the registry's blocking snapshot
     if folders or files:
         log.info("removed %d spill folder(s) and %d temporary file(s) of dead runs", folders, files)
 

@@ -83,3 +83,24 @@ def test_the_planning_record_keeps_a_no_dedupe_choice_for_a_planning_done_again(
         planning = journal.planning()
     assert planning is not None
     assert planning.dedupe is False
+
+
+def test_the_blocking_snapshot_follows_every_change_and_a_damaged_one_is_rebuilt(
+    journal: Journal, tmp_path: Path
+) -> None:
+    snapshot = tmp_path / "registry.blocking.arrow"
+    with Registry.open(tmp_path) as registry:
+        registry.catch_up(SECRET)
+        assert not snapshot.exists()  # nothing registered, nothing written
+        _submit_first(journal)
+        registry.catch_up(SECRET)
+        assert snapshot.exists()
+        assert len(registry.blocklist(org=None, now=at(5), cooldown_days=30, secret=SECRET)) == 4
+        journal.observe(
+            [JobObservation(job_id="uk-0000000-access", status="error", updated_at=at(10))],
+            at(10),
+        )
+        registry.catch_up(SECRET)  # the error no longer blocks: the snapshot says so too
+        assert len(registry.blocklist(org=None, now=at(11), cooldown_days=30, secret=SECRET)) == 3
+        snapshot.write_bytes(b"garbage")
+        assert len(registry.blocklist(org=None, now=at(11), cooldown_days=30, secret=SECRET)) == 3
