@@ -169,7 +169,8 @@ class Blocklist:
 
     def _skipped(self, users: pa.Table, action: str, previous: np.ndarray) -> pa.Table:
         rows = np.flatnonzero(previous >= 0)
-        picked = users.take(pa.array(rows))
+        columns = ["subject_key", "user_key", "part", "regulation", "received_at", "input_rows"]
+        picked = users.select(columns).take(pa.array(rows))  # never the identities
         regulation = pa.array(REGULATION_LIST, pa.string()).take(
             pa.array(picked.column("regulation").to_numpy().astype(np.int64))
         )

@@ -237,10 +237,14 @@ class Registry:
         """The earlier jobs of ``org`` (any org when None: a dry run without credentials)
         that block a new one: still open, or complete at or after ``now - cooldown_days``."""
         table = self._blocking()
-        keep = pc.greater_equal(table.column("until"), to_us(now - timedelta(days=cooldown_days)))
+        cutoff = to_us(now - timedelta(days=cooldown_days))
+        keep = table.column("until").to_numpy() >= cutoff
         if org is not None:
-            keep = pc.and_(keep, pc.equal(table.column("org").cast(pa.string()), org))
-        table = table.filter(keep)
+            orgs = table.column("org").combine_chunks()
+            wanted = np.flatnonzero(np.asarray(orgs.dictionary.to_pylist(), dtype=object) == org)
+            keep &= np.isin(orgs.indices.to_numpy(), wanted)
+        if not keep.all():  # most often every job still blocks: no copy
+            table = table.filter(pa.array(keep))
         chunks = []
         group = table.column("group").to_numpy()
         starts = np.flatnonzero(np.diff(group, prepend=-1))
