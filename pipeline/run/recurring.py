@@ -22,11 +22,11 @@ from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
-from ..errors import JournalError
+from ..errors import DamagedJournal, JournalError
 from ..files import publish, temp_path
 from ..input.dedupe import Blocklist
 from ..input.planning import PlanSummary, validate_file
-from ..journal.registry import Registry
+from ..journal.registry import REGISTRY_FILE, Registry
 from ..journal.schema import make_private_dir
 from ..keys import key_secret
 from ..reports.writers import PRODUCTS_FILE, STATUS_FILE
@@ -38,6 +38,17 @@ DATASET_DIR = "dataset"
 DATASET_TABLES = {"status": STATUS_FILE, "products": PRODUCTS_FILE}
 
 
+@contextmanager
+def _registry(workspace: Path) -> Iterator[Registry]:
+    """The workspace registry; an SQLite failure in it (a damaged or foreign file) is one
+    :class:`DamagedJournal` line naming it and the remedy (exit 6), never a traceback."""
+    try:
+        with Registry.open(workspace) as registry:
+            yield registry
+    except sqlite3.Error as exc:
+        raise DamagedJournal(str(workspace / REGISTRY_FILE), str(exc)) from None
+
+
 def secret_of(settings: Settings, env: Mapping[str, str]) -> bytes:
     """The fingerprints' secret: the variable named by ``input.key_secret_env``."""
     return key_secret(env, settings.input.key_secret_env)
@@ -46,7 +57,7 @@ def secret_of(settings: Settings, env: Mapping[str, str]) -> bytes:
 def catch_up(workspace: Path, secret: bytes, *, run_dir: Path | None = None) -> None:
     """Sync the registry with every run journal of ``workspace`` (and ``run_dir``'s, which
     may live elsewhere: registering it makes later catch-ups find it)."""
-    with Registry.open(workspace) as registry:
+    with _registry(workspace) as registry:
         changed = registry.catch_up(secret)
         if run_dir is not None and run_dir.resolve().parent != workspace.resolve():
             changed += registry.sync_run(run_dir, secret)
@@ -59,7 +70,7 @@ def sync_registry(workspace: Path, run_dir: Path, secret: bytes) -> None:
     logged: the registry is derived, and the next run's catch-up (which does fail loudly)
     records what this one could not."""
     try:
-        with Registry.open(workspace) as registry:
+        with _registry(workspace) as registry:
             registry.sync_run(run_dir, secret)
     except (JournalError, sqlite3.Error, OSError) as exc:
         log.warning("registry: not updated now (%s); the next run or resume catches up", exc)
@@ -70,7 +81,7 @@ def blocklist(
 ) -> Blocklist:
     """The earlier jobs of the workspace that block a new submission (see the registry)."""
     workspace = Path(settings.output.workspace)
-    with Registry.open(workspace) as registry:
+    with _registry(workspace) as registry:
         return registry.blocklist(
             org=org or settings.credentials.org_id,
             now=now,
