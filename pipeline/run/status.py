@@ -47,6 +47,7 @@ def run_status(
             )
         info = journal.run_info()
         counts = journal.counts()
+        skipped = journal.skipped_count()
         calls = journal.api_calls()
     meta = info.meta
     budget: dict[str, Any] | None = None
@@ -101,6 +102,7 @@ def run_status(
         "resume_after": info.resume_after.isoformat() if info.resume_after else None,
         "input_rows": meta.input_rows,
         "rejected_rows": info.rejects_count,
+        "skipped_jobs": skipped,  # dedupe: an earlier run of the workspace submitted them
         "jobs": counts.jobs,
         "batches": counts.batches,
         "users": counts.users,
@@ -197,6 +199,8 @@ def render_status(status: dict[str, Any]) -> str:
         ("rejected rows", f"{status['rejected_rows']:,}"),
         ("users", f"{status['users']:,}"),
     ]
+    if status.get("skipped_jobs"):
+        head.append(("jobs skipped (dedupe)", f"{status['skipped_jobs']:,}"))
     if status["resume_after"]:
         head.append(("resume after", status["resume_after"]))
     budget = status["daily_budget"]

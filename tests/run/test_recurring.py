@@ -66,7 +66,10 @@ def _assert_registry_matches_journals(ws: Path) -> None:
 
 
 def test_a_second_run_of_the_same_input_submits_nothing_and_no_dedupe_submits_again(
-    tmp_path: Path, emulator_factory: Any, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    emulator_factory: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     emu = emulator_factory(simulation=NO_ERRORS)
     src = tmp_path / "in.csv"
@@ -86,6 +89,9 @@ def test_a_second_run_of_the_same_input_submits_nothing_and_no_dedupe_submits_ag
     assert {(r["subject_key"], r["action"]): r["previous_job_id"] for r in rows} == earlier
     assert {r["previous_run_id"] for r in rows} == {first.name}
     assert _summary(second)["counts"]["status"]["skipped"] == len(earlier)
+    capsys.readouterr()
+    assert run_cli(["status", str(second), "--json"], emu.env, monkeypatch) == 0
+    assert json.loads(capsys.readouterr().out)["skipped_jobs"] == len(earlier)
     html = (second / "report.html").read_text()
     assert f'id="count-skipped"><dt>skipped</dt><dd data-count="{len(earlier)}">' in html
     assert_every_row_once(second, 60)  # the rejects are still rejects
