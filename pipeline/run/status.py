@@ -47,6 +47,7 @@ def run_status(
             )
         info = journal.run_info()
         counts = journal.counts()
+        skipped = journal.skipped_count()
         calls = journal.api_calls()
         canary = journal.canary()
     meta = info.meta
@@ -103,6 +104,7 @@ def run_status(
         "resume_after": info.resume_after.isoformat() if info.resume_after else None,
         "input_rows": meta.input_rows,
         "rejected_rows": info.rejects_count,
+        "skipped_jobs": skipped,  # dedupe: an earlier run of the workspace submitted them
         "jobs": counts.jobs,
         "batches": counts.batches,
         "users": counts.users,
@@ -204,6 +206,8 @@ def render_status(status: dict[str, Any]) -> str:
         ("rejected rows", f"{status['rejected_rows']:,}"),
         ("users", f"{status['users']:,}"),
     ]
+    if status.get("skipped_jobs"):
+        head.append(("jobs skipped (dedupe)", f"{status['skipped_jobs']:,}"))
     if status["resume_after"]:
         head.append(("resume after", status["resume_after"]))
     canary = status["canary"]
@@ -247,6 +251,8 @@ def render_outcome(outcome: RunOutcome, *, color: bool = False) -> str:
         ("state", _state(outcome.state, outcome.pause_reason)),
         ("rejected rows", f"{outcome.rejected_rows:,}"),
     ]
+    if outcome.skipped:
+        rows.append(("jobs skipped (dedupe)", f"{outcome.skipped:,}"))
     jobs = dict(outcome.jobs)
     downloaded = jobs.pop("downloaded", 0)
     jobs["complete"] = jobs.get("complete", 0) + downloaded  # downloaded jobs are complete
@@ -274,6 +280,7 @@ def outcome_line(outcome: RunOutcome) -> str:
         "exit_code": outcome.exit_code,
         "jobs": outcome.jobs,
         "rejected_rows": outcome.rejected_rows,
+        "skipped_jobs": outcome.skipped,
         "api_calls": sum(sum(by.values()) for by in outcome.api_calls.values()),
         "next": _next_action(
             RunState(outcome.state),

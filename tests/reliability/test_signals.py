@@ -306,7 +306,8 @@ def test_sigint_during_resume_all_stops_the_command_before_the_next_run(tmp_path
         run = _signal_run(tmp_path, emu, 300, limits={"users_per_request": 100})
         first, second = tmp_path / "ws" / "a", tmp_path / "ws" / "b"
         for run_dir in (first, second):
-            args = ["run", str(tmp_path / "in.csv"), *run.base, "--yes", "--no-wait"]
+            # the same input twice: --no-dedupe, or the second run would skip every job
+            args = ["run", str(tmp_path / "in.csv"), *run.base, "--yes", "--no-wait", "--no-dedupe"]
             assert run.start(*args, "--run-dir", str(run_dir)).proc.wait(FINAL_TIMEOUT_S) == 4
         child = run.start("resume", "--all", str(tmp_path / "ws"), *run.base[:2])
         run.wait_for(child, lambda: bool(_journal_value(first, run_state)), "the first run")

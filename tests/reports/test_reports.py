@@ -103,7 +103,7 @@ def test_summary_counts_statuses_api_calls_and_names_the_input(run: tuple[Journa
     assert orjson.loads((run_dir / "summary.json").read_bytes()) == summary
     assert summary["counts"]["status"] == {
         "rejected": 0, "pending": 4, "submitted": 4, "processing": 1, "complete": 2, "error": 5,
-        "accepted": 0, "cancelled": 0,
+        "accepted": 0, "cancelled": 0, "skipped": 0,
     }  # fmt: skip
     assert summary["api_calls"] == {"GET jobs": {"200": 3}, "POST jobs": {"200": 2, "400": 1}}
     assert summary["api_calls_total"] == 6

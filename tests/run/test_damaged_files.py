@@ -51,6 +51,7 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory) -> FinishedRun:
             for key, value in env_for(server).items():
                 mp.setenv(key, value)
             argv = ["run", str(root / "in.csv"), "--config", str(cfg), "--yes"]
+            argv += ["--workspace", str(root / "ws")]  # its own registry: nothing to skip
             assert main([*argv, "--run-dir", str(root / "run")]) == 0
     finally:
         server.stop()
