@@ -8,6 +8,7 @@ exception messages or reports.
 from __future__ import annotations
 
 from collections.abc import Generator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +19,14 @@ from tests.privacy import scan as privacy
 pytest_plugins = ["pytester"]  # tests/privacy runs the plugin on tests that leak
 
 _SCAN = pytest.StashKey[privacy.PrivacyScan]()
+
+
+@pytest.fixture(autouse=True)
+def own_working_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test runs in its own directory: a default workspace (``./dsar-runs``, with its
+    daily-cap ledger and its registry of earlier submissions) never joins two tests, two
+    pytest workers, or a test and the checkout. Repository files are read by absolute path."""
+    monkeypatch.chdir(tmp_path)
 
 
 @pytest.fixture(autouse=True)
