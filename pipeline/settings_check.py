@@ -261,6 +261,10 @@ RULES: dict[str, dict[str, Check]] = {
         "workspace": directory,
         "run_dir": optional(directory),
     },
+    "retention": {
+        "results_days": optional(number(0, 36_500, integer=True)),
+        "identities_days": optional(number(0, 36_500, integer=True)),
+    },
 }
 
 

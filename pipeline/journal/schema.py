@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ..errors import DamagedJournal, JournalError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 JOURNAL_FILE = "journal.sqlite"
 BUSY_TIMEOUT_MS = 30_000
 # Page cache, negative = KiB: 16 MiB in use; 64 MiB while a plan of 200,000 jobs is written.
@@ -171,8 +171,26 @@ _PLANNING_V3: tuple[str, ...] = (
     )""",
 )
 
+# v4: data minimisation (dsar purge): when the identities were scrubbed, when each result ZIP
+# was removed, and one record per purge with the sha256 and size of every file it removed
+_PURGE_V4: tuple[str, ...] = (
+    "ALTER TABLE run ADD COLUMN identities_purged_at INTEGER",
+    "ALTER TABLE job ADD COLUMN result_purged_at INTEGER",
+    """CREATE TABLE purge (
+        seq INTEGER PRIMARY KEY,
+        at INTEGER NOT NULL,
+        what TEXT NOT NULL CHECK (what IN ('results', 'identities')),
+        files TEXT NOT NULL
+    )""",
+)
+
 # MIGRATIONS[n] takes a file from version n to n + 1; version 0 is an empty file.
-MIGRATIONS: Mapping[int, Sequence[str]] = {0: _SCHEMA_V1, 1: _SCHEMA_V2, 2: _PLANNING_V3}
+MIGRATIONS: Mapping[int, Sequence[str]] = {
+    0: _SCHEMA_V1,
+    1: _SCHEMA_V2,
+    2: _PLANNING_V3,
+    3: _PURGE_V4,
+}
 
 
 def migrate(

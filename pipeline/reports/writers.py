@@ -68,6 +68,8 @@ STATUS_SCHEMA = pa.schema(
         ("due_at", TIMESTAMP),
         ("days_left", pa.int32()),
         ("overdue", pa.bool_()),
+        # `dsar purge` removed the result ZIP at this time (its sha256 stays in result_sha256)
+        ("result_purged_at", TIMESTAMP),
     ]
 )
 PRODUCTS_SCHEMA = pa.schema(
@@ -128,7 +130,7 @@ def _status_batch(
     sla = sla_columns(
         arrays[3], arrays[20], now=now, completed_at=arrays[9], status=arrays[6], seen_at=seen_at
     )
-    arrays += [sla.due_at, sla.days_left, sla.overdue]
+    arrays += [sla.due_at, sla.days_left, sla.overdue, pa.array(c[21], TIMESTAMP)]
     return pa.RecordBatch.from_arrays(arrays, schema=STATUS_SCHEMA)
 
 
@@ -274,6 +276,14 @@ def build_summary(
         },
         "api_calls": api,
         "api_calls_total": sum(n for by_status in api.values() for n in by_status.values()),
+        "purges": [
+            {
+                "what": p.what,
+                "at": _iso(p.at),
+                "files": [{"path": f.path, "sha256": f.sha256, "bytes": f.bytes} for f in p.files],
+            }
+            for p in journal.purges()
+        ],
     }
 
 

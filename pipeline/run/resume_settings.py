@@ -7,7 +7,8 @@ not the default), for that invocation only: the journal keeps the settings of th
 
 Keys that say *how* the run is driven may change (:data:`MAY_CHANGE`): API timeouts and
 retries, the IMS URL, the request rate, in-flight and worker limits, the daily job cap and
-polling. Every other key shaped the plan, the user keys or where the jobs live, and may not:
+polling, and ``[retention]`` (applied by ``resume --all``). Every other key shaped the plan,
+the user keys or where the jobs live, and may not:
 ``job.*`` and ``input.*`` (the requests and subjects are planned), ``limits.users_per_request``
 (the batches are cut and would not be re-planned), ``api.base_url`` (the jobs live there) and
 ``output.*`` (the workspace holds the run's daily-cap ledger). A config that changes one is
@@ -46,6 +47,8 @@ MAY_CHANGE = frozenset(
         "poll.interval_s",
         "poll.strategy",
         "poll.page_size",
+        "retention.results_days",
+        "retention.identities_days",
     }
 )
 # every section but the credentials (never journalled) and the record of which keys were

@@ -113,6 +113,7 @@ def build_run_dir(
             "due_at": sla.due_at,
             "days_left": sla.days_left,
             "overdue": sla.overdue,
+            "result_purged_at": pa.nulls(n, pa.timestamp("us", tz="UTC")),
         }
     )
     assert status_table.schema.names[: len(STATUS_SCHEMA)] == STATUS_SCHEMA.names

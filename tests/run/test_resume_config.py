@@ -150,4 +150,4 @@ def test_only_keys_that_drive_the_run_may_change() -> None:
         "limits.users_per_request": False,
         "poll.interval_s": True,
     }
-    assert all(key.split(".")[0] in {"api", "limits", "poll"} for key in MAY_CHANGE)
+    assert all(key.split(".")[0] in {"api", "limits", "poll", "retention"} for key in MAY_CHANGE)

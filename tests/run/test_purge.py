@@ -1,0 +1,217 @@
+"""dsar purge: a finished run keeps no identity value and no result, and its evidence survives.
+
+Runs go to the emulator on its virtual clock; the purge then works on the run directory alone.
+Every byte under the workspace is searched for each identity value of the input (the journal,
+its WAL, reports, results): the search finds them before the purge, so it can fail.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline.run.lock import hold_lock
+from tests.helpers.run import run_cli, write_config, write_subjects
+
+
+def _only_run(workspace: Path) -> Path:
+    runs = [p for p in workspace.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    assert len(runs) == 1
+    return runs[0]
+
+
+def _contents(path: Path) -> bytes:
+    """A file's bytes, and for a ZIP the bytes of its members too (they are compressed)."""
+    data = path.read_bytes()
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            data += b"".join(archive.read(name) for name in archive.namelist())
+    return data
+
+
+def identity_hits(root: Path, values: list[str]) -> dict[str, int]:
+    """File (relative to ``root``) -> how many identity values its bytes hold, hits only."""
+    needles = [v.encode() for v in values]
+    hits = {}
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        data = _contents(path)
+        found = sum(1 for n in needles if n in data)
+        if found:
+            hits[str(path.relative_to(root))] = found
+    return hits
+
+
+def finished_run(
+    tmp_path: Path, emu: Any, monkeypatch: pytest.MonkeyPatch, n: int = 40
+) -> tuple[Path, list[str]]:
+    """A finished run of ``n`` subjects (access, delete, both) with results on disk."""
+    values = write_subjects(tmp_path / "in.csv", n)
+    cfg = write_config(tmp_path / "c.toml")
+    ws = tmp_path / "ws"
+    argv = ["run", str(tmp_path / "in.csv"), "--config", str(cfg), "--workspace", str(ws)]
+    assert run_cli(argv, emu.env, monkeypatch) in (0, 1)
+    run_dir = _only_run(ws)
+    assert list((run_dir / "results").glob("*.zip"))
+    return run_dir, values
+
+
+def test_a_purged_run_holds_no_identity_value_and_still_verifies(
+    tmp_path: Path, emulator_factory: Any, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    emu = emulator_factory()
+    run_dir, values = finished_run(tmp_path, emu, monkeypatch)
+    ws = run_dir.parent
+    zips = sorted(p.name for p in (run_dir / "results").glob("*.zip"))
+    before = identity_hits(ws, values)
+    assert "journal.sqlite" in {Path(k).name for k in before}  # the search can find them
+    assert any(k.startswith(f"{run_dir.name}/results/") for k in before)
+    status_before = pq.read_table(run_dir / "status.parquet").to_pylist()
+
+    assert run_cli(["purge", str(run_dir)], {}, monkeypatch) == 0
+    out = capsys.readouterr().out
+    assert f"{len(zips)} result files removed" in out
+    assert identity_hits(ws, values) == {}
+    assert not (run_dir / "journal.sqlite-wal").exists()  # the old WAL is gone with its bytes
+
+    # the evidence: every removed file with its sha256 and size, the status rows kept
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    whats = [p["what"] for p in manifest["purges"]]
+    assert whats == ["results", "identities"]
+    listed = {f["path"]: f for f in manifest["purges"][0]["files"]}
+    assert sorted(listed) == [f"results/{z}" for z in zips]
+    status = pq.read_table(run_dir / "status.parquet").to_pylist()
+    assert len(status) == len(status_before)
+    for row, old in zip(status, status_before, strict=True):
+        for key in ("subject_key", "user_key", "job_id", "status", "result_sha256"):
+            assert row[key] == old[key]
+        if old["result_path"]:
+            assert listed[old["result_path"]]["sha256"] == old["result_sha256"]
+            assert row["result_purged_at"] is not None
+
+    assert run_cli(["verify", str(run_dir)], {}, monkeypatch) == 0
+    assert f"{len(zips)} files removed by dsar purge" in capsys.readouterr().out
+    assert run_cli(["status", str(run_dir)], {}, monkeypatch) == 0
+    assert run_cli(["report", str(run_dir)], {}, monkeypatch) == 0
+    out_csv = tmp_path / "status.csv"
+    assert run_cli(["export", str(run_dir), "--out", str(out_csv)], {}, monkeypatch) == 0
+    assert run_cli(["verify", str(run_dir)], {}, monkeypatch) == 0  # report kept the purges
+    assert json.loads((run_dir / "manifest.json").read_text())["purges"] == manifest["purges"]
+
+    # a kept report altered by one byte fails verification
+    report = run_dir / "status.parquet"
+    data = bytearray(report.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    report.write_bytes(bytes(data))
+    capsys.readouterr()
+    assert run_cli(["verify", str(run_dir)], {}, monkeypatch) == 1
+    assert "status.parquet: changed" in capsys.readouterr().out
+
+
+def test_purge_again_changes_nothing_and_records_nothing_twice(
+    tmp_path: Path, emulator_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    emu = emulator_factory()
+    run_dir, _ = finished_run(tmp_path, emu, monkeypatch, n=10)
+    assert run_cli(["purge", str(run_dir), "--results"], {}, monkeypatch) == 0
+    first = json.loads((run_dir / "manifest.json").read_text())["purges"]
+    assert [p["what"] for p in first] == ["results"]
+    assert run_cli(["purge", str(run_dir), "--results"], {}, monkeypatch) == 0
+    assert run_cli(["purge", str(run_dir), "--identities"], {}, monkeypatch) == 0
+    assert run_cli(["purge", str(run_dir), "--identities"], {}, monkeypatch) == 0
+    purges = json.loads((run_dir / "manifest.json").read_text())["purges"]
+    assert [p["what"] for p in purges] == ["results", "identities"]
+    assert purges[0] == first[0]
+
+
+def test_an_unfinished_run_is_refused_unless_forced_and_then_cancelled(
+    tmp_path: Path, emulator_factory: Any, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    emu = emulator_factory()
+    values = write_subjects(tmp_path / "in.csv", 20)
+    cfg = write_config(tmp_path / "c.toml")
+    ws = tmp_path / "ws"
+    argv = ["run", str(tmp_path / "in.csv"), "--config", str(cfg), "--workspace", str(ws)]
+    assert run_cli([*argv, "--dry-run"], emu.env, monkeypatch) == 4
+    run_dir = _only_run(ws)
+    capsys.readouterr()
+    assert run_cli(["purge", str(run_dir)], {}, monkeypatch) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert "not finished" in err[0]
+    assert "--force" in err[0]
+    assert identity_hits(run_dir, values)  # refused: nothing was touched
+
+    assert run_cli(["purge", str(run_dir), "--force"], {}, monkeypatch) == 0
+    assert "cancelled" in capsys.readouterr().out
+    assert identity_hits(ws, values) == {}
+    assert json.loads((run_dir / "summary.json").read_text())["counts"]["status"]["cancelled"]
+    # nothing can be sent without the identities: submit and retry refuse
+    assert run_cli(["submit", str(run_dir), "--yes"], emu.env, monkeypatch) == 2
+    assert run_cli(["retry", str(run_dir)], emu.env, monkeypatch) == 2
+    assert emu.stats()["jobs_created"] == 0
+
+
+def test_a_run_driven_by_another_process_is_not_purged(
+    tmp_path: Path, emulator_factory: Any, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    emu = emulator_factory()
+    run_dir, values = finished_run(tmp_path, emu, monkeypatch, n=5)
+    with hold_lock(run_dir, "run"):
+        assert run_cli(["purge", str(run_dir)], {}, monkeypatch) == 7
+    assert f"pid {os.getpid()}" in capsys.readouterr().err
+    assert identity_hits(run_dir, values)
+
+
+def test_purge_all_takes_the_finished_runs_older_than_asked(
+    tmp_path: Path, emulator_factory: Any, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    emu = emulator_factory()
+    run_dir, values = finished_run(tmp_path, emu, monkeypatch, n=8)
+    ws = run_dir.parent
+    (tmp_path / "in2.csv").write_text("subject_key,email,action\nK1,k1.person@example.org,access\n")
+    cfg = tmp_path / "c.toml"
+    argv = ["run", str(tmp_path / "in2.csv"), "--config", str(cfg), "--workspace", str(ws)]
+    assert run_cli([*argv, "--no-wait"], emu.env, monkeypatch) == 4  # unfinished, left alone
+    assert run_cli(["purge", "--all", str(ws), "--older-than", "30d"], {}, monkeypatch) == 0
+    assert "0 runs purged" in capsys.readouterr().out
+    assert identity_hits(run_dir, values)
+    assert emu.clock is not None
+    emu.clock.offset_s += 31 * 86_400  # a month later on the run's clock
+    assert run_cli(["purge", "--all", str(ws), "--older-than", "30d"], emu.env, monkeypatch) == 0
+    captured = capsys.readouterr()
+    assert "1 runs purged" in captured.out
+    assert "not finished" in captured.err
+    assert identity_hits(run_dir, values) == {}
+    assert identity_hits(ws, ["k1.person@example.org"])  # the unfinished run keeps its own
+
+
+def test_retention_is_applied_by_resume_all_once_the_windows_have_passed(
+    tmp_path: Path, emulator_factory: Any, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    emu = emulator_factory()
+    run_dir, values = finished_run(tmp_path, emu, monkeypatch, n=12)
+    ws = run_dir.parent
+    cfg = write_config(
+        tmp_path / "cron.toml", retention={"results_days": 30, "identities_days": 60}
+    )
+    cron = ["resume", "--all", str(ws), "--config", str(cfg)]
+    assert run_cli(cron, emu.env, monkeypatch) == 0
+    assert list((run_dir / "results").glob("*.zip"))
+    assert emu.clock is not None
+    emu.clock.offset_s += 31 * 86_400
+    assert run_cli(cron, emu.env, monkeypatch) == 0
+    assert "retention: purged" in capsys.readouterr().err
+    assert not list((run_dir / "results").glob("*"))
+    assert identity_hits(run_dir, values)  # the identities' window has not passed yet
+    emu.clock.offset_s += 30 * 86_400
+    assert run_cli(cron, emu.env, monkeypatch) == 0
+    assert identity_hits(ws, values) == {}
+    purges = json.loads((run_dir / "manifest.json").read_text())["purges"]
+    assert [p["what"] for p in purges] == ["results", "identities"]
+    assert run_cli(["verify", str(run_dir)], {}, monkeypatch) == 0
