@@ -127,6 +127,18 @@ class OutputSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ResultsSettings:
+    """How downloaded access results are stored.
+
+    With ``encrypt_to`` (age recipients, ``age1...``) each result is encrypted while it is
+    downloaded and stored as ``<job_id>.zip.age``: the plaintext never reaches the disk.
+    Needs the optional ``pyrage`` (``pip install 'dsar[encrypt]'``).
+    """
+
+    encrypt_to: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
 class RetentionSettings:
     """How long a finished run keeps personal data; None keeps it until ``dsar purge``.
 
@@ -164,6 +176,7 @@ class Settings:
     limits: LimitSettings = field(default_factory=LimitSettings)
     poll: PollSettings = field(default_factory=PollSettings)
     output: OutputSettings = field(default_factory=OutputSettings)
+    results: ResultsSettings = field(default_factory=ResultsSettings)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
     credentials: Credentials = field(default_factory=Credentials)
     # "section.key" of every setting given by the TOML file, the environment or a flag rather
@@ -185,6 +198,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "limits": LimitSettings,
     "poll": PollSettings,
     "output": OutputSettings,
+    "results": ResultsSettings,
     "retention": RetentionSettings,
 }
 

@@ -5,9 +5,10 @@ settings without secrets), the input file's sha256 and row count, the counts by 
 first and last API call times, and the sha256 and size of every report file and every result
 ZIP. Covered files: status.parquet, products.parquet, rejects.parquet, summary.json,
 report.html (written just before the manifest, so its checksum is part of the evidence) and
-``results/*.zip``. Not covered: manifest.json itself (it cannot hold its own checksum; keep a
-copy, or its sha256, elsewhere to protect it) and journal.sqlite (the run's working state, which
-holds identity values and changes on every resume).
+``results/*.zip`` (``*.zip.age`` when stored encrypted: the checksum covers the ciphertext).
+Not covered: manifest.json itself (it cannot hold its own checksum; keep a copy, or its sha256,
+elsewhere to protect it) and journal.sqlite (the run's working state, which holds identity
+values and changes on every resume).
 
 ``purges`` lists each ``dsar purge`` of the run (from summary.json): what it removed, when,
 and the sha256 and size of every file it removed, so the evidence outlives the files.
@@ -66,7 +67,11 @@ def covered_files(run_dir: Path) -> list[str]:
     names = [n for n in (*rf.REPORT_FILES, rf.REPORT_FILE) if (run_dir / n).is_file()]
     results = run_dir / rf.RESULTS_DIR
     if results.is_dir():
-        names += [f"{rf.RESULTS_DIR}/{p.name}" for p in results.glob("*.zip") if p.is_file()]
+        names += [
+            f"{rf.RESULTS_DIR}/{p.name}"
+            for p in results.iterdir()
+            if p.is_file() and p.name.endswith(rf.RESULT_SUFFIXES) and not p.name.startswith(".")
+        ]
     return sorted(names)
 
 

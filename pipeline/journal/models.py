@@ -250,6 +250,7 @@ class StatusRow(NamedTuple):
     input_rows: str  # JSON list of 0-based data-row numbers
     received_at: str | None  # ISO-8601 from the input, as planned
     result_purged_at: int | None  # `dsar purge` removed the result ZIP
+    result_plain_sha256: str | None  # the result's plaintext, when it is stored encrypted
 
 
 class ProductRow(NamedTuple):

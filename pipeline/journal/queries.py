@@ -47,7 +47,7 @@ _STATUS_SQL = """
 SELECT u.subject_key, u.user_key, u.part, j.attempt, j.action, b.regulation, b.request_id,
        j.job_id, j.state, j.submitted_at, j.updated_at, j.completed_at, j.products_total,
        j.products_complete, j.products_error, j.result_path, j.result_sha256, j.error_code,
-       j.error_message, u.input_rows, u.received_at, j.result_purged_at
+       j.error_message, u.input_rows, u.received_at, j.result_purged_at, j.result_plain_sha256
 FROM job j JOIN user u ON u.uid = j.uid JOIN batch b ON b.seq = u.batch_seq
 WHERE NOT EXISTS (SELECT 1 FROM job r WHERE r.parent_jid = j.jid)
 ORDER BY j.jid

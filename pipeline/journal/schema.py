@@ -172,10 +172,12 @@ _PLANNING_V3: tuple[str, ...] = (
 )
 
 # v4: data minimisation (dsar purge): when the identities were scrubbed, when each result ZIP
-# was removed, and one record per purge with the sha256 and size of every file it removed
+# was removed, and one record per purge with the sha256 and size of every file it removed;
+# and the plaintext sha256 of a result stored encrypted ([results] encrypt_to)
 _PURGE_V4: tuple[str, ...] = (
     "ALTER TABLE run ADD COLUMN identities_purged_at INTEGER",
     "ALTER TABLE job ADD COLUMN result_purged_at INTEGER",
+    "ALTER TABLE job ADD COLUMN result_plain_sha256 TEXT",
     """CREATE TABLE purge (
         seq INTEGER PRIMARY KEY,
         at INTEGER NOT NULL,

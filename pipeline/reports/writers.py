@@ -70,6 +70,8 @@ STATUS_SCHEMA = pa.schema(
         ("overdue", pa.bool_()),
         # `dsar purge` removed the result ZIP at this time (its sha256 stays in result_sha256)
         ("result_purged_at", TIMESTAMP),
+        # a result stored encrypted (`[results] encrypt_to`): result_sha256 is the ciphertext's
+        ("result_plain_sha256", pa.string()),
     ]
 )
 PRODUCTS_SCHEMA = pa.schema(
@@ -131,6 +133,7 @@ def _status_batch(
         arrays[3], arrays[20], now=now, completed_at=arrays[9], status=arrays[6], seen_at=seen_at
     )
     arrays += [sla.due_at, sla.days_left, sla.overdue, pa.array(c[21], TIMESTAMP)]
+    arrays.append(pa.array(c[22], pa.string()))
     return pa.RecordBatch.from_arrays(arrays, schema=STATUS_SCHEMA)
 
 

@@ -114,6 +114,7 @@ def build_run_dir(
             "days_left": sla.days_left,
             "overdue": sla.overdue,
             "result_purged_at": pa.nulls(n, pa.timestamp("us", tz="UTC")),
+            "result_plain_sha256": pa.nulls(n, pa.string()),
         }
     )
     assert status_table.schema.names[: len(STATUS_SCHEMA)] == STATUS_SCHEMA.names
