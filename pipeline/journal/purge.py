@@ -31,6 +31,7 @@ import orjson
 
 from ..errors import DamagedJournal, JournalError
 from ..files import fsync_dir
+from .jobs import identity_values, redact
 from .models import PurgedFile, to_us
 from .schema import BUSY_TIMEOUT_MS, JOURNAL_FILE, JournalStore, connect
 
@@ -59,10 +60,13 @@ class PurgeJournal(JournalStore):
     def scrub_identities(self, at: datetime) -> bool:
         """Replace every user's identity values with an empty list, in one transaction.
 
-        Stamps ``run.identities_purged_at`` and records the purge the first time; returns True
-        when this call scrubbed anything or stamped the run (False: already done, no change).
+        Messages stored from the service (job, batch and product) are masked against their
+        users' identity values once more first, though they were masked when stored. Stamps
+        ``run.identities_purged_at`` and records the purge the first time; returns True when
+        this call scrubbed anything or stamped the run (False: already done, no change).
         """
         with self._tx() as c:
+            _mask_messages(c)
             cur = c.execute("UPDATE user SET identities = ? WHERE identities != ?", (SCRUBBED,) * 2)
             changed = cur.rowcount > 0
             stamped = c.execute(
@@ -109,6 +113,34 @@ class PurgeJournal(JournalStore):
                     (to_us(at), blob.decode()),
                 )
         return len(new)
+
+
+# (table, key column, message column, the users whose identities its message may echo)
+_MESSAGES = (
+    ("job", "jid", "error_message", "WHERE uid = (SELECT uid FROM job WHERE jid = ?)"),
+    ("batch", "seq", "error_message", "WHERE batch_seq = ?"),
+)
+
+
+def _mask_messages(c: sqlite3.Connection) -> None:
+    """Mask, in every stored message, the identity values of the users it is about."""
+    for table, key, column, users in _MESSAGES:
+        rows = c.execute(f"SELECT {key}, {column} FROM {table} WHERE {column} IS NOT NULL")
+        for row_key, text in rows.fetchall():
+            clean = redact(text, identity_values(c, users, (row_key,)))
+            if clean != text:
+                c.execute(f"UPDATE {table} SET {column} = ? WHERE {key} = ?", (clean, row_key))
+    rows = c.execute(
+        "SELECT p.job_id, p.product, p.message, j.uid FROM product p"
+        " JOIN job j ON j.job_id = p.job_id WHERE p.message IS NOT NULL"
+    )
+    for job_id, product, text, uid in rows.fetchall():
+        clean = redact(text, identity_values(c, "WHERE uid = ?", (uid,)))
+        if clean != text:
+            c.execute(
+                "UPDATE product SET message = ? WHERE job_id = ? AND product = ?",
+                (clean, job_id, product),
+            )
 
 
 def rewrite_journal(

@@ -140,10 +140,11 @@ def _purge_locked(
         if identities:
             journal.scrub_identities(options.clock.utc_now())
             step("scrubbed")
+    if identities:  # the bytes go before anything else can fail
+        rewrite_journal(run_dir, step=step)
+    with Journal.open(run_dir) as journal:
         if journal.has_plan:
             publish(journal, run_dir, options=options)
-    if identities:
-        rewrite_journal(run_dir, step=step)
     log.info("purged %s: %d files removed", run_id, len(removed))
     return PurgeOutcome(
         run_dir=run_dir,

@@ -69,3 +69,20 @@ def test_a_version_3_journal_gains_the_purge_columns_and_keeps_its_rows(tmp_path
     assert "identities_purged_at" in {r[1] for r in conn.execute("PRAGMA table_info(run)")}
     assert conn.execute("SELECT * FROM purge").fetchall() == []
     conn.close()
+
+
+def test_the_scrub_masks_a_stored_message_that_echoes_an_identity(journal: Journal) -> None:
+    # as an older dsar might have stored it: the service's message with the value in clear
+    journal._conn.execute(
+        "UPDATE batch SET error_message = ? WHERE seq = 1", (f"bad user {email(1)}",)
+    )
+    journal._conn.execute(
+        "UPDATE job SET error_message = ? WHERE uid = 2", (f"no data for {email(1)}",)
+    )
+    journal.scrub_identities(at(1))
+    messages = journal._conn.execute(
+        "SELECT error_message FROM batch WHERE seq = 1 UNION ALL"
+        " SELECT error_message FROM job WHERE uid = 2"
+    ).fetchall()
+    assert messages
+    assert all(email(1) not in m for (m,) in messages)

@@ -73,7 +73,7 @@ def test_a_purged_run_holds_no_identity_value_and_still_verifies(
 
 
 def test_purge_again_changes_nothing_and_records_nothing_twice(
-    tmp_path: Path, emulator_factory: Any, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, emulator_factory: Any, monkeypatch: pytest.MonkeyPatch, capsys: Any
 ) -> None:
     emu = emulator_factory()
     run_dir, _ = finished_run(tmp_path, emu, monkeypatch, n=10)
@@ -86,6 +86,9 @@ def test_purge_again_changes_nothing_and_records_nothing_twice(
     purges = json.loads((run_dir / "manifest.json").read_text())["purges"]
     assert [p["what"] for p in purges] == ["results", "identities"]
     assert purges[0] == first[0]
+    # a retry needs the identities: refused, saying why
+    assert run_cli(["retry", str(run_dir)], {}, monkeypatch) == 2
+    assert "identity values were purged" in capsys.readouterr().err
 
 
 def test_an_unfinished_run_is_refused_unless_forced_and_then_cancelled(
