@@ -55,7 +55,13 @@ def test_a_purged_run_holds_no_identity_value_and_still_verifies(
 
     assert run_cli(["verify", str(run_dir)], {}, monkeypatch) == 0
     assert f"{len(zips)} files removed by dsar purge" in capsys.readouterr().out
+    assert run_cli(["status", str(run_dir), "--json"], {}, monkeypatch) == 0
+    status_json = json.loads(capsys.readouterr().out)
+    assert [p["what"] for p in status_json["purges"]] == ["results", "identities"]
+    assert status_json["damaged"] == []
+    assert "dsar retry" not in status_json["next"]  # nothing to resubmit them with
     assert run_cli(["status", str(run_dir)], {}, monkeypatch) == 0
+    assert "purged identities" in capsys.readouterr().out
     assert run_cli(["report", str(run_dir)], {}, monkeypatch) == 0
     out_csv = tmp_path / "status.csv"
     assert run_cli(["export", str(run_dir), "--out", str(out_csv)], {}, monkeypatch) == 0
