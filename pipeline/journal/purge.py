@@ -99,10 +99,12 @@ class PurgeJournal(JournalStore):
                 for f in orjson.loads(blob)
             }
             new = [f for f in files if (f.path, f.sha256) not in known]
-            c.executemany(
-                "UPDATE job SET result_purged_at = coalesce(result_purged_at, ?)"
-                " WHERE result_path = ?",
-                [(to_us(at), f.path) for f in files],
+            # one pass over the jobs (result_path has no index: one UPDATE per file would scan
+            # the table once per file)
+            c.execute(
+                "UPDATE job SET result_purged_at = ? WHERE result_purged_at IS NULL"
+                " AND result_path IN (SELECT value FROM json_each(?))",
+                (to_us(at), orjson.dumps([f.path for f in files]).decode()),
             )
             if new:
                 blob = orjson.dumps(
