@@ -33,7 +33,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, JournalError, RunLocked
+from ..errors import ConfigError, JournalError, PipelineError, RunLocked
 from ..files import fsync_dir, sha256_file
 from ..journal.models import PurgedFile, RunState
 from ..journal.purge import remove_purge_leftovers, rewrite_journal
@@ -278,7 +278,8 @@ def apply_retention(
 ) -> list[PurgeOutcome]:
     """At the end of ``dsar resume --all`` (the caller holds the workspace lock): purge the
     results of every finished run older than its ``results_days`` and the identities of
-    those older than ``identities_days``; a run another process drives is named and left."""
+    those older than ``identities_days``. A run another process drives, or one the purge
+    stops at (a damaged file), is named in one ``notice`` line and left for the next night."""
     now = options.clock.utc_now()
     done: list[PurgeOutcome] = []
     for run_dir, info in finished_runs(workspace, lambda _line: None):
@@ -295,7 +296,7 @@ def apply_retention(
             continue
         try:
             outcome = purge_run(run_dir, results=results, identities=identities, options=options)
-        except RunLocked as exc:
+        except PipelineError as exc:  # busy, or a damaged file: said, and the next run goes on
             notice(f"{run_dir.name}: retention not applied, {exc}")
             continue
         log.info("retention: %s", outcome.message)
