@@ -98,7 +98,7 @@ def build_manifest(
         "counts": rf.headline_counts(summary),
         "api_calls": dict(api_window) if api_window else api_window_from_summary(summary),
         "files": files,
-        "purges": list(summary.get("purges") or []),
+        "purges": rf.purges(summary),
     }
 
 

@@ -198,6 +198,17 @@ def daily_job_cap(summary: Mapping[str, Any]) -> int:
     return cap if cap and cap > 0 else DEFAULT_DAILY_JOB_CAP
 
 
+def purges(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The run's purges as summary.json records them (``what``, ``at``, ``files``: each with
+    ``path``, ``sha256``, ``bytes``), oldest first; entries not shaped so are left out."""
+    found = summary.get("purges")
+    out = []
+    for purge in found if isinstance(found, list) else []:
+        if isinstance(purge, Mapping) and isinstance(purge.get("files"), list):
+            out.append(dict(purge))
+    return out
+
+
 def created_at(summary: Mapping[str, Any]) -> datetime | None:
     """When the run was planned: the receipt time of subjects without ``received_at``."""
     return summary_time(summary, "created_at", "run.created_at", "timings.created_at")

@@ -55,6 +55,9 @@ def test_a_purged_run_holds_no_identity_value_and_still_verifies(
 
     assert run_cli(["verify", str(run_dir)], {}, monkeypatch) == 0
     assert f"{len(zips)} files removed by dsar purge" in capsys.readouterr().out
+    report_html = (run_dir / "report.html").read_text()
+    assert 'id="purges"' in report_html
+    assert f">{len(zips):,}</td>" in report_html
     assert run_cli(["status", str(run_dir), "--json"], {}, monkeypatch) == 0
     status_json = json.loads(capsys.readouterr().out)
     assert [p["what"] for p in status_json["purges"]] == ["results", "identities"]
