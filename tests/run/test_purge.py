@@ -186,3 +186,17 @@ def test_retention_is_applied_by_resume_all_once_the_windows_have_passed(
     purges = json.loads((run_dir / "manifest.json").read_text())["purges"]
     assert [p["what"] for p in purges] == ["results", "identities"]
     assert run_cli(["verify", str(run_dir)], {}, monkeypatch) == 0
+
+
+def test_purge_all_names_a_run_another_process_drives_and_exits_7(
+    tmp_path: Path, emulator_factory: Any, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    emu = emulator_factory()
+    run_dir, values = finished_run(tmp_path, emu, monkeypatch, n=5)
+    capsys.readouterr()
+    with hold_lock(run_dir, "run"):
+        assert run_cli(["purge", "--all", str(run_dir.parent)], {}, monkeypatch) == 7
+    assert f"{run_dir.name}: skipped" in capsys.readouterr().err
+    assert identity_hits(run_dir, values)
+    assert run_cli(["purge", "--all", str(run_dir.parent)], {}, monkeypatch) == 0
+    assert identity_hits(run_dir, values) == {}
