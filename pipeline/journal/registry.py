@@ -70,12 +70,14 @@ _MIGRATIONS = {
             PRIMARY KEY (action, regulation, run_id, job_id)
         ) WITHOUT ROWID""",
         "CREATE UNIQUE INDEX submission_by_job ON submission (run_id, job_id)",
-        # the per-run high-water mark: jobs with an id, and finished ones, at the last sync
+        # the per-run high-water mark at the last sync: jobs with an id, finished ones, and
+        # jobs a live run has planned but not sent yet
         """CREATE TABLE synced (
             run_id TEXT PRIMARY KEY,
             run_dir TEXT NOT NULL,
             submitted INTEGER NOT NULL,
-            finished INTEGER NOT NULL
+            finished INTEGER NOT NULL,
+            pending INTEGER NOT NULL
         ) WITHOUT ROWID""",
         # bumped by every write: the blocking snapshot file says which generation it holds
         """CREATE TABLE generation (
@@ -88,8 +90,16 @@ _MIGRATIONS = {
 SNAPSHOT_FILE = "registry.blocking.arrow"
 _OPEN_UNTIL = 2**63 - 1  # an open job blocks whatever the cooldown
 
-# journal job state -> registry status (jobs without a job id are never registered)
+# A job a live run planned and has not sent yet (paused at the daily cap, held by its canary,
+# stopped by --max-runtime) is registered too, as open, under this prefix and its journal row
+# number: it will be submitted by that run's next resume, so a later run must not plan it
+# again. Its row goes when the job is sent (then it has a job id) or cancelled. A preview (dry
+# run) or a declined run registers nothing: only an explicit act would ever send it.
+PENDING_PREFIX = "pending:"
+
+# journal job state -> registry status
 _STATUS = {
+    "pending": "open",
     "submitted": "open",
     "processing": "open",
     "complete": "complete",
@@ -97,14 +107,17 @@ _STATUS = {
     "error": "error",
 }
 _FINISHED = "('complete', 'downloaded', 'error')"
+_LIVE_PENDING = "j.job_id IS NULL AND j.state = 'pending' AND (SELECT intent FROM run) = 'live'"
 _SIGNATURE_SQL = (
-    "SELECT count(job_id),"
-    f" count(CASE WHEN job_id IS NOT NULL AND state IN {_FINISHED} THEN 1 END) FROM job"
+    "SELECT count(j.job_id),"
+    f" count(CASE WHEN j.job_id IS NOT NULL AND j.state IN {_FINISHED} THEN 1 END),"
+    f" count(CASE WHEN {_LIVE_PENDING} THEN 1 END) FROM job j"
 )
 _JOBS_SQL = (
-    "SELECT j.job_id, u.subject_key, j.action, b.regulation, j.state, j.submitted_at,"
+    f"SELECT coalesce(j.job_id, '{PENDING_PREFIX}' || j.jid), u.subject_key, j.action,"
+    " b.regulation, j.state, coalesce(j.submitted_at, (SELECT created_at FROM run)),"
     " j.completed_at FROM job j JOIN user u ON u.uid = j.uid JOIN batch b ON b.seq = u.batch_seq"
-    " WHERE j.job_id IS NOT NULL"
+    f" WHERE j.job_id IS NOT NULL OR ({_LIVE_PENDING})"
 )
 
 
@@ -172,7 +185,7 @@ class Registry:
             run_id, org = str(run[0]), str(run[1] or "")
             mark = tuple(journal.execute(_SIGNATURE_SQL).fetchone())
             seen = self._conn.execute(
-                "SELECT submitted, finished FROM synced WHERE run_id = ?", (run_id,)
+                "SELECT submitted, finished, pending FROM synced WHERE run_id = ?", (run_id,)
             ).fetchone()
             if seen is not None and tuple(seen) == mark:
                 return 0
@@ -186,7 +199,7 @@ class Registry:
         run_id: str,
         run_dir: str,
         org: str,
-        mark: tuple[int, int],
+        mark: tuple[int, int, int],
         rows: list[tuple[str, str, str, str, str, int, int | None]],
         secret: bytes,
     ) -> int:
@@ -197,6 +210,8 @@ class Registry:
                 c.execute("SELECT job_id, status FROM submission WHERE run_id = ?", (run_id,))
             )
             fresh = [r for r in rows if r[0] not in known]
+            current = {r[0] for r in rows}
+            gone = [(run_id, j) for j in known if j.startswith(PENDING_PREFIX) and j not in current]
             moved = [
                 (_STATUS[r[4]], r[6], run_id, r[0])
                 for r in rows
@@ -218,16 +233,19 @@ class Registry:
                 "UPDATE submission SET status = ?, finished_at = ? WHERE run_id = ? AND job_id = ?",
                 moved,
             )
-            c.execute("INSERT OR REPLACE INTO synced VALUES (?, ?, ?, ?)", (run_id, run_dir, *mark))
-            if fresh or moved:
+            c.executemany("DELETE FROM submission WHERE run_id = ? AND job_id = ?", gone)
+            c.execute(
+                "INSERT OR REPLACE INTO synced VALUES (?, ?, ?, ?, ?)", (run_id, run_dir, *mark)
+            )
+            if fresh or moved or gone:
                 c.execute("UPDATE generation SET n = n + 1")
         except BaseException:
             c.execute("ROLLBACK")
             raise
         c.execute("COMMIT")
-        if fresh or moved:
+        if fresh or moved or gone:
             self.write_snapshot()
-        return len(fresh) + len(moved)
+        return len(fresh) + len(moved) + len(gone)
 
     # -- what blocks a new submission -------------------------------------------------------
 
@@ -312,7 +330,8 @@ class Registry:
                 "run_id": repeated(2),
                 "org": repeated(3),
                 "fingerprint": _joined(rows, 5).cast(pa.int64()),
-                "job_id": _joined(rows, 6),
+                # a job not sent yet has no id to name: null (its run is named)
+                "job_id": _no_pending_ids(_joined(rows, 6)),
                 "until": _joined(rows, 7).cast(pa.int64()),
             }
         ).replace_schema_metadata({"generation": str(generation)})
@@ -325,8 +344,19 @@ class Registry:
         return table
 
     def jobs(self) -> set[tuple[str, str]]:
-        """Every registered (run id, job id): what a consistency check compares."""
-        return {(r, j) for r, j in self._conn.execute("SELECT run_id, job_id FROM submission")}
+        """Every registered (run id, job id) of a submitted job: what a consistency check
+        compares with the journals (jobs not sent yet: :meth:`pending`)."""
+        rows = self._conn.execute(
+            "SELECT run_id, job_id FROM submission WHERE job_id NOT LIKE ?", (f"{PENDING_PREFIX}%",)
+        )
+        return {(r, j) for r, j in rows}
+
+    def pending(self) -> set[tuple[str, str]]:
+        """Every registered (run id, ``pending:<row>``) of a job a live run has not sent yet."""
+        rows = self._conn.execute(
+            "SELECT run_id, job_id FROM submission WHERE job_id LIKE ?", (f"{PENDING_PREFIX}%",)
+        )
+        return {(r, j) for r, j in rows}
 
 
 def journal_jobs(run_dir: Path) -> set[tuple[str, str]]:
@@ -340,6 +370,11 @@ def journal_jobs(run_dir: Path) -> set[tuple[str, str]]:
         return {(str(run[0]), str(j)) for (j,) in ids}
     finally:
         conn.close()
+
+
+def _no_pending_ids(job_ids: pa.Array) -> pa.Array:
+    pending = pc.starts_with(job_ids, PENDING_PREFIX)
+    return pc.if_else(pending, pa.scalar(None, pa.string()), job_ids)
 
 
 def _joined(rows: list[Any], column: int) -> pa.Array:

@@ -191,7 +191,8 @@ _CANARY_V4: tuple[str, ...] = (
 )
 
 # v5: dedupe across runs. The jobs planning left out because an earlier run of the workspace
-# submitted them (status `skipped`, reason DUPLICATE, with that run's and job's ids), and
+# submitted or will submit them (status `skipped`, reason DUPLICATE, with that run's id and
+# its job's id, none while that run has not sent the job yet), and
 # whether the planning deduped at all (`dsar run --no-dedupe`), for a planning done again.
 _SKIPPED_V5: tuple[str, ...] = (
     """CREATE TABLE skipped (
@@ -204,7 +205,7 @@ _SKIPPED_V5: tuple[str, ...] = (
         received_at TEXT,
         input_rows TEXT NOT NULL,
         previous_run_id TEXT NOT NULL,
-        previous_job_id TEXT NOT NULL
+        previous_job_id TEXT
     )""",
     "ALTER TABLE planning ADD COLUMN dedupe INTEGER NOT NULL DEFAULT 1",
 )

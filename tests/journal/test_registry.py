@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from pipeline.journal.models import JobObservation
+from pipeline.journal.models import JobObservation, RunIntent
 from pipeline.journal.registry import Registry, journal_jobs
 from pipeline.journal.store import Journal
 from pipeline.keys import fingerprints, key_secret
 from pipeline.models import Action
-from tests.helpers.plans import at
+from tests.helpers.plans import at, iter_plan, meta
 
 A, D = Action.ACCESS, Action.DELETE
 SECRET = key_secret({})
@@ -24,16 +24,45 @@ def _submit_first(journal: Journal) -> None:
     journal.mark_submitted("b00001", "req-1", jobs, at(2))
 
 
-def test_only_committed_jobs_with_an_id_are_registered_and_a_second_sync_is_free(
+def test_committed_jobs_are_registered_by_id_and_a_second_sync_is_free(
     journal: Journal, tmp_path: Path
 ) -> None:
     with Registry.open(tmp_path) as registry:
-        assert registry.catch_up(SECRET) == 0
+        assert registry.catch_up(SECRET) == 10  # the live plan's 10 jobs, none sent yet
         assert registry.jobs() == set()
+        assert len(registry.pending()) == 10
         _submit_first(journal)
-        assert registry.catch_up(SECRET) == 4
+        assert registry.catch_up(SECRET) == 8  # 4 sent: their pending rows go, their ids come
         assert registry.jobs() == journal_jobs(tmp_path / "run")
+        assert len(registry.pending()) == 6
         assert registry.catch_up(SECRET) == 0  # the high-water mark did not move
+
+
+def test_jobs_a_live_run_has_not_sent_block_until_it_sends_or_cancels_them(
+    journal: Journal, tmp_path: Path
+) -> None:
+    # a run paused at the daily cap submits its pending jobs on its next resume: a run of
+    # tonight's cumulative export must not plan them again
+    with Registry.open(tmp_path) as registry:
+        registry.catch_up(SECRET)
+        blocking = registry.blocklist(org=None, now=at(5), cooldown_days=30, secret=SECRET)
+        assert len(blocking) == 10
+        assert blocking.job_ids.null_count == 10  # not sent: no job id to name, only the run
+        journal.cancel(at(6), stop_polling=False)
+        assert registry.catch_up(SECRET) == 10
+        assert registry.pending() == set()
+        assert len(registry.blocklist(org=None, now=at(6), cooldown_days=30, secret=SECRET)) == 0
+
+
+def test_a_preview_registers_nothing_until_it_is_submitted(tmp_path: Path) -> None:
+    with Journal.open(tmp_path / "run") as journal:
+        journal.write_plan(
+            meta(rows=5), iter_plan(5, per_batch=2), rejects_count=0, intent=RunIntent.PREVIEW
+        )
+        with Registry.open(tmp_path) as registry:
+            assert registry.catch_up(SECRET) == 0  # a dry run is only ever sent by a new act
+            journal.go_live(at(1), org_id=None)
+            assert registry.catch_up(SECRET) == 10
 
 
 def test_a_finished_job_updates_its_row_and_the_cooldown_counts_from_its_completion(
@@ -48,14 +77,15 @@ def test_a_finished_job_updates_its_row_and_the_cooldown_counts_from_its_complet
         at(10),
     )
     with Registry.open(tmp_path) as registry:
-        assert registry.catch_up(SECRET) == 4
+        assert registry.catch_up(SECRET) == 10
         fresh = registry.blocklist(org=None, now=at(10), cooldown_days=30, secret=SECRET)
         later = at(10) + timedelta(days=31)
         old = registry.blocklist(org=None, now=later, cooldown_days=30, secret=SECRET)
         elsewhere = registry.blocklist(org="other", now=at(10), cooldown_days=30, secret=SECRET)
-    # access of subject 0 complete, both of subject 1 open; the delete in error never blocks
-    assert len(fresh) == 3
-    assert len(old) == 2  # the complete one aged out; open ones block whatever their age
+    # access of subject 0 complete, both of subject 1 open, 6 jobs not sent yet; the delete in
+    # error never blocks
+    assert len(fresh) == 9
+    assert len(old) == 8  # the complete one aged out; open ones block whatever their age
     assert len(elsewhere) == 0
 
 
@@ -90,17 +120,17 @@ def test_the_blocking_snapshot_follows_every_change_and_a_damaged_one_is_rebuilt
 ) -> None:
     snapshot = tmp_path / "registry.blocking.arrow"
     with Registry.open(tmp_path) as registry:
+        assert not snapshot.exists()
         registry.catch_up(SECRET)
-        assert not snapshot.exists()  # nothing registered, nothing written
+        assert snapshot.exists()  # the plan's pending jobs
         _submit_first(journal)
         registry.catch_up(SECRET)
-        assert snapshot.exists()
-        assert len(registry.blocklist(org=None, now=at(5), cooldown_days=30, secret=SECRET)) == 4
+        assert len(registry.blocklist(org=None, now=at(5), cooldown_days=30, secret=SECRET)) == 10
         journal.observe(
             [JobObservation(job_id="uk-0000000-access", status="error", updated_at=at(10))],
             at(10),
         )
         registry.catch_up(SECRET)  # the error no longer blocks: the snapshot says so too
-        assert len(registry.blocklist(org=None, now=at(11), cooldown_days=30, secret=SECRET)) == 3
+        assert len(registry.blocklist(org=None, now=at(11), cooldown_days=30, secret=SECRET)) == 9
         snapshot.write_bytes(b"garbage")
-        assert len(registry.blocklist(org=None, now=at(11), cooldown_days=30, secret=SECRET)) == 3
+        assert len(registry.blocklist(org=None, now=at(11), cooldown_days=30, secret=SECRET)) == 9

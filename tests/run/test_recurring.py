@@ -297,3 +297,34 @@ def test_a_damaged_registry_stops_the_run_and_is_rebuilt_from_the_journals(
     assert _run(tmp_path, emu, monkeypatch, src) == 0
     assert {r["status"] for r in _status(_last(tmp_path))} == {"skipped"}
     _assert_registry_matches_journals(tmp_path / "ws")
+
+
+def test_jobs_a_run_paused_at_the_daily_cap_has_not_sent_are_not_planned_again(
+    tmp_path: Path, emulator_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # tonight's cumulative export holds yesterday's subjects again while yesterday's run waits
+    # at the daily cap: the new run skips them (naming the run that will send them), and the
+    # nightly `resume --all` sends each job once
+    emu = emulator_factory(simulation=NO_ERRORS, limits={"daily_job_cap": 30})
+    write_config(tmp_path / "c.toml", limits={"daily_job_cap": 30})
+    src = tmp_path / "in.csv"
+    n = 50
+    write_subjects(src, n, actions=("access",))
+    assert _run(tmp_path, emu, monkeypatch, src, "--yes") == 4  # paused at the cap
+    first = _last(tmp_path)
+    assert emu.stats()["jobs_created"] == 30
+    assert _run(tmp_path, emu, monkeypatch, src, "--yes") in (0, 1)
+    second = _last(tmp_path)
+    assert _posts(second) == 0
+    rows = _status(second)
+    assert {r["status"] for r in rows} == {"skipped"}
+    assert {r["previous_run_id"] for r in rows} == {first.name}
+    sent = [r for r in rows if r["previous_job_id"] is not None]
+    assert (len(sent), len(rows) - len(sent)) == (30, 20)  # not sent yet: no job id to name
+    _later(emu, 1)
+    assert run_cli(["resume", "--all", str(tmp_path / "ws")], emu.env, monkeypatch) in (0, 1)
+    stats = emu.stats()
+    assert stats["jobs_created"] == n
+    assert stats["duplicate_user_keys"] == []
+    assert_every_row_once(first, n)
+    _assert_registry_matches_journals(tmp_path / "ws")
