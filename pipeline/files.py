@@ -13,7 +13,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
+from typing import IO, Self
 
 _CHUNK = 1 << 20
 
@@ -72,3 +72,18 @@ def sha256_file(path: Path) -> str:
         while chunk := fh.read(_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+class Closing:
+    """``with thing:`` closes ``thing`` on the way out: the one context-manager shape of the
+    objects that hold a file or a process open (journal, ledger, registry, plan, the emulator
+    child). A subclass defines :meth:`close`."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

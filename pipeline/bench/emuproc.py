@@ -20,8 +20,9 @@ import time
 import urllib.request
 from collections.abc import Mapping
 from multiprocessing.connection import Connection
-from types import TracebackType
 from typing import Any
+
+from ..files import Closing
 
 START_TIMEOUT_S = 30.0
 
@@ -73,7 +74,7 @@ def _child(control: Connection, events: Connection, config: dict[str, Any], port
         server.stop()
 
 
-class EmulatorProcess:
+class EmulatorProcess(Closing):
     """A running emulator child; a context manager. ``config`` is a partial EmulatorConfig."""
 
     def __init__(self, config: Mapping[str, Any]) -> None:
@@ -179,13 +180,6 @@ class EmulatorProcess:
         self._control.close()
         self._events.close()
 
-    def __enter__(self) -> EmulatorProcess:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def close(self) -> None:
+        """:meth:`stop` (what leaving a ``with`` block does)."""
         self.stop()

@@ -30,7 +30,6 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import TypeVar
 
 import pyarrow as pa
@@ -40,7 +39,7 @@ import pyarrow.parquet as pq
 from .. import keys
 from ..constants import DEPRECATED_REGULATIONS
 from ..errors import InputError
-from ..files import publish, temp_path
+from ..files import Closing, publish, temp_path
 from ..models import PlannedBatch
 from ..settings import Settings
 from .batching import Batcher, BatchFrame
@@ -109,7 +108,7 @@ class RejectsWriter:
         publish(self._tmp, self.path)
 
 
-class Plan:
+class Plan(Closing):
     """The result of pass 1, and pass 2 as a generator of batches; a context manager.
 
     Read the batches once, through :meth:`batches` or :meth:`frames`; then ``summary`` is
@@ -218,17 +217,6 @@ class Plan:
             self._rejects.close()
         finally:
             self._spill.remove()
-
-    def __enter__(self) -> Plan:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def key_secret(settings: Settings, env: Mapping[str, str]) -> bytes:

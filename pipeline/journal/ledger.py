@@ -26,8 +26,8 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from types import TracebackType
 
+from ..files import Closing
 from .schema import make_private_dir, open_database
 
 LEDGER_FILE = "ledger.sqlite"
@@ -86,7 +86,7 @@ class ObservedCap:
     ceiling: int
 
 
-class Ledger:
+class Ledger(Closing):
     """The daily-cap ledger of one workspace; safe to share between processes and threads.
 
     Open with :meth:`open`; use as a context manager or call :meth:`close`.
@@ -101,17 +101,6 @@ class Ledger:
         make_private_dir(workspace)
         path = workspace / LEDGER_FILE
         return cls(open_database(path, target=LEDGER_VERSION, migrations=_MIGRATIONS))
-
-    def __enter__(self) -> Ledger:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def close(self) -> None:
         """Close the connection."""

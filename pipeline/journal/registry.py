@@ -34,7 +34,6 @@ import os
 import sqlite3
 from datetime import datetime, timedelta
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import numpy as np
@@ -43,7 +42,7 @@ import pyarrow.compute as pc
 import pyarrow.ipc
 
 from ..errors import DamagedJournal, JournalError
-from ..files import publish, temp_path
+from ..files import Closing, publish, temp_path
 from ..input.dedupe import BlockingChunk, Blocklist
 from ..keys import fingerprints
 from .models import to_us
@@ -121,7 +120,7 @@ _JOBS_SQL = (
 )
 
 
-class Registry:
+class Registry(Closing):
     """The registry of one workspace; safe to share between processes (short transactions).
 
     Open with :meth:`open`; use as a context manager or call :meth:`close`.
@@ -139,17 +138,6 @@ class Registry:
             workspace / REGISTRY_FILE, target=REGISTRY_VERSION, migrations=_MIGRATIONS
         )
         return cls(conn, workspace)
-
-    def __enter__(self) -> Registry:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def close(self) -> None:
         """Close the connection."""

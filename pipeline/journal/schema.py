@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import DamagedJournal, JournalError
+from ..files import Closing
 from .models import NEEDS_DETAILS_SQL, NEEDS_DOWNLOAD_SQL
 
 SCHEMA_VERSION = 6
@@ -346,7 +347,7 @@ def _open_error(path: Path, doing: str, exc: BaseException) -> JournalError:
     return JournalError(f"{path}: {doing} ({exc})")
 
 
-class JournalStore:
+class JournalStore(Closing):
     """A journal connection with one lock and explicit short write transactions.
 
     Thread-safe: every public call holds the lock for its whole transaction, so the runner may

@@ -33,7 +33,6 @@ import sqlite3
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import orjson
@@ -82,17 +81,6 @@ class Journal(
         make_private_dir(run_dir)
         path = run_dir / JOURNAL_FILE
         return cls(open_database(path), path)
-
-    def __enter__(self) -> Journal:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # -- the plan ---------------------------------------------------------------------------
 
