@@ -201,7 +201,8 @@ class Settings:
         return hashlib.sha256(blob).hexdigest()
 
 
-_SECTIONS: dict[str, type[Any]] = {
+# the sections of a config file, by their TOML name
+SECTIONS: dict[str, type[Any]] = {
     "api": ApiSettings,
     "job": JobSettings,
     "input": InputSettings,
@@ -265,8 +266,8 @@ def load_settings(
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config {path}: {exc}") from None
         for section, body in loaded.items():
-            if section not in _SECTIONS:
-                known = ", ".join(_SECTIONS)
+            if section not in SECTIONS:
+                known = ", ".join(SECTIONS)
                 raise ConfigError(
                     f"config {path}: unknown section [{section[:40]}]; known: {known}"
                 )
@@ -280,7 +281,7 @@ def load_settings(
             raw.setdefault(section, {})[key] = env[var]
             where.setdefault(section, {})[key] = f"{var} (environment)"
     for section, body in (overrides or {}).items():
-        if section not in _SECTIONS:
+        if section not in SECTIONS:
             raise ConfigError(f"unknown settings section [{section[:40]}]")
         raw.setdefault(section, {}).update(body)
         for key in body:
@@ -291,7 +292,7 @@ def load_settings(
                 where.get(section, {}).pop(key, None)
     sections = {
         name: _build_section(name, cls, raw.get(name, {}), where.get(name, {}))
-        for name, cls in _SECTIONS.items()
+        for name, cls in SECTIONS.items()
     }
     explicit = frozenset(f"{section}.{key}" for section, body in raw.items() for key in body)
     return Settings(credentials=_credentials(env), explicit=explicit, **sections)

@@ -18,15 +18,9 @@ from pipeline.models import RequestOptions
 from pipeline.regulations import normalize_regulation
 from pipeline.run.context import RunOptions
 from pipeline.settings import (
-    ApiSettings,
+    SECTIONS,
     ColumnMapping,
-    InputSettings,
     JobSettings,
-    LimitSettings,
-    OutputSettings,
-    PollSettings,
-    ResultsSettings,
-    RetentionSettings,
     Secret,
     load_settings,
 )
@@ -95,16 +89,7 @@ def test_digest_ignores_credentials() -> None:
 
 
 def test_every_setting_has_a_rule_and_every_rule_a_setting() -> None:
-    sections = {
-        "api": ApiSettings,
-        "job": JobSettings,
-        "input": InputSettings,
-        "limits": LimitSettings,
-        "poll": PollSettings,
-        "output": OutputSettings,
-        "results": ResultsSettings,
-        "retention": RetentionSettings,
-    }
+    sections = SECTIONS
     assert set(RULES) == set(sections)
     for name, cls in sections.items():
         assert set(RULES[name]) == {f.name for f in dataclasses.fields(cls)}, name

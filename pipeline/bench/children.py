@@ -142,6 +142,18 @@ def dsar_config(path: Path, **sections: Mapping[str, Any]) -> Path:
     return write_toml(path, merged)
 
 
+def run_argv(workdir: Path, subjects: int, *flags: str) -> list[str]:
+    """``dsar run`` of a fresh ``subjects``-subject CSV in ``workdir`` (config, ``run/``,
+    ``ws/`` beside it), confirmed, with ``flags``: what the end-to-end sections start with."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    source = write_subjects_csv(workdir / "subjects.csv", subjects)
+    config = dsar_config(workdir / "dsar.toml")
+    return [
+        *("run", str(source), "--config", str(config), "--run-dir", str(workdir / "run")),
+        *("--workspace", str(workdir / "ws"), "--yes", *flags),
+    ]
+
+
 def child_json(module: str, args: Sequence[str]) -> dict[str, float]:
     """Run ``python -m MODULE ARGS`` (a bench measurement in a fresh process) and return the
     JSON object of its last stdout line; RuntimeError with its last stderr line if it fails."""

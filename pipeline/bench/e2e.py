@@ -24,12 +24,11 @@ from . import Figure
 from .children import (
     ChildResult,
     check,
-    dsar_config,
     read_json,
     reap,
+    run_argv,
     run_dsar,
     spawn,
-    write_subjects_csv,
 )
 from .emuproc import FAST, NO_LIMITS, EmulatorProcess
 
@@ -49,23 +48,11 @@ def emulator_config() -> dict[str, Any]:
 def run(quick: bool, workdir: Path) -> list[Figure]:
     """Run dsar end to end and the raw baseline; return this section's figures."""
     subjects = QUICK_SUBJECTS if quick else FULL_SUBJECTS
-    workdir.mkdir(parents=True, exist_ok=True)
-    source = write_subjects_csv(workdir / "subjects.csv", subjects)
-    config = dsar_config(workdir / "dsar.toml")
+    argv = run_argv(workdir, subjects)
     run_dir = workdir / "run"
     with EmulatorProcess(emulator_config()) as emu:
         emu_cpu = emu.cpu_s()
-        result = check(
-            run_dsar(
-                [
-                    *("run", str(source), "--config", str(config), "--run-dir", str(run_dir)),
-                    *("--workspace", str(workdir / "ws"), "--yes"),
-                ],
-                emu.env,
-                workdir / "run.log",
-            ),
-            "dsar run",
-        )
+        result = check(run_dsar(argv, emu.env, workdir / "run.log"), "dsar run")
         emu_cpu = emu.cpu_s() - emu_cpu
         summary = read_json(run_dir / "summary.json")
         calls = {ep: sum(by.values()) for ep, by in summary["api_calls"].items()}

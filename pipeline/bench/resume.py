@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from . import Figure
-from .children import check, dsar_config, reap, run_dsar, spawn, write_subjects_csv
+from .children import check, reap, run_argv, run_dsar, spawn
 from .emuproc import FAST, NO_LIMITS, EmulatorProcess
 
 SECTION = "resume"
@@ -26,21 +26,12 @@ FIRST_POLL_TIMEOUT_S = 600.0
 def run(quick: bool, workdir: Path) -> list[Figure]:
     """Submit a run with --no-wait, then time its resume to the first list call."""
     subjects = QUICK_SUBJECTS if quick else FULL_SUBJECTS
-    workdir.mkdir(parents=True, exist_ok=True)
-    source = write_subjects_csv(workdir / "subjects.csv", subjects)
-    config = dsar_config(workdir / "dsar.toml")
+    argv = run_argv(workdir, subjects, "--no-wait")
     run_dir = workdir / "run"
     emulator = {"seed": 3, "simulation": dict(FAST), "limits": dict(NO_LIMITS)}
     with EmulatorProcess(emulator) as emu:
         submit = check(
-            run_dsar(
-                [
-                    *("run", str(source), "--config", str(config), "--run-dir", str(run_dir)),
-                    *("--workspace", str(workdir / "ws"), "--yes", "--no-wait"),
-                ],
-                emu.env,
-                workdir / "submit.log",
-            ),
+            run_dsar(argv, emu.env, workdir / "submit.log"),
             "dsar run --no-wait",
             ok=(4,),
         )
