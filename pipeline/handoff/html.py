@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from html import escape
+from typing import Any
 
 from ..reports.files import STATUSES
 from ..reports.sla import RESPONSE_WINDOWS
@@ -44,6 +45,7 @@ def render(data: ReportData) -> str:
     title = f"DSAR run {data.run_id}"
     sections = [
         _headline(data),
+        *([_canary(data.canary)] if data.canary else []),
         _jobs(data),
         _products(data),
         _over_time(data),
@@ -207,6 +209,29 @@ def _deadlines(data: ReportData) -> str:
         "error)</span></p>"
         + _table(["subject key", "action", "regulation", "status", "due", "days left"], rows)
         + "</section>"
+    )
+
+
+def _canary(canary: Mapping[str, Any]) -> str:
+    jobs, errors = int(canary.get("jobs") or 0), int(canary.get("errors") or 0)
+    share = f"{errors / jobs:.1%}" if jobs else "-"
+    held = (
+        "<p><strong>The rest of the run is held</strong>: nothing more is submitted until "
+        "<code>dsar submit</code> releases it (or <code>dsar cancel</code> abandons it).</p>"
+        if canary.get("held")
+        else ""
+    )
+    rows = [
+        ("verdict", str(canary.get("state"))),
+        ("canary users", f"{int(canary.get('users') or 0):,}"),
+        ("jobs in error", f"{errors:,} of {jobs:,} ({share})"),
+        ("still open", f"{int(canary.get('still_open') or 0):,}"),
+        ("largest share that passes", f"{float(canary.get('max_error') or 0):.1%}"),
+    ]
+    return (
+        '<section id="canary"><h2>Canary</h2>'
+        "<p>The first users were sent alone; the rest went only if few enough of their jobs "
+        "ended in error.</p>" + held + _table(["", "value"], rows) + "</section>"
     )
 
 

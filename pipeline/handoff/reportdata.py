@@ -86,6 +86,7 @@ class ReportData:
     overdue: int
     due_soon: int
     purges: tuple[tuple[str, str, int, int], ...] = ()  # what, when, files removed, bytes
+    canary: dict[str, Any] | None = None  # summary.json's canary: settings and verdict
 
 
 PRODUCT_BATCH_ROWS = 65_536
@@ -124,6 +125,7 @@ def gather(run_dir: Path, *, now: datetime, key_label: Callable[[str], str] = st
             )
             for p in rf.purges(summary)
         ),
+        canary=rf.canary(summary),
     )
 
 

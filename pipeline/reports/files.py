@@ -209,6 +209,12 @@ def purges(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def canary(summary: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The run's canary as summary.json records it (settings and verdict), or None."""
+    found = summary.get("canary")
+    return dict(found) if isinstance(found, Mapping) else None
+
+
 def created_at(summary: Mapping[str, Any]) -> datetime | None:
     """When the run was planned: the receipt time of subjects without ``received_at``."""
     return summary_time(summary, "created_at", "run.created_at", "timings.created_at")

@@ -91,6 +91,11 @@ def test_a_failing_canary_pauses_the_run_before_the_rest_is_submitted(
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["canary"] == status["canary"]  # the hand-off carries the verdict too
     assert summary["canary"]["held"] is True
+    page = (run_dir / "report.html").read_text(encoding="utf-8")
+    canary = page[page.index('<section id="canary">') :].split("</section>")[0]
+    assert "The rest of the run is held" in canary
+    assert "<td>failed</td>" in canary
+    assert "10 of 10 (100.0%)" in canary
     assert run_cli(["status", str(run_dir)], emu.env, monkeypatch) == 0
     out = capsys.readouterr().out
     assert "failed: 10 users, 10 of 10 jobs in error (100.0%); at most 5.0% passes" in out
@@ -149,6 +154,10 @@ def test_a_healthy_canary_lets_the_rest_go_in_the_same_command(
     assert sizes == [(30,), (90,)]
     assert _rest_sent_after_the_verdict(run_dir)
     assert "canary passed" in capsys.readouterr().err
+    page = (run_dir / "report.html").read_text(encoding="utf-8")
+    section = page[page.index('<section id="canary">') :].split("</section>")[0]
+    assert "<td>passed</td>" in section
+    assert "held" not in section
     assert_every_row_once(run_dir, 120)
 
 
