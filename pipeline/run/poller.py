@@ -187,6 +187,19 @@ class Poller:
 
     async def _settle(self, job_ids: list[str], out: PollRound) -> None:
         """GET the jobs a sweep no longer shows in progress: terminal ones are recorded."""
+        await self._read_details(job_ids, out, observe=True)
+
+    async def fetch_details(self, out: PollRound) -> None:
+        """GET every terminal job whose details are not recorded yet (after a crash)."""
+        await self._read_details(self.ctx.journal.jobs_needing_details(), out, observe=False)
+
+    async def _read_details(self, job_ids: list[str], out: PollRound, *, observe: bool) -> None:
+        """``GET /jobs/{id}`` of each of ``job_ids`` and record its details. With ``observe``
+        (jobs a sweep no longer shows in progress) the status read is recorded too and only a
+        terminal job's details are; without it the jobs are terminal already. A job the
+        service no longer knows (past its retention) ended, but its outcome is lost: it is
+        recorded so (and, observed, as ``error``). A transient failure leaves it for the next
+        round."""
         ctx = self.ctx
         batch = _Pending(self)
 
@@ -194,55 +207,26 @@ class Poller:
             try:
                 details = await ctx.client.get_job(job_id)
             except NotFoundError:
-                # past the service's retention: it ended, but its outcome is lost
-                log.warning("job %s: not found on the service; recorded as error", job_id)
-                batch.seen.append(JobObservation(job_id=job_id, status=JobStatus.ERROR.value))
+                log.warning("job %s: not found on the service; its outcome is lost", job_id)
+                if observe:
+                    batch.seen.append(JobObservation(job_id=job_id, status=JobStatus.ERROR.value))
+                    out.turned_terminal += 1
                 batch.details.append(_lost(job_id))
-                out.turned_terminal += 1
                 batch.flush_if_full()
                 return
             except TransientApiError as exc:
                 log.warning("job %s: details not read this round (%s)", job_id, exc)
                 return
-            batch.seen.append(JobObservation(job_id=job_id, status=details.status.value))
-            if details.status.terminal:
+            if observe:
+                batch.seen.append(JobObservation(job_id=job_id, status=details.status.value))
+            if not observe or details.status.terminal:
                 batch.details.append(detail_record(details))
-                out.turned_terminal += 1
+                out.turned_terminal += observe
                 out.details += 1
             batch.flush_if_full()
 
         try:
             await _bounded(one, job_ids, concurrency=self.concurrency, stop=self._stopping)
-        finally:
-            batch.flush()
-
-    async def fetch_details(self, out: PollRound) -> None:
-        """GET every terminal job whose details are not recorded yet (after a crash)."""
-        ctx = self.ctx
-        batch = _Pending(self)
-
-        async def one(job_id: str) -> None:
-            try:
-                details = await ctx.client.get_job(job_id)
-            except NotFoundError:
-                log.warning("job %s: details gone from the service", job_id)
-                batch.details.append(_lost(job_id))
-                batch.flush_if_full()
-                return
-            except TransientApiError as exc:
-                log.warning("job %s: details not read (%s)", job_id, exc)
-                return
-            batch.details.append(detail_record(details))
-            out.details += 1
-            batch.flush_if_full()
-
-        try:
-            await _bounded(
-                one,
-                ctx.journal.jobs_needing_details(),
-                concurrency=self.concurrency,
-                stop=self._stopping,
-            )
         finally:
             batch.flush()
 
