@@ -25,12 +25,9 @@ import pyarrow.parquet as pq
 
 from ..api.client import EP_GET, EP_LIST, PrivacyServiceClient
 from ..api.ratelimit import RateLimiter
-from ..journal.ledger import Ledger
 from ..journal.models import JobState
 from ..journal.store import Journal
-from ..run.context import RunContext, RunOptions
-from ..run.poller import Poller
-from ..run.runner import settings_from_snapshot
+from ..run.runner import run_poller
 from ..run.target import Target
 from . import Figure
 from .children import check, dsar_config, run_dsar, write_subjects_csv
@@ -108,39 +105,25 @@ async def _poll_both(emu: EmulatorProcess, run_dir: Path, scale: Scale) -> tuple
     env = emu.env
     status = pq.read_table(run_dir / "status.parquet", columns=["job_id"]).column("job_id")
     naive_open = {j for j in status.to_pylist() if j}
-    with Journal.open(run_dir) as journal:
-        settings = settings_from_snapshot(journal.run_info().meta.settings, env)
-        target = Target(settings=settings, embedded=False)
-        ledger = Ledger.open(Path(settings.output.workspace))
-        try:
-            async with target.client() as client, _naive_client(target) as naive_client:
-                ctx = RunContext(
-                    journal=journal,
-                    ledger=ledger,
-                    client=client,
-                    settings=settings,
-                    options=RunOptions(),
-                    org_id=settings.credentials.org_id or "",
-                    regulations=(settings.job.regulation,),
-                )
-                poller = Poller(ctx, run_dir)
-                dsar, naive = Tally(), Tally()
-                rounds = int(7 * 24 / scale.round_hours) + 1
-                for _ in range(rounds):
-                    if not naive_open and not _dsar_open(journal):
-                        break
-                    emu.advance(scale.round_hours * 3600)
-                    if naive_open:
-                        naive.rounds += 1
-                        naive_open -= await _naive_round(naive_client, naive_open)
-                    if _dsar_open(journal):
-                        dsar.rounds += 1
-                        await poller.round()
-                counts = client.call_counts
-                dsar.calls = sum(sum(counts.get(ep, {}).values()) for ep in (EP_LIST, EP_GET))
-                naive.calls = naive_client.stats.total(EP_GET)
-        finally:
-            ledger.close()
+    async with run_poller(run_dir, env) as poller:
+        journal, client = poller.ctx.journal, poller.ctx.client
+        target = Target(settings=poller.ctx.settings, embedded=False)
+        async with _naive_client(target) as naive_client:
+            dsar, naive = Tally(), Tally()
+            rounds = int(7 * 24 / scale.round_hours) + 1
+            for _ in range(rounds):
+                if not naive_open and not _dsar_open(journal):
+                    break
+                emu.advance(scale.round_hours * 3600)
+                if naive_open:
+                    naive.rounds += 1
+                    naive_open -= await _naive_round(naive_client, naive_open)
+                if _dsar_open(journal):
+                    dsar.rounds += 1
+                    await poller.round()
+            counts = client.call_counts
+            dsar.calls = sum(sum(counts.get(ep, {}).values()) for ep in (EP_LIST, EP_GET))
+            naive.calls = naive_client.stats.total(EP_GET)
         jobs = sum(journal.counts().jobs.values())
         if naive_open or _dsar_open(journal):
             raise RuntimeError("jobs still open after the simulated week")

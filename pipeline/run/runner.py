@@ -15,8 +15,8 @@ import logging
 import os
 import secrets
 import shutil
-from collections.abc import Callable, Mapping
-from contextlib import nullcontext
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -64,6 +64,7 @@ from .lifecycle import (
     warn_shared_org,
 )
 from .lock import hold_lock
+from .poller import Poller
 from .progress import ProgressReporter
 from .purge import apply_retention
 from .recurring import catch_up, loading_blocklist, publish_dataset, secret_of, sync_registry
@@ -144,6 +145,27 @@ def settings_snapshot(settings: Settings) -> dict[str, Any]:
 def settings_from_snapshot(snapshot: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
     """The settings a run was planned with, and today's credentials from ``env``."""
     return load_settings(None, env=env, overrides={k: dict(v) for k, v in snapshot.items()})
+
+
+@asynccontextmanager
+async def run_poller(run_dir: Path, env: Mapping[str, str]) -> AsyncIterator[Poller]:
+    """A :class:`Poller` of ``run_dir`` outside a drive (a benchmark, a test of polling): its
+    journal, its workspace's ledger, and a client of the service its journalled settings
+    name, with ``env``'s credentials; all closed on the way out."""
+    with Journal.open(run_dir) as journal:
+        settings = settings_from_snapshot(journal.run_info().meta.settings, env)
+        with Ledger.open(Path(settings.output.workspace)) as ledger:
+            async with Target(settings=settings, embedded=False).client() as client:
+                ctx = RunContext(
+                    journal=journal,
+                    ledger=ledger,
+                    client=client,
+                    settings=settings,
+                    options=RunOptions(),
+                    org_id=settings.credentials.org_id or "",
+                    regulations=(settings.job.regulation,),
+                )
+                yield Poller(ctx, run_dir)
 
 
 def start_run(

@@ -13,12 +13,7 @@ from typing import Any
 
 import pytest
 
-from pipeline.journal.ledger import Ledger
-from pipeline.journal.store import Journal
-from pipeline.run.context import RunContext, RunOptions
-from pipeline.run.poller import Poller
-from pipeline.run.runner import settings_from_snapshot
-from pipeline.run.target import Target
+from pipeline.run.runner import run_poller
 from tests.helpers.run import Emu, run_cli, write_config, write_subjects
 
 HOUR = 3_600
@@ -46,33 +41,17 @@ def _calls(emu: Emu, endpoint: str) -> int:
 async def _rounds(emu: Emu, run_dir: Path, advances_s: list[float]) -> list[dict[str, Any]]:
     """Advance the emulator clock and run one poll round per entry; what each round left."""
     seen: list[dict[str, Any]] = []
-    with Journal.open(run_dir) as journal:
-        settings = settings_from_snapshot(journal.run_info().meta.settings, emu.env)
-        ledger = Ledger.open(Path(settings.output.workspace))
-        try:
-            async with Target(settings=settings, embedded=False).client() as client:
-                ctx = RunContext(
-                    journal=journal,
-                    ledger=ledger,
-                    client=client,
-                    settings=settings,
-                    options=RunOptions(),
-                    org_id=settings.credentials.org_id or "",
-                    regulations=(settings.job.regulation,),
-                )
-                poller = Poller(ctx, run_dir)
-                for seconds in advances_s:
-                    emu.control("advance", {"seconds": seconds})
-                    await poller.round()
-                    seen.append(
-                        {
-                            "jobs": dict(journal.counts().jobs),
-                            "gets": _calls(emu, "GET jobs/{jobId}"),
-                            "lists": _calls(emu, "GET jobs"),
-                        }
-                    )
-        finally:
-            ledger.close()
+    async with run_poller(run_dir, emu.env) as poller:
+        for seconds in advances_s:
+            emu.control("advance", {"seconds": seconds})
+            await poller.round()
+            seen.append(
+                {
+                    "jobs": dict(poller.ctx.journal.counts().jobs),
+                    "gets": _calls(emu, "GET jobs/{jobId}"),
+                    "lists": _calls(emu, "GET jobs"),
+                }
+            )
     return seen
 
 
