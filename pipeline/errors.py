@@ -85,6 +85,8 @@ _DATABASE_REMEDIES = {
     "status.parquet lists would be submitted twice",
     "ledger.sqlite": "move it aside and dsar starts a new ledger (the service still enforces "
     "its daily cap)",
+    "registry.sqlite": "move it aside: the next run rebuilds it from the run journals of the "
+    "workspace",
 }
 
 

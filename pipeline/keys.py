@@ -25,6 +25,7 @@ __all__ = [
     "DEFAULT_KEY_SECRET",
     "KEY_SECRET_ENV",
     "LABEL_PREFIX",
+    "fingerprints",
     "key_labeller",
     "key_secret",
     "keyed_hex",
@@ -75,6 +76,18 @@ def keyed_hex(values: pa.Array, secret: bytes, width: int = 20) -> pa.Array:
     full = pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(text))
     digests = pc.utf8_slice_codeunits(full, 0, width)
     return pc.if_else(pc.is_null(values), pa.scalar(None, pa.string()), digests)
+
+
+def fingerprints(values: pa.Array, secret: bytes) -> np.ndarray:
+    """One signed 64-bit keyed hash per string (the first lane of :func:`keyed_hex`): the
+    fingerprint the workspace registry stores instead of a subject key. Nulls hash as ""."""
+    if len(values) == 0:
+        return np.zeros(0, dtype=np.int64)
+    objects = pc.fill_null(values.cast(pa.string()), "").to_numpy(zero_copy_only=False)
+    lane = pd.util.hash_array(
+        objects.astype(object), hash_key=_subkeys(secret)[0], categorize=False
+    )
+    return lane.view(np.int64)
 
 
 def user_keys(run_id: str, subject_keys: pa.Array, parts: pa.Array) -> pa.Array:

@@ -81,6 +81,9 @@ class JobSettings:
     canary_users: int = 0
     canary_wait_s: float = 7_200.0
     canary_max_error: float = 0.05
+    # dedupe across runs: a subject's earlier job still open, or complete within these days,
+    # is not submitted again (the workspace registry, pipeline.journal.registry)
+    cooldown_days: int = 30
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -236,6 +236,7 @@ RULES: dict[str, dict[str, Check]] = {
         "canary_users": number(0, integer=True),
         "canary_wait_s": number(0, 366 * 86_400, above=True),
         "canary_max_error": number(0, 1),
+        "cooldown_days": number(0, 3650, integer=True),
     },
     "input": {
         "layout": choice("wide", "long"),

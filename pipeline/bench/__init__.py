@@ -30,6 +30,7 @@ SECTIONS: dict[str, str] = {
     "polling": ".polling",
     "rate": ".rate",
     "resume": ".resume",
+    "recurring": ".recurring",
 }
 
 

@@ -142,6 +142,19 @@ def dsar_config(path: Path, **sections: Mapping[str, Any]) -> Path:
     return write_toml(path, merged)
 
 
+def child_json(module: str, args: Sequence[str]) -> dict[str, float]:
+    """Run ``python -m MODULE ARGS`` (a bench measurement in a fresh process) and return the
+    JSON object of its last stdout line; RuntimeError with its last stderr line if it fails."""
+    done = subprocess.run(
+        [sys.executable, "-m", module, *args], capture_output=True, check=False, text=True
+    )
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise RuntimeError(f"bench child {module} {' '.join(args[:1])} failed: {last}")
+    result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
 def read_json(path: Path) -> Any:
     """The JSON document at ``path``."""
     return json.loads(path.read_text(encoding="utf-8"))

@@ -7,7 +7,6 @@ the same file with the same reader options and doing nothing else, measured in t
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from pathlib import Path
 import orjson
 
 from . import Figure
+from .children import child_json
 from .files import write_subjects
 
 MIN_ROWS_PER_S = 300_000
@@ -44,17 +44,7 @@ def measure(path: Path, mode: str) -> dict[str, float]:
     ``mode``: "read" (the baseline), "plan" (validate and batch into columnar requests)
     or "typed" (validate and batch into PlannedBatch objects).
     """
-    done = subprocess.run(
-        [sys.executable, "-m", "pipeline.bench.input", mode, str(path)],
-        capture_output=True,
-        check=False,
-        text=True,
-    )
-    if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise RuntimeError(f"bench child {mode} {path.name} failed: {last}")
-    result: dict[str, float] = orjson.loads(done.stdout.strip().splitlines()[-1])
-    return result
+    return child_json("pipeline.bench.input", [mode, str(path)])
 
 
 def _rate(result: dict[str, float]) -> float:

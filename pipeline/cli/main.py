@@ -79,15 +79,28 @@ def _register_validate(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     p.add_argument(
         "--out", type=Path, default=Path("."), help="directory for rejects.parquet (default: .)"
     )
+    p.add_argument(
+        "--no-dedupe",
+        action="store_true",
+        help="do not count the jobs an earlier run of the workspace already submitted",
+    )
     _add_common(p)
     p.set_defaults(handler=_cmd_validate)
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from ..input.planning import render_summary, validate_file
+    from ..input.planning import render_summary
+    from ..run.recurring import validate_in_workspace
 
     check_out_flag(args.out, directory=True)
-    summary = validate_file(args.input, settings_from_args(args), out_dir=args.out)
+    summary = validate_in_workspace(
+        args.input,
+        settings_from_args(args),
+        out_dir=args.out,
+        env=os.environ,
+        now=args.clock.utc_now(),
+        dedupe=not args.no_dedupe,
+    )
     print(render_summary(summary))
     print(f"rejects: {args.out / 'rejects.parquet'}")
     return 1 if summary.rejected_rows else 0

@@ -6,6 +6,7 @@ Thin: parse, load settings, call :mod:`pipeline.run.runner` / :mod:`pipeline.run
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import re
@@ -180,6 +181,11 @@ def _register_run(sub: SubParsers[argparse.ArgumentParser]) -> None:
         metavar="SHARE",
         help="the largest share of canary jobs in error that lets the rest go (default 0.05)",
     )
+    p.add_argument(
+        "--no-dedupe",
+        action="store_true",
+        help="submit every subject, even those an earlier run of the workspace submitted",
+    )
     p.set_defaults(handler=_cmd_run)
 
 
@@ -190,7 +196,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         settings,
         env=os.environ,
         run_dir=args.run_dir,
-        options=_options(args),
+        options=dataclasses.replace(_options(args), dedupe=not args.no_dedupe),
         dry_run=args.dry_run,
         confirm=confirm_prompt(args.yes),
     )

@@ -45,6 +45,7 @@ from ..models import PlannedBatch
 from ..settings import Settings
 from .batching import Batcher, BatchFrame
 from .columns import Layout, resolve_layout
+from .dedupe import SKIPPED_SCHEMA, Blocklist
 from .merge import Merged, merge_partition
 from .rules import CELL_SCHEMA, REJECT_SCHEMA, IdentityKinds, Normalised, normalise_batch
 from .sources import open_source
@@ -75,6 +76,7 @@ class PlanSummary:
     users: int = 0
     requests: int = 0
     jobs: int = 0
+    skipped: int = 0  # jobs an earlier run already submitted (dedupe): not planned again
     daily_job_cap: int = 0
     reasons: Counter[str] = field(default_factory=Counter)
     deprecated_regulations: Counter[str] = field(default_factory=Counter)
@@ -123,8 +125,12 @@ class Plan:
         spill: SpillFolder,
         rejects: RejectsWriter,
         summary: PlanSummary,
+        blocklist: Blocklist | Callable[[], Blocklist] | None = None,
     ) -> None:
         self.settings = settings
+        self._blocklist_source = blocklist
+        self.blocklist: Blocklist | None = None
+        self._skipped: list[pa.Table] = []
         self.run_id = run_id
         self.summary = summary
         self.rejects_path = rejects.path
@@ -143,6 +149,8 @@ class Plan:
         if self._consumed:
             raise RuntimeError("a plan's batches can be read once")
         self._consumed = True
+        source = self._blocklist_source  # a callable was loading while pass 1 ran
+        self.blocklist = source() if callable(source) else source
         batcher = Batcher(
             run_id=self.run_id,
             job=self.settings.job,
@@ -150,22 +158,37 @@ class Plan:
         )
         summary = self.summary
         with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="dsar-merge") as pool:
-            for merged in ordered_map(pool, self._merge, self._partitions, ahead=WORKERS - 1):
+            for merged, skipped in ordered_map(
+                pool, self._merge, self._partitions, ahead=WORKERS - 1
+            ):
                 self._reject(merged.rejects)
                 summary.subjects += merged.subjects
+                if skipped.num_rows:
+                    summary.skipped += skipped.num_rows
+                    self._skipped.append(skipped)
                 yield from self._count(batcher.add(merged.users))
         yield from self._count(batcher.flush())
         self.close()
-        if summary.users == 0 and not allow_empty:
+        if summary.users == 0 and summary.skipped == 0 and not allow_empty:
             raise InputError(
                 f"no valid row: all {summary.rows} rows were rejected, see {self.rejects_path}"
             )
 
-    def _merge(self, path: Path) -> Merged:
+    def skipped(self) -> pa.Table:
+        """The jobs dedupe took out of the plan (SKIPPED_SCHEMA); complete once the batches
+        are consumed."""
+        return pa.concat_tables([SKIPPED_SCHEMA.empty_table(), *self._skipped])
+
+    def _merge(self, path: Path) -> tuple[Merged, pa.Table]:
+        """One partition's subjects (in a worker thread), less the jobs dedupe skips."""
         cells = read_partition(path)
-        return merge_partition(
+        merged = merge_partition(
             cells, self.run_id, self.settings.input.on_too_many_ids, self.kinds.pairs
         )
+        if self.blocklist is None:
+            return merged, SKIPPED_SCHEMA.empty_table()
+        users, skipped = self.blocklist.split(merged.users)
+        return Merged(users=users, rejects=merged.rejects, subjects=merged.subjects), skipped
 
     def batches(self, *, allow_empty: bool = False) -> Iterator[PlannedBatch]:
         """Pass 2: the typed batches the run engine journals, in a deterministic order."""
@@ -221,8 +244,14 @@ def plan_input(
     rejects_path: Path,
     env: Mapping[str, str] | None = None,
     spill_dir: Path | None = None,
+    blocklist: Blocklist | Callable[[], Blocklist] | None = None,
 ) -> Plan:
     """Run pass 1 over ``path`` and return the :class:`Plan` whose batches are pass 2.
+
+    With ``blocklist`` (the workspace registry's earlier jobs), pass 2 leaves out the jobs it
+    blocks: :meth:`Plan.skipped` lists them and ``summary.skipped`` counts them. A callable
+    (e.g. a future's ``result``) is called when pass 2 starts: the blocklist may load while
+    pass 1 reads the file.
 
     Raises :class:`InputError` (exit 3) when the file is unreadable, has no data row or lacks
     a required column; ``rejects_path`` is written in every case where rows were read. The spill
@@ -261,6 +290,7 @@ def plan_input(
         spill=folder,
         rejects=rejects,
         summary=summary,
+        blocklist=blocklist,
     )
     try:
         _spill(source.batches(settings.input.batch_rows), layout, plan, spill, env)
@@ -338,6 +368,7 @@ def render_summary(summary: PlanSummary) -> str:
         f"users         {summary.users:>12,}",
         f"requests      {summary.requests:>12,}",
         f"jobs          {summary.jobs:>12,}",
+        f"skipped jobs  {summary.skipped:>12,}   (submitted by an earlier run: dedupe)",
         f"days          {summary.days:>12,}   (daily cap {summary.daily_job_cap:,} jobs)",
     ]
     for reason, count in sorted(summary.reasons.items()):
@@ -346,14 +377,25 @@ def render_summary(summary: PlanSummary) -> str:
 
 
 def validate_file(
-    path: Path, settings: Settings, *, out_dir: Path, env: Mapping[str, str] | None = None
+    path: Path,
+    settings: Settings,
+    *,
+    out_dir: Path,
+    env: Mapping[str, str] | None = None,
+    blocklist: Blocklist | None = None,
 ) -> PlanSummary:
-    """Plan ``path`` without any API call: write ``out_dir/rejects.parquet``, return the counts.
+    """Plan ``path`` without any API call: write ``out_dir/rejects.parquet``, return the counts
+    (with ``blocklist``, how many jobs dedupe would skip).
 
     Raises :class:`InputError` when the file is unreadable or holds no valid row.
     """
     with plan_input(
-        path, settings, run_id="validate", rejects_path=out_dir / "rejects.parquet", env=env
+        path,
+        settings,
+        run_id="validate",
+        rejects_path=out_dir / "rejects.parquet",
+        env=env,
+        blocklist=blocklist,
     ) as plan:
         for _ in plan.frames():
             pass

@@ -261,6 +261,10 @@ class StatusRow(NamedTuple):
     error_message: str | None
     input_rows: str  # JSON list of 0-based data-row numbers
     received_at: str | None  # ISO-8601 from the input, as planned
+    # a job dedupe skipped (state `skipped`): DUPLICATE, and the earlier job that answers it
+    reason_code: str | None = None
+    previous_run_id: str | None = None
+    previous_job_id: str | None = None
 
 
 class ProductRow(NamedTuple):

@@ -40,6 +40,7 @@ class PlanningInfo:
     started_at: datetime
     dry_run: bool = False  # a dry run's plan stays a preview when it is planned again
     asks: bool = True  # the command would have asked before submitting: nobody answered yet
+    dedupe: bool = True  # False: `dsar run --no-dedupe`, kept when the run is planned again
 
     @property
     def planner_alive(self) -> bool:
@@ -63,14 +64,15 @@ class PlanningRecord(JournalStore):
         at: datetime,
         dry_run: bool = False,
         asks: bool = True,
+        dedupe: bool = True,
     ) -> None:
         """Record, durably, that this process starts planning the run (replaces a dead one's)."""
         stored = settings_json(settings)
         with self._tx() as c:
             row = (run_id, input_path, input_sha256, stored, os.getpid(), to_us(at))
             c.execute(
-                "INSERT OR REPLACE INTO planning VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (*row, int(dry_run), int(asks)),
+                "INSERT OR REPLACE INTO planning VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (*row, int(dry_run), int(asks), int(dedupe)),
             )
 
     def planning(self) -> PlanningInfo | None:
@@ -78,7 +80,7 @@ class PlanningRecord(JournalStore):
         with self._lock:
             row = self._conn.execute(
                 "SELECT run_id, input_path, input_sha256, settings_json, pid, started_at,"
-                " dry_run, asks FROM planning"
+                " dry_run, asks, dedupe FROM planning"
             ).fetchone()
         if row is None:
             return None
@@ -86,7 +88,7 @@ class PlanningRecord(JournalStore):
         return PlanningInfo(
             run_id=row[0], input_path=row[1], input_sha256=row[2], settings=dict(settings),
             pid=int(row[4]), started_at=from_us_required(row[5]), dry_run=bool(row[6]),
-            asks=bool(row[7]),
+            asks=bool(row[7]), dedupe=bool(row[8]),
         )  # fmt: skip
 
 

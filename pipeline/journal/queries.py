@@ -51,10 +51,17 @@ _STATUS_SQL = """
 SELECT u.subject_key, u.user_key, u.part, j.attempt, j.action, b.regulation, b.request_id,
        j.job_id, j.state, j.submitted_at, j.updated_at, j.completed_at, j.products_total,
        j.products_complete, j.products_error, j.result_path, j.result_sha256, j.error_code,
-       j.error_message, u.input_rows, u.received_at
+       j.error_message, u.input_rows, u.received_at, NULL, NULL, NULL
 FROM job j JOIN user u ON u.uid = j.uid JOIN batch b ON b.seq = u.batch_seq
 WHERE NOT EXISTS (SELECT 1 FROM job r WHERE r.parent_jid = j.jid)
 ORDER BY j.jid
+"""
+# the jobs dedupe left out of the plan: status `skipped`, after the plan's jobs
+_SKIPPED_SQL = """
+SELECT subject_key, user_key, part, 1, action, regulation, NULL, NULL, 'skipped', NULL, NULL,
+       NULL, 0, 0, 0, NULL, NULL, NULL, NULL, input_rows, received_at, 'DUPLICATE',
+       previous_run_id, previous_job_id
+FROM skipped ORDER BY sid
 """
 _PRODUCTS_SQL = """
 SELECT p.job_id, u.subject_key, j.action, p.product, p.status, p.response_code, p.message,
@@ -312,9 +319,16 @@ class JournalQueries(JournalStore):
     def iter_status_rows(self, chunk_rows: int = REPORT_CHUNK_ROWS) -> Iterator[list[StatusRow]]:
         """status.parquet rows in chunks, from one snapshot; latest attempt of each job."""
         with self._snapshot() as c:
-            cur = c.execute(_STATUS_SQL)
-            while chunk := cur.fetchmany(chunk_rows):
-                yield [StatusRow._make(r) for r in chunk]
+            for sql in (_STATUS_SQL, _SKIPPED_SQL):
+                cur = c.execute(sql)
+                while chunk := cur.fetchmany(chunk_rows):
+                    yield [StatusRow._make(r) for r in chunk]
+
+    def skipped_count(self) -> int:
+        """Jobs dedupe left out of the plan (an earlier run of the workspace submitted them)."""
+        with self._lock:
+            (n,) = self._conn.execute("SELECT count(*) FROM skipped").fetchone()
+        return int(n)
 
     def iter_product_rows(self, chunk_rows: int = REPORT_CHUNK_ROWS) -> Iterator[list[ProductRow]]:
         """products.parquet rows in chunks, from one snapshot."""

@@ -19,7 +19,7 @@ from pathlib import Path
 from ..errors import DamagedJournal, JournalError
 from .models import NEEDS_DETAILS_SQL, NEEDS_DOWNLOAD_SQL
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 JOURNAL_FILE = "journal.sqlite"
 BUSY_TIMEOUT_MS = 30_000
 # Page cache, negative = KiB: 16 MiB in use; 64 MiB while a plan of 200,000 jobs is written.
@@ -190,12 +190,32 @@ _CANARY_V4: tuple[str, ...] = (
     )""",
 )
 
+# v5: dedupe across runs. The jobs planning left out because an earlier run of the workspace
+# submitted them (status `skipped`, reason DUPLICATE, with that run's and job's ids), and
+# whether the planning deduped at all (`dsar run --no-dedupe`), for a planning done again.
+_SKIPPED_V5: tuple[str, ...] = (
+    """CREATE TABLE skipped (
+        sid INTEGER PRIMARY KEY,
+        subject_key TEXT NOT NULL,
+        user_key TEXT,
+        part INTEGER NOT NULL,
+        action TEXT NOT NULL,
+        regulation TEXT NOT NULL,
+        received_at TEXT,
+        input_rows TEXT NOT NULL,
+        previous_run_id TEXT NOT NULL,
+        previous_job_id TEXT NOT NULL
+    )""",
+    "ALTER TABLE planning ADD COLUMN dedupe INTEGER NOT NULL DEFAULT 1",
+)
+
 # MIGRATIONS[n] takes a file from version n to n + 1; version 0 is an empty file.
 MIGRATIONS: Mapping[int, Sequence[str]] = {
     0: _SCHEMA_V1,
     1: _SCHEMA_V2,
     2: _PLANNING_V3,
     3: _CANARY_V4,
+    4: _SKIPPED_V5,
 }
 
 

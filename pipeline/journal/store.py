@@ -30,13 +30,14 @@ logs; no message carries an identity value.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import orjson
+import pyarrow as pa
 
 from ..errors import JournalError
 from ..models import Action, PlannedBatch
@@ -99,8 +100,13 @@ class Journal(JobTransitions, RunIntents, JournalQueries, PlanningRecord, Canary
         *,
         rejects_count: int,
         intent: RunIntent = RunIntent.LIVE,
+        skipped: Callable[[], pa.Table] | None = None,
     ) -> int:
         """Store the run metadata and the whole plan in one transaction; returns the job count.
+
+        ``skipped`` gives, once the batches are consumed, the jobs dedupe left out of the plan
+        (:data:`pipeline.input.dedupe.SKIPPED_SCHEMA`); they are stored in the same
+        transaction, so the run's status rows never lack them.
 
         A run killed while planning leaves no plan at all (:attr:`has_plan` stays False), so it
         restarts cleanly from its :meth:`begin_planning` record. Raises :class:`JournalError` if
@@ -112,7 +118,9 @@ class Journal(JobTransitions, RunIntents, JournalQueries, PlanningRecord, Canary
         created = to_us(meta.created_at)
         self._conn.execute(f"PRAGMA cache_size = {PLAN_CACHE_KIB}")
         try:
-            jobs = self._write_plan(meta, batches, settings, created, rejects_count, intent)
+            jobs = self._write_plan(
+                meta, batches, settings, created, rejects_count, intent, skipped
+            )
         finally:
             self._conn.execute(f"PRAGMA cache_size = {CACHE_KIB}")
             self._conn.execute("PRAGMA shrink_memory")
@@ -126,6 +134,7 @@ class Journal(JobTransitions, RunIntents, JournalQueries, PlanningRecord, Canary
         created: int,
         rejects_count: int,
         intent: RunIntent,
+        skipped: Callable[[], pa.Table] | None,
     ) -> int:
         jobs = 0
         with self._tx() as c:
@@ -170,7 +179,24 @@ class Journal(JobTransitions, RunIntents, JournalQueries, PlanningRecord, Canary
                 c.executemany(user_sql, users)
                 c.executemany(job_sql, job_rows)
                 jobs += len(job_rows)
+            if skipped is not None:
+                self._write_skipped(c, skipped())
         return jobs
+
+    @staticmethod
+    def _write_skipped(c: sqlite3.Connection, table: pa.Table) -> None:
+        if not table.num_rows:
+            return
+        names = (
+            "subject_key", "user_key", "part", "action", "regulation", "received_at",
+            "input_rows", "previous_run_id", "previous_job_id",
+        )  # fmt: skip
+        columns = [table.column(n).to_pylist() for n in names]
+        columns[6] = [orjson.dumps(rows).decode() for rows in columns[6]]
+        c.executemany(
+            f"INSERT INTO skipped ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
+            zip(*columns, strict=True),
+        )
 
     def set_rejects_count(self, count: int) -> None:
         """Record the rejected input rows once planning has counted them all."""

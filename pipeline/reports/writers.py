@@ -68,6 +68,10 @@ STATUS_SCHEMA = pa.schema(
         ("due_at", TIMESTAMP),
         ("days_left", pa.int32()),
         ("overdue", pa.bool_()),
+        # dedupe across runs: a `skipped` job reads DUPLICATE and names the earlier job
+        ("reason_code", pa.string()),
+        ("previous_run_id", pa.string()),
+        ("previous_job_id", pa.string()),
     ]
 )
 PRODUCTS_SCHEMA = pa.schema(
@@ -95,9 +99,11 @@ REPORT_STATUS: dict[str, str] = {
     JobState.FAILED: "error",  # the service rejected the request: see error_code
     JobState.ACCEPTED: "accepted",  # an opt-out of sale sent through POST /consent
     JobState.CANCELLED: "cancelled",  # never submitted: `dsar cancel` ended the run
+    "skipped": "skipped",  # not planned: an earlier run of the workspace submitted it (dedupe)
 }
 STATUSES = (
     "rejected", "pending", "submitted", "processing", "complete", "error", "accepted", "cancelled",
+    "skipped",
 )  # fmt: skip
 
 
@@ -129,6 +135,7 @@ def _status_batch(
         arrays[3], arrays[20], now=now, completed_at=arrays[9], status=arrays[6], seen_at=seen_at
     )
     arrays += [sla.due_at, sla.days_left, sla.overdue]
+    arrays += [pa.array(c[i], pa.string()) for i in (21, 22, 23)]
     return pa.RecordBatch.from_arrays(arrays, schema=STATUS_SCHEMA)
 
 

@@ -38,6 +38,8 @@ class RunOptions:
     # Testing switch: reconciliation off turns every ambiguous POST into a blind re-POST.
     # It exists to prove that the crash and fault tests can fail; never turn it off in use.
     reconcile: bool = True
+    # dedupe across runs at planning (`dsar run --no-dedupe` turns it off for one run)
+    dedupe: bool = True
     # Where time comes from: the client, limiter, drive loop, progress and journal times all
     # read it (tests pass a virtual clock that steps the emulator's clock with it).
     clock: Clock = field(default=SYSTEM_CLOCK, repr=False, compare=False)

@@ -38,6 +38,9 @@ def sweep_workspace(workspace: Path) -> None:
         for run_dir in workspace.iterdir():
             if run_dir.is_dir() and run_dir.name != SPILL_FOLDER:
                 files += remove_dead_temp_files(run_dir)
+        for partition in workspace.glob("dataset/*/run_id=*"):  # pipeline.run.recurring
+            files += remove_dead_temp_files(partition)
+        files += remove_dead_temp_files(workspace)  # the registry's blocking snapshot
     if folders or files:
         log.info("removed %d spill folder(s) and %d temporary file(s) of dead runs", folders, files)
 

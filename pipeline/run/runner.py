@@ -16,6 +16,7 @@ import os
 import secrets
 import shutil
 from collections.abc import Callable, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -64,6 +65,7 @@ from .lifecycle import (
 )
 from .lock import hold_lock
 from .progress import ProgressReporter
+from .recurring import catch_up, loading_blocklist, publish_dataset, secret_of, sync_registry
 from .resume_settings import check_resume_configs, resume_settings
 from .target import Target, api_target, check_target
 
@@ -87,6 +89,7 @@ class RunOutcome:
     rejected_rows: int
     api_calls: dict[str, dict[str, int]]
     note: str | None = None  # says it all when set (e.g. ``dsar retry`` with nothing to retry)
+    skipped: int = 0  # jobs dedupe left out: an earlier run of the workspace submitted them
 
     @property
     def message(self) -> str:
@@ -96,6 +99,11 @@ class RunOutcome:
         if self.state == RunState.FINISHED:
             if self.jobs.get("cancelled"):
                 return "finished (cancelled): see status.parquet for what was never submitted"
+            if not sum(self.jobs.values()) and self.skipped:
+                return (
+                    f"finished: nothing submitted, {self.skipped:,} jobs skipped as duplicates"
+                    f" of earlier runs (see {self.run_dir / STATUS_FILE})"
+                )
             if self.exit_code == 0:
                 return "finished: every job complete"
             if not sum(self.jobs.values()):
@@ -167,7 +175,7 @@ def start_run(
         sweep_workspace(workspace)
         try:
             return _start(input_path, settings, env, run_dir, run_id, options, dry_run, confirm)
-        except (InputError, ConfigError):  # nothing planned: leave no run directory behind
+        except (InputError, ConfigError, DamagedJournal):  # nothing planned: no run dir left
             _discard_unplanned(run_dir)
             raise
         except KeyboardInterrupt:  # SIGINT/SIGTERM before the run loop took the signals over
@@ -219,6 +227,7 @@ def _restart_planning(
     if sha256_file(input_path) != planning.input_sha256:
         raise InputError(f"{input_path} changed since the run started: start a new run")
     settings = settings_from_snapshot(planning.settings, env)
+    options = dataclasses.replace(options, dedupe=planning.dedupe)  # as the run was started
     remove_dead_temp_files(run_dir, legacy=True)
     sweep_workspace(Path(settings.output.workspace))
     log.info("the run was killed while planning: planning it again from the start")
@@ -347,15 +356,28 @@ def _plan(
         input_sha256=input_sha256,
         settings=snapshot,
         at=options.clock.utc_now(),
+        dedupe=options.dedupe,
     )
-    with plan_input(
-        input_path,
-        settings,
-        run_id=run_id,
-        rejects_path=run_dir / "rejects.parquet",
-        env=env,
-        spill_dir=spill_root(Path(settings.output.workspace)),
-    ) as plan:
+    workspace = Path(settings.output.workspace)
+    secret = secret_of(settings, env)
+    catch_up(workspace, secret)  # the registry knows every earlier job before dedupe
+    now = options.clock.utc_now()
+    with (
+        (
+            loading_blocklist(settings, env, org=org_id, now=now)
+            if options.dedupe
+            else nullcontext()
+        ) as blocked,
+        plan_input(
+            input_path,
+            settings,
+            run_id=run_id,
+            rejects_path=run_dir / "rejects.parquet",
+            env=env,
+            spill_dir=spill_root(workspace),
+            blocklist=blocked,
+        ) as plan,
+    ):
         meta = RunMeta(
             run_id=run_id,
             created_at=options.clock.utc_now(),
@@ -369,17 +391,23 @@ def _plan(
         )
         # every row rejected: the plan is empty, and the run (with its rejects) is kept
         batches = cut_canary(plan.batches(allow_empty=True), settings.job.canary_users)
-        jobs = journal.write_plan(meta, batches, rejects_count=0, intent=RunIntent.PREVIEW)
+        jobs = journal.write_plan(
+            meta, batches, rejects_count=0, intent=RunIntent.PREVIEW, skipped=plan.skipped
+        )
         journal.set_rejects_count(plan.summary.rejected_rows)
         log.info(
-            "planned %d rows: %d subjects, %d users, %d requests, %d jobs, %d rows rejected",
+            "planned %d rows: %d subjects, %d users, %d requests, %d jobs, %d rows rejected,"
+            " %d jobs skipped (%s)",
             plan.summary.rows,
             plan.summary.subjects,
             plan.summary.users,
             plan.summary.requests,
             plan.summary.jobs,
             plan.summary.rejected_rows,
+            plan.summary.skipped,
+            "submitted by an earlier run" if options.dedupe else "dedupe off: --no-dedupe",
         )
+    sync_registry(workspace, run_dir, secret)  # known to later catch-ups wherever it lives
     return jobs
 
 
@@ -439,6 +467,7 @@ def _resume_planned(
             what=f"{'retrying' if retry_errors else 'resuming'} {run_dir}",
         )
         sweep_workspace(Path(settings.output.workspace))
+        catch_up(Path(settings.output.workspace), secret_of(settings, env), run_dir=run_dir)
         if info.stop_polling:  # cancelled, polling stopped: reconcile what is unknown, no more
             options = dataclasses.replace(options, no_wait=True)
         if retry_errors:
@@ -579,6 +608,8 @@ def _drive(journal: Journal, run_dir: Path, target: Target, options: RunOptions)
     except BaseException:
         publish(journal, run_dir, options=options, extra=last_extra)  # what is known
         raise
+    finally:  # after the journal's commits, never before them (pipeline.journal.registry)
+        sync_registry(Path(settings.output.workspace), run_dir, secret_of(settings, options.env))
     return _outcome(journal, run_dir)
 
 
@@ -607,6 +638,8 @@ def publish(
     if canary is not None:
         extra = {**(extra or {}), "canary": canary.as_dict()}
     write_reports(journal, run_dir, now=now, extra=extra)
+    meta = journal.run_info().meta
+    publish_dataset(run_dir, Path(meta.settings["output"]["workspace"]), meta.run_id)
     write_handoff(
         run_dir,
         now=now,
@@ -636,11 +669,12 @@ def _outcome(journal: Journal, run_dir: Path) -> RunOutcome:
     info = journal.run_info()
     counts = journal.counts()
     jobs = counts.jobs
+    skipped = journal.skipped_count()
     if info.state == RunState.FINISHED:
         bad = jobs["error"] + jobs["failed"] + jobs["cancelled"] + info.rejects_count
         bad += journal.results_unavailable()  # an access answer that never reached disk
         code = 0 if bad == 0 else 1
-        if not sum(jobs.values()) and info.rejects_count:
+        if not sum(jobs.values()) and info.rejects_count and not skipped:
             code = InputError.exit_code  # no valid row (DESIGN.md: exit 3)
     else:
         code = 4
@@ -656,6 +690,7 @@ def _outcome(journal: Journal, run_dir: Path) -> RunOutcome:
         rejected_rows=info.rejects_count,
         api_calls=journal.api_calls(),
         note=note,
+        skipped=skipped,
     )
 
 

@@ -247,6 +247,8 @@ def render_outcome(outcome: RunOutcome, *, color: bool = False) -> str:
         ("state", _state(outcome.state, outcome.pause_reason)),
         ("rejected rows", f"{outcome.rejected_rows:,}"),
     ]
+    if outcome.skipped:
+        rows.append(("jobs skipped (dedupe)", f"{outcome.skipped:,}"))
     jobs = dict(outcome.jobs)
     downloaded = jobs.pop("downloaded", 0)
     jobs["complete"] = jobs.get("complete", 0) + downloaded  # downloaded jobs are complete
@@ -274,6 +276,7 @@ def outcome_line(outcome: RunOutcome) -> str:
         "exit_code": outcome.exit_code,
         "jobs": outcome.jobs,
         "rejected_rows": outcome.rejected_rows,
+        "skipped_jobs": outcome.skipped,
         "api_calls": sum(sum(by.values()) for by in outcome.api_calls.values()),
         "next": _next_action(
             RunState(outcome.state),

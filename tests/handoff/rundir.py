@@ -113,6 +113,9 @@ def build_run_dir(
             "due_at": sla.due_at,
             "days_left": sla.days_left,
             "overdue": sla.overdue,
+            "reason_code": pa.nulls(n, pa.string()),
+            "previous_run_id": pa.nulls(n, pa.string()),
+            "previous_job_id": pa.nulls(n, pa.string()),
         }
     )
     assert status_table.schema.names[: len(STATUS_SCHEMA)] == STATUS_SCHEMA.names
@@ -122,6 +125,7 @@ def build_run_dir(
     counts = {str(s): int((status == s).sum()) for s in STATUSES}
     counts["accepted"] = 0  # no opt-out went through POST /consent in this synthetic run
     counts["cancelled"] = 0  # and no run was cancelled
+    counts["skipped"] = 0  # nor any job skipped as a duplicate of an earlier run
     summary = _summary(counts, subjects)
     (run_dir / "summary.json").write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
     # a journal-like file beside the reports that does hold identities, as a real run does

@@ -190,8 +190,8 @@ def assert_every_row_once(run_dir: Path, n_rows: int) -> None:
 
 
 def only_run(workspace: Path) -> Path:
-    """The one run directory of ``workspace``."""
-    runs = [p for p in workspace.iterdir() if p.is_dir()]
+    """The one run directory of ``workspace`` (its ``dataset`` of every run is not one)."""
+    runs = [p for p in workspace.iterdir() if p.is_dir() and p.name != "dataset"]
     assert len(runs) == 1
     return runs[0]
 

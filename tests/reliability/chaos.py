@@ -26,7 +26,7 @@ from typing import Any
 
 from pipeline.bench.emuproc import EmulatorProcess
 from tests.helpers.run import FAST_SIMULATION, write_config, write_subjects
-from tests.reliability.checks import NO_PRODUCT_ERRORS
+from tests.reliability.checks import NO_PRODUCT_ERRORS, registry_disagreement
 from tests.reliability.killpoints import KillPoint, Observed, RunWatch, choose, schedule
 
 REPO = Path(__file__).resolve().parents[2]
@@ -60,6 +60,10 @@ class ChaosResult:
     stderr: str = ""
     identities: list[str] = field(default_factory=list)
     leftovers: list[Path] = field(default_factory=list)  # spill folders and temp files at the end
+    # after each kill: jobs the registry holds that the journal lacks (must be 0), then both
+    # differences once the registry caught up (must be 0, 0); and both at the end of the run
+    registry_at_kills: list[tuple[int, int, int]] = field(default_factory=list)
+    registry_at_end: tuple[int, int] = (-1, -1)
 
 
 def _child_env(emu_env: Mapping[str, str], reconcile: bool) -> dict[str, str]:
@@ -164,6 +168,8 @@ def chaos_run(
                 proc.wait(30)
                 result.points.append(point.name)
                 result.jobs_at_kill.append(int(emu.control("health")["jobs"]))
+                extra, _ = registry_disagreement(ws)
+                result.registry_at_kills.append((extra, *registry_disagreement(ws, catch_up=True)))
             else:
                 result.finished_early += 1
                 # 4: paused with work pending (e.g. by a kill's lease): resume it, a few times
@@ -185,6 +191,7 @@ def chaos_run(
         watch.close()
         result.kills = len(result.points)
         result.stats = emu.control("stats")
+        result.registry_at_end = registry_disagreement(ws)
     result.stderr = log.read_text(encoding="utf-8", errors="replace")
     result.leftovers = leftovers(ws)
     return result

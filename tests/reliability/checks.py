@@ -9,6 +9,8 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
+from pipeline.journal.registry import Registry, journal_jobs
+from pipeline.keys import key_secret
 from tests.helpers.run import assert_every_row_once
 
 # Outcomes without product errors: a run that loses nothing must then end with exit 0.
@@ -17,7 +19,7 @@ NO_PRODUCT_ERRORS = {"product_error_rate": 0.0}
 
 def only_run_dir(workspace: Path) -> Path:
     """The single run directory of ``workspace``."""
-    (run_dir,) = [p for p in workspace.iterdir() if p.is_dir()]
+    (run_dir,) = [p for p in workspace.iterdir() if p.is_dir() and p.name != "dataset"]
     return run_dir
 
 
@@ -55,3 +57,15 @@ def non_202_posts(run_dir: Path) -> int:
     """POST /jobs calls that did not answer 202, from summary.json."""
     posts = summary(run_dir)["api_calls"].get("POST jobs", {})
     return sum(v for k, v in posts.items() if k != "202")
+
+
+def registry_disagreement(workspace: Path, *, catch_up: bool = False) -> tuple[int, int]:
+    """(jobs the registry holds that no run journal of ``workspace`` recorded, jobs the
+    journals recorded that the registry lacks); with ``catch_up``, after the registry's
+    catch-up (what the next run or resume does first). No dsar process may be running."""
+    journals = set().union(*(journal_jobs(p.parent) for p in workspace.glob("*/journal.sqlite")))
+    with Registry.open(workspace) as registry:
+        if catch_up:
+            registry.catch_up(key_secret({}))
+        registered = registry.jobs()
+    return len(registered - journals), len(journals - registered)

@@ -28,6 +28,9 @@ def _assert_survived(result: ChaosResult, kills: int) -> None:
     assert result.stats["duplicate_user_keys"] == [], "a user key was submitted twice"
     assert result.stats["jobs_created"] == result.n_rows
     assert result.leftovers == [], "a spill folder or temporary file outlived its process"
+    # the workspace registry: never a job the journal lacks; equal once caught up, and at the end
+    assert result.registry_at_kills == [(0, 0, 0)] * kills, result.registry_at_kills
+    assert result.registry_at_end == (0, 0)
 
 
 @pytest.mark.slow

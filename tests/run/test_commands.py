@@ -16,7 +16,7 @@ from tests.helpers.run import assert_every_row_once, run_cli, write_config, writ
 
 
 def _only_run(workspace: Path) -> Path:
-    runs = [p for p in workspace.iterdir() if p.is_dir()]
+    runs = [p for p in workspace.iterdir() if p.is_dir() and p.name != "dataset"]
     assert len(runs) == 1
     return runs[0]
 
@@ -144,7 +144,7 @@ def test_an_unreadable_input_exits_3_and_leaves_no_run(
     assert code == 3
     err = capfd.readouterr().err
     assert "Traceback" not in err
-    assert not ws.exists() or not [p for p in ws.iterdir() if p.is_dir()]
+    assert not ws.exists() or not [p for p in ws.iterdir() if p.is_dir() and p.name != "dataset"]
 
 
 def test_credentials_without_a_base_url_are_a_configuration_error(

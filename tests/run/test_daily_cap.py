@@ -20,7 +20,7 @@ from tests.helpers.run import assert_every_row_once, run_cli, write_config, writ
 
 
 def _only_run(workspace: Path) -> Path:
-    (run_dir,) = [p for p in workspace.iterdir() if p.is_dir()]
+    (run_dir,) = [p for p in workspace.iterdir() if p.is_dir() and p.name != "dataset"]
     return run_dir
 
 

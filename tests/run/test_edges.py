@@ -29,7 +29,7 @@ CREDENTIAL_VARS = (
 
 def only_run(workspace: Path) -> Path:
     """The one run directory of ``workspace``."""
-    runs = [p for p in workspace.iterdir() if p.is_dir()]
+    runs = [p for p in workspace.iterdir() if p.is_dir() and p.name != "dataset"]
     assert len(runs) == 1
     return runs[0]
 

@@ -29,7 +29,7 @@ def _paused_run(
     ws = tmp_path / "ws"
     argv = ["run", str(tmp_path / "in.csv"), "--config", str(cfg), "--workspace", str(ws)]
     assert run_cli([*argv, "--no-wait"], emu.env, monkeypatch) == 4
-    (run_dir,) = [p for p in ws.iterdir() if p.is_dir()]
+    (run_dir,) = [p for p in ws.iterdir() if p.is_dir() and p.name != "dataset"]
     return ws, run_dir
 
 

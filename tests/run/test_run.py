@@ -23,7 +23,7 @@ from tests.helpers.run import (
 
 
 def _run_dir(workspace: Path) -> Path:
-    (run_dir,) = [p for p in workspace.iterdir() if p.is_dir()]
+    (run_dir,) = [p for p in workspace.iterdir() if p.is_dir() and p.name != "dataset"]
     return run_dir
 
 
