@@ -2,8 +2,9 @@
 
 Library first: everything the ``dsar`` command does is reachable from here, and ``__all__``
 is what a user scripts with: the client, planning, start / resume / submit a run (each with an
-``*_async`` twin for code that already runs an event loop), the journal, the settings loader,
-the job lookups, the report readers and the error tree. See README "Using dsar from Python".
+``*_async`` twin for code that already runs an event loop), purge a run, the journal, the
+settings loader, the job lookups, the report readers and the error tree. See README "Using
+dsar from Python".
 
 The names are imported on first use (module ``__getattr__``), so that starting ``dsar``
 imports nothing heavy before its interrupt handling is in place (see
@@ -80,6 +81,10 @@ if TYPE_CHECKING:
         list_jobs,
         list_jobs_async,
     )
+    from .run.purge import (
+        purge_run,
+        purge_workspace,
+    )
     from .run.runner import (
         RunOutcome,
         resume_all,
@@ -120,6 +125,8 @@ _LAZY = {
     "resume_all": ".run.runner",
     "resume_all_async": ".run.runner",
     "submit_run": ".run.submit",
+    "purge_run": ".run.purge",
+    "purge_workspace": ".run.purge",
     "submit_run_async": ".run.submit",
     "JobQuery": ".run.jobs",
     "list_jobs": ".run.jobs",
@@ -216,6 +223,8 @@ __all__ = [
     "load_settings",
     "open_deadlines",
     "plan_input",
+    "purge_run",
+    "purge_workspace",
     "read_summary",
     "read_table",
     "resume_all",

@@ -137,6 +137,31 @@ class OutputSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ResultsSettings:
+    """How downloaded access results are stored.
+
+    With ``encrypt_to`` (age recipients, ``age1...``) each result is encrypted while it is
+    downloaded and stored as ``<job_id>.zip.age``: the plaintext never reaches the disk.
+    Needs the optional ``pyrage`` (``pip install 'dsar[encrypt]'``).
+    """
+
+    encrypt_to: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetentionSettings:
+    """How long a finished run keeps personal data; None keeps it until ``dsar purge``.
+
+    Applied at the end of ``dsar resume --all``: result ZIPs of runs finished at least
+    ``results_days`` ago are removed, and identity values of runs finished at least
+    ``identities_days`` ago are scrubbed from their journals.
+    """
+
+    results_days: int | None = None
+    identities_days: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class Credentials:
     """API credentials, from the environment only."""
 
@@ -161,6 +186,8 @@ class Settings:
     limits: LimitSettings = field(default_factory=LimitSettings)
     poll: PollSettings = field(default_factory=PollSettings)
     output: OutputSettings = field(default_factory=OutputSettings)
+    results: ResultsSettings = field(default_factory=ResultsSettings)
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
     credentials: Credentials = field(default_factory=Credentials)
     # "section.key" of every setting given by the TOML file, the environment or a flag rather
     # than by its default (a JSON upload's request options may only replace defaults)
@@ -181,6 +208,8 @@ _SECTIONS: dict[str, type[Any]] = {
     "limits": LimitSettings,
     "poll": PollSettings,
     "output": OutputSettings,
+    "results": ResultsSettings,
+    "retention": RetentionSettings,
 }
 
 

@@ -179,6 +179,29 @@ def products(value: Any) -> Any:
     return tuple(value)
 
 
+AGE_RECIPIENT = re.compile(r"^age1[02-9ac-hj-np-z]{58}$")  # bech32, as age writes them
+
+
+def age_recipients(value: Any) -> Any:
+    """An array of age recipients (``age1...``); a non-empty one needs the optional pyrage."""
+    if not isinstance(value, list | tuple) or not all(isinstance(r, str) for r in value):
+        raise Broken('must be an array of age recipients, e.g. ["age1..."]')
+    if not value:
+        return ()
+    if not all(AGE_RECIPIENT.match(r) for r in value):
+        raise Broken("holds a string that is not an age recipient (age1 + 58 characters)")
+    try:
+        from pyrage import x25519
+    except ImportError:
+        raise Broken("needs the optional package pyrage: pip install 'dsar[encrypt]'") from None
+    for recipient in value:
+        try:
+            x25519.Recipient.from_str(recipient)
+        except Exception:  # pyrage raises its own error types for a bad checksum
+            raise Broken("holds an age recipient whose checksum is wrong") from None
+    return tuple(value)
+
+
 def columns(value: Any) -> Any:
     """``{column = "namespace"}`` or ``{column = {namespace, type}}``; see :func:`column`."""
     from .settings import ColumnMapping
@@ -265,6 +288,13 @@ RULES: dict[str, dict[str, Check]] = {
     "output": {
         "workspace": directory,
         "run_dir": optional(directory),
+    },
+    "results": {
+        "encrypt_to": age_recipients,
+    },
+    "retention": {
+        "results_days": optional(number(0, 36_500, integer=True)),
+        "identities_days": optional(number(0, 36_500, integer=True)),
     },
 }
 

@@ -25,6 +25,8 @@ from pipeline.settings import (
     LimitSettings,
     OutputSettings,
     PollSettings,
+    ResultsSettings,
+    RetentionSettings,
     Secret,
     load_settings,
 )
@@ -100,6 +102,8 @@ def test_every_setting_has_a_rule_and_every_rule_a_setting() -> None:
         "limits": LimitSettings,
         "poll": PollSettings,
         "output": OutputSettings,
+        "results": ResultsSettings,
+        "retention": RetentionSettings,
     }
     assert set(RULES) == set(sections)
     for name, cls in sections.items():

@@ -17,7 +17,7 @@ jobs`` is retried only when throttled, and any failure that may have created job
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime
 from pathlib import Path
 from types import TracebackType
@@ -51,7 +51,15 @@ from .responses import (
     parse_job_page,
 )
 from .retry import RetryPolicy, call_with_retries
-from .transport import CallStats, RawResponse, Redactor, download, exchange, raise_for_status
+from .transport import (
+    CallStats,
+    FileDigest,
+    RawResponse,
+    Redactor,
+    download,
+    exchange,
+    raise_for_status,
+)
 from .transport import server_date as parse_server_date
 from .wire import consent_body, list_queries
 
@@ -291,6 +299,14 @@ class PrivacyServiceClient:
         ``job`` is a job id or the job's download URL. A URL on the service's own host gets the
         auth headers; any other URL (a pre-signed link) is fetched without them.
         """
+        return (await self.download_result(job, dest)).sha256
+
+    async def download_result(
+        self, job: str, dest: Path, *, encrypt_to: Sequence[str] = ()
+    ) -> FileDigest:
+        """:meth:`download_content`, encrypted to the age recipients ``encrypt_to`` as it
+        streams when given (only ciphertext reaches ``dest``); returns the sha256 of the file
+        as written and of the plaintext."""
         is_url = job.startswith(("https://", "http://"))
         url = job if is_url else f"{self.base_url}jobs/{quote(job, safe='')}/content"
         target = urlsplit(url)
@@ -298,7 +314,7 @@ class PrivacyServiceClient:
         endpoint = EP_CONTENT if own else EP_EXTERNAL
         dest.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
 
-        async def send(headers: dict[str, str]) -> tuple[RawResponse, str | None]:
+        async def send(headers: dict[str, str]) -> tuple[RawResponse, FileDigest | None]:
             return await download(
                 self._http(),
                 url,
@@ -307,6 +323,7 @@ class PrivacyServiceClient:
                 client_timeout=self._download_timeout,
                 stats=self.stats,
                 dest=dest,
+                encrypt_to=encrypt_to,
             )
 
         _, digest = await call_with_retries(

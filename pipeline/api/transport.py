@@ -14,7 +14,7 @@ import asyncio
 import hashlib
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -36,8 +36,9 @@ from ..errors import (
     ThrottledError,
     UnavailableError,
 )
-from ..files import publish
+from ..files import publish, sha256_file
 from ..logs import mask_values, masked_values
+from .encrypt import AgeWriter
 
 _CHUNK = 64 * 1024
 _MAX_MESSAGE = 240
@@ -263,6 +264,15 @@ async def exchange(
     return answer
 
 
+@dataclass(frozen=True)
+class FileDigest:
+    """The sha256 of a downloaded file as written, and of its plaintext (equal unless the
+    file is encrypted)."""
+
+    sha256: str
+    plain_sha256: str
+
+
 async def download(
     session: aiohttp.ClientSession,
     url: str,
@@ -272,10 +282,13 @@ async def download(
     client_timeout: aiohttp.ClientTimeout,
     stats: CallStats,
     dest: Path,
-) -> tuple[RawResponse, str | None]:
-    """Stream a 200 answer into ``dest`` (created 0600, replaced atomically); return its sha256.
+    encrypt_to: Sequence[str] = (),
+) -> tuple[RawResponse, FileDigest | None]:
+    """Stream a 200 answer into ``dest`` (created 0600, replaced atomically); return its digests.
 
-    Any other status comes back with its body and ``None``, for ``raise_for_status``.
+    With ``encrypt_to`` (age recipients) the answer is encrypted as it arrives: only
+    ciphertext is written. Any other status comes back with its body and ``None``, for
+    ``raise_for_status``.
     """
     tmp = dest.with_name(f".{dest.name}.part")
     try:
@@ -286,13 +299,21 @@ async def download(
                 return RawResponse(endpoint, resp.status, resp.headers, body), None
             digest = hashlib.sha256()
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            sink = AgeWriter(fd, encrypt_to) if encrypt_to else None
             try:
                 os.fchmod(fd, 0o600)
                 async for chunk in resp.content.iter_chunked(_CHUNK):
                     digest.update(chunk)
-                    os.write(fd, chunk)
+                    if sink is None:
+                        os.write(fd, chunk)
+                    else:
+                        sink.write(chunk)
+                if sink is not None:
+                    sink.close()
                 os.fsync(fd)
             finally:
+                if sink is not None:
+                    sink.abort()
                 os.close(fd)
             answer = RawResponse(endpoint, resp.status, resp.headers)
     except asyncio.CancelledError:  # a stop abandoned the download: leave no partial file
@@ -303,6 +324,11 @@ async def download(
         outcome = "timeout" if isinstance(exc, TimeoutError) else "connection_error"
         stats.record(endpoint, outcome)
         raise _network_error(exc, endpoint, client_timeout.sock_read) from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    plain = digest.hexdigest()
+    written = sha256_file(tmp) if encrypt_to else plain
     publish(tmp, dest, synced=True)
     stats.record(endpoint, "200")
-    return answer, digest.hexdigest()
+    return answer, FileDigest(sha256=written, plain_sha256=plain)

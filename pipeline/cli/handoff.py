@@ -72,13 +72,22 @@ def _register_verify(sub: SubParsers[argparse.ArgumentParser]) -> None:
         _cmd_verify,
         help_text="check a run's files against its manifest.json (exit 1 on any difference)",
         description="Recompute the sha256 of every file RUN_DIR/manifest.json lists (reports, "
-        "report.html, result ZIPs) and report each file changed, missing, or not listed. "
-        "Exit 0: everything matches; 1: differences; 3: no readable manifest.",
+        "report.html, result ZIPs) and report each file changed, missing, or not listed; a "
+        "file `dsar purge` removed is listed as purged (with its recorded sha256), not "
+        "missing. Exit 0: everything matches; 1: differences; 3: no readable manifest.",
     )
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    lines = verify_lines(args.run_dir, verify_run(args.run_dir))
+    differences = verify_run(args.run_dir)
+    purged = [d for d in differences if not d.failed]
+    for line in (str(d) for d in purged) if args.verbose else ():
+        print(f"verify: {line}")
+    if purged:
+        print(
+            f"verify: {len(purged)} files removed by dsar purge (their sha256 is in manifest.json)"
+        )
+    lines = verify_lines(args.run_dir, differences)
     for line in lines:
         print(f"verify: {line}")
     if lines:

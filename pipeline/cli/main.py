@@ -31,6 +31,7 @@ from .common import (
 )
 from .handoff import HANDOFF_COMMANDS
 from .lifecycle import LIFECYCLE_COMMANDS
+from .purge import PURGE_COMMANDS
 from .run import RUN_COMMANDS
 
 log = logging.getLogger("dsar")
@@ -202,6 +203,7 @@ def _cmd_emulator(args: argparse.Namespace) -> int:
 
 _COMMANDS.append(_register_emulator)
 _COMMANDS.extend(HANDOFF_COMMANDS)
+_COMMANDS.extend(PURGE_COMMANDS)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -238,6 +238,8 @@ def _cmd_resume(args: argparse.Namespace) -> int:
             say(args.log_format, "no unfinished run in the workspace")
         for outcome in done.outcomes:
             _print_outcome(outcome, args)
+        for purged in done.purged:
+            say(args.log_format, f"retention: {purged.message}")
         return done.exit_code
     outcome = resume_run(args.path, env=os.environ, options=options, config=args.config)
     return _print_outcome(outcome, args)

@@ -51,6 +51,7 @@ def render(data: ReportData) -> str:
         _errors(data),
         _rejects(data),
         _deadlines(data),
+        *([_purges(data)] if data.purges else []),
         _reading_notes(),
     ]
     rows = "" if data.input_rows is None else f" · {data.input_rows:,} input rows"
@@ -205,6 +206,16 @@ def _deadlines(data: ReportData) -> str:
         '<span class="muted">(subjects still open: pending, submitted, processing or in '
         "error)</span></p>"
         + _table(["subject key", "action", "regulation", "status", "due", "days left"], rows)
+        + "</section>"
+    )
+
+
+def _purges(data: ReportData) -> str:
+    return (
+        '<section id="purges"><h2>Personal data removed (dsar purge)</h2>'
+        "<p>Result files and identity values this run no longer keeps. manifest.json lists "
+        "the sha256 and size of every removed file; keys, statuses and outcomes are kept.</p>"
+        + _table(["removed", "when (UTC)", "files", "bytes"], data.purges, numeric=[2, 3])
         + "</section>"
     )
 

@@ -5,12 +5,17 @@ settings without secrets), the input file's sha256 and row count, the counts by 
 first and last API call times, and the sha256 and size of every report file and every result
 ZIP. Covered files: status.parquet, products.parquet, rejects.parquet, summary.json,
 report.html (written just before the manifest, so its checksum is part of the evidence) and
-``results/*.zip``. Not covered: manifest.json itself (it cannot hold its own checksum; keep a
-copy, or its sha256, elsewhere to protect it) and journal.sqlite (the run's working state, which
-holds identity values and changes on every resume).
+``results/*.zip`` (``*.zip.age`` when stored encrypted: the checksum covers the ciphertext).
+Not covered: manifest.json itself (it cannot hold its own checksum; keep a copy, or its sha256,
+elsewhere to protect it) and journal.sqlite (the run's working state, which holds identity
+values and changes on every resume).
+
+``purges`` lists each ``dsar purge`` of the run (from summary.json): what it removed, when,
+and the sha256 and size of every file it removed, so the evidence outlives the files.
 
 :func:`verify_run` recomputes every checksum and returns the differences: files changed,
-missing, or present but not listed (a result ZIP added after the fact).
+missing, or present but not listed (a result ZIP added after the fact). A file a purge removed
+is reported as ``purged``, which is not a difference.
 """
 
 from __future__ import annotations
@@ -35,7 +40,8 @@ class Difference:
     """One way a run directory differs from its manifest.
 
     ``kind`` is ``changed`` (the sha256 differs), ``missing`` (listed, not on disk),
-    ``unlisted`` (on disk, not listed) or ``invalid`` (an entry names a path outside the run).
+    ``unlisted`` (on disk, not listed) or ``invalid`` (an entry names a path outside the run);
+    ``purged`` (removed by ``dsar purge``, as the manifest records) is not a failure.
     """
 
     path: str
@@ -46,7 +52,14 @@ class Difference:
     def __str__(self) -> str:
         if self.kind == "changed":
             return f"{self.path}: changed (sha256 {self.actual}, manifest says {self.expected})"
+        if self.kind == "purged":
+            return f"{self.path}: purged {self.actual} (sha256 {self.expected})"
         return f"{self.path}: {self.kind}"
+
+    @property
+    def failed(self) -> bool:
+        """True for a real difference; False for a file a purge removed."""
+        return self.kind != "purged"
 
 
 def covered_files(run_dir: Path) -> list[str]:
@@ -54,7 +67,11 @@ def covered_files(run_dir: Path) -> list[str]:
     names = [n for n in (*rf.REPORT_FILES, rf.REPORT_FILE) if (run_dir / n).is_file()]
     results = run_dir / rf.RESULTS_DIR
     if results.is_dir():
-        names += [f"{rf.RESULTS_DIR}/{p.name}" for p in results.glob("*.zip") if p.is_file()]
+        names += [
+            f"{rf.RESULTS_DIR}/{p.name}"
+            for p in results.iterdir()
+            if p.is_file() and p.name.endswith(rf.RESULT_SUFFIXES) and not p.name.startswith(".")
+        ]
     return sorted(names)
 
 
@@ -81,6 +98,7 @@ def build_manifest(
         "counts": rf.headline_counts(summary),
         "api_calls": dict(api_window) if api_window else api_window_from_summary(summary),
         "files": files,
+        "purges": rf.purges(summary),
     }
 
 
@@ -127,10 +145,28 @@ def read_manifest(run_dir: Path) -> dict[str, Any]:
     return manifest
 
 
+def purged_files(manifest: Mapping[str, Any]) -> dict[str, tuple[str | None, str | None]]:
+    """Run-relative path -> (sha256, purge time) of every file the manifest's purges removed."""
+    out: dict[str, tuple[str | None, str | None]] = {}
+    purges = manifest.get("purges")
+    for purge in purges if isinstance(purges, list) else []:
+        files = purge.get("files") if isinstance(purge, dict) else None
+        for entry in files if isinstance(files, list) else []:
+            if isinstance(entry, dict) and isinstance(entry.get("path"), str):
+                out[entry["path"]] = (entry.get("sha256"), purge.get("at"))
+    return out
+
+
 def verify_run(run_dir: Path) -> list[Difference]:
-    """Every difference between ``run_dir`` and its manifest; empty when the run is intact."""
-    listed: dict[str, Any] = read_manifest(run_dir)["files"]
+    """Every difference between ``run_dir`` and its manifest, and every file a purge removed
+    (kind ``purged``, not a failure); no failure when the run is intact."""
+    manifest = read_manifest(run_dir)
+    listed: dict[str, Any] = manifest["files"]
+    purged = purged_files(manifest)
     out: list[Difference] = []
+    for name, (sha256, at) in sorted(purged.items()):
+        if _safe(name) and not (run_dir / name).exists():
+            out.append(Difference(name, "purged", expected=sha256, actual=at))
     for name, entry in sorted(listed.items()):
         if not _safe(name):
             out.append(Difference(name, "invalid"))
@@ -138,7 +174,8 @@ def verify_run(run_dir: Path) -> list[Difference]:
         expected = entry.get("sha256") if isinstance(entry, dict) else None
         path = run_dir / name
         if not path.is_file():
-            out.append(Difference(name, "missing", expected=expected))
+            if name not in purged:
+                out.append(Difference(name, "missing", expected=expected))
             continue
         actual = sha256_file(path)
         if actual != expected:

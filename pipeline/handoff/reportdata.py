@@ -85,6 +85,7 @@ class ReportData:
     deadlines: tuple[DeadlineRow, ...]
     overdue: int
     due_soon: int
+    purges: tuple[tuple[str, str, int, int], ...] = ()  # what, when, files removed, bytes
 
 
 PRODUCT_BATCH_ROWS = 65_536
@@ -114,6 +115,15 @@ def gather(run_dir: Path, *, now: datetime, key_label: Callable[[str], str] = st
         deadlines=watch.rows,
         overdue=watch.overdue,
         due_soon=watch.due_soon,
+        purges=tuple(
+            (
+                str(p.get("what")),
+                str(p.get("at")),
+                len(p["files"]),
+                sum(int(f.get("bytes") or 0) for f in p["files"] if isinstance(f, dict)),
+            )
+            for p in rf.purges(summary)
+        ),
     )
 
 

@@ -151,18 +151,31 @@ class JobTransitions(JournalStore):
             ),
         )  # fmt: skip
 
-    def mark_downloaded(self, job_id: str, result_path: str, sha256: str, at: datetime) -> None:
-        """complete -> downloaded, for a job whose details offered a result."""
-        self.mark_downloaded_many([(job_id, result_path, sha256)], at)
+    def mark_downloaded(
+        self,
+        job_id: str,
+        result_path: str,
+        sha256: str,
+        at: datetime,
+        *,
+        plain_sha256: str | None = None,
+    ) -> None:
+        """complete -> downloaded, for a job whose details offered a result. ``sha256`` is the
+        file's as stored; ``plain_sha256`` the plaintext's when it is stored encrypted."""
+        self.mark_downloaded_many([(job_id, result_path, sha256, plain_sha256)], at)
 
-    def mark_downloaded_many(self, done: Sequence[tuple[str, str, str]], at: datetime) -> None:
-        """:meth:`mark_downloaded` for many ``(job_id, result_path, sha256)`` in one transaction."""
+    def mark_downloaded_many(
+        self, done: Sequence[tuple[str, str, str, str | None]], at: datetime
+    ) -> None:
+        """:meth:`mark_downloaded` for many ``(job_id, result_path, sha256, plain_sha256)`` in
+        one transaction."""
         with self._tx() as c:
-            for job_id, result_path, sha256 in done:
+            for job_id, result_path, sha256, plain_sha256 in done:
                 cur = c.execute(
                     "UPDATE job SET state = 'downloaded', result_path = ?, result_sha256 = ?,"
-                    f" updated_at = ? WHERE job_id = ? AND {NEEDS_DOWNLOAD_SQL}",
-                    (result_path, sha256, to_us(at), job_id),
+                    " result_plain_sha256 = ?, updated_at = ?"
+                    f" WHERE job_id = ? AND {NEEDS_DOWNLOAD_SQL}",
+                    (result_path, sha256, plain_sha256, to_us(at), job_id),
                 )
                 if cur.rowcount != 1:
                     row = c.execute(

@@ -171,6 +171,7 @@ class RunInfo:
     updated_at: datetime
     intent: RunIntent = RunIntent.LIVE
     stop_polling: bool = False  # a cancelled run whose open jobs are no longer polled
+    identities_purged_at: datetime | None = None  # `dsar purge` scrubbed the identity values
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -261,6 +262,8 @@ class StatusRow(NamedTuple):
     error_message: str | None
     input_rows: str  # JSON list of 0-based data-row numbers
     received_at: str | None  # ISO-8601 from the input, as planned
+    result_purged_at: int | None = None  # `dsar purge` removed the result ZIP
+    result_plain_sha256: str | None = None  # the result's plaintext, when stored encrypted
     # a job dedupe skipped (state `skipped`): DUPLICATE, and the earlier job that answers it
     reason_code: str | None = None
     previous_run_id: str | None = None
@@ -279,3 +282,21 @@ class ProductRow(NamedTuple):
     message: str | None
     processed_date: int | None
     retry_count: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class PurgedFile:
+    """A file ``dsar purge`` removed: run-relative path, sha256 and size at removal."""
+
+    path: str
+    sha256: str
+    bytes: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class PurgeRecord:
+    """One purge of a run: what it removed (``results`` or ``identities``), when, which files."""
+
+    what: str
+    at: datetime
+    files: tuple[PurgedFile, ...] = ()

@@ -25,6 +25,8 @@ from .models import (
     JournalCounts,
     OpenWindow,
     ProductRow,
+    PurgedFile,
+    PurgeRecord,
     RunInfo,
     RunIntent,
     RunMeta,
@@ -51,7 +53,8 @@ _STATUS_SQL = """
 SELECT u.subject_key, u.user_key, u.part, j.attempt, j.action, b.regulation, b.request_id,
        j.job_id, j.state, j.submitted_at, j.updated_at, j.completed_at, j.products_total,
        j.products_complete, j.products_error, j.result_path, j.result_sha256, j.error_code,
-       j.error_message, u.input_rows, u.received_at, NULL, NULL, NULL
+       j.error_message, u.input_rows, u.received_at, j.result_purged_at, j.result_plain_sha256,
+       NULL, NULL, NULL
 FROM job j JOIN user u ON u.uid = j.uid JOIN batch b ON b.seq = u.batch_seq
 WHERE NOT EXISTS (SELECT 1 FROM job r WHERE r.parent_jid = j.jid)
 ORDER BY j.jid
@@ -59,8 +62,8 @@ ORDER BY j.jid
 # the jobs dedupe left out of the plan: status `skipped`, after the plan's jobs
 _SKIPPED_SQL = """
 SELECT subject_key, user_key, part, 1, action, regulation, NULL, NULL, 'skipped', NULL, NULL,
-       NULL, 0, 0, 0, NULL, NULL, NULL, NULL, input_rows, received_at, 'DUPLICATE',
-       previous_run_id, previous_job_id
+       NULL, 0, 0, 0, NULL, NULL, NULL, NULL, input_rows, received_at, NULL, NULL,
+       'DUPLICATE', previous_run_id, previous_job_id
 FROM skipped ORDER BY sid
 """
 _PRODUCTS_SQL = """
@@ -119,7 +122,7 @@ class JournalQueries(JournalStore):
             row = self._conn.execute(
                 "SELECT run_id, created_at, input_path, input_sha256, input_rows, config_digest,"
                 " tool_version, settings_json, org_id, rejects_count, state, pause_reason,"
-                " resume_after, updated_at, intent, stop_polling FROM run"
+                " resume_after, updated_at, intent, stop_polling, identities_purged_at FROM run"
             ).fetchone()
         if row is None:
             raise JournalError("the journal holds no plan")
@@ -133,7 +136,7 @@ class JournalQueries(JournalStore):
         return RunInfo(
             meta=meta, rejects_count=row[9], state=RunState(row[10]), pause_reason=row[11],
             resume_after=from_us(row[12]), updated_at=updated, intent=RunIntent(row[14]),
-            stop_polling=bool(row[15]),
+            stop_polling=bool(row[15]), identities_purged_at=from_us(row[16]),
         )  # fmt: skip
 
     def batches_to_submit(self, limit: int | None = None) -> list[str]:
@@ -336,3 +339,16 @@ class JournalQueries(JournalStore):
             cur = c.execute(_PRODUCTS_SQL)
             while chunk := cur.fetchmany(chunk_rows):
                 yield [ProductRow._make(r) for r in chunk]
+
+    def purges(self) -> list[PurgeRecord]:
+        """Every purge of the run, oldest first."""
+        with self._lock:
+            rows = self._conn.execute("SELECT at, what, files FROM purge ORDER BY seq").fetchall()
+        return [
+            PurgeRecord(
+                what=what,
+                at=from_us_required(at),
+                files=tuple(PurgedFile(**f) for f in orjson.loads(files)),
+            )
+            for at, what, files in rows
+        ]

@@ -19,7 +19,7 @@ from pathlib import Path
 from ..errors import DamagedJournal, JournalError
 from .models import NEEDS_DETAILS_SQL, NEEDS_DOWNLOAD_SQL
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 JOURNAL_FILE = "journal.sqlite"
 BUSY_TIMEOUT_MS = 30_000
 # Page cache, negative = KiB: 16 MiB in use; 64 MiB while a plan of 200,000 jobs is written.
@@ -209,6 +209,21 @@ _SKIPPED_V5: tuple[str, ...] = (
     "ALTER TABLE planning ADD COLUMN dedupe INTEGER NOT NULL DEFAULT 1",
 )
 
+# v6: data minimisation (dsar purge): when the identities were scrubbed, when each result ZIP
+# was removed, and one record per purge with the sha256 and size of every file it removed;
+# and the plaintext sha256 of a result stored encrypted ([results] encrypt_to)
+_PURGE_V6: tuple[str, ...] = (
+    "ALTER TABLE run ADD COLUMN identities_purged_at INTEGER",
+    "ALTER TABLE job ADD COLUMN result_purged_at INTEGER",
+    "ALTER TABLE job ADD COLUMN result_plain_sha256 TEXT",
+    """CREATE TABLE purge (
+        seq INTEGER PRIMARY KEY,
+        at INTEGER NOT NULL,
+        what TEXT NOT NULL CHECK (what IN ('results', 'identities')),
+        files TEXT NOT NULL
+    )""",
+)
+
 # MIGRATIONS[n] takes a file from version n to n + 1; version 0 is an empty file.
 MIGRATIONS: Mapping[int, Sequence[str]] = {
     0: _SCHEMA_V1,
@@ -216,6 +231,7 @@ MIGRATIONS: Mapping[int, Sequence[str]] = {
     2: _PLANNING_V3,
     3: _CANARY_V4,
     4: _SKIPPED_V5,
+    5: _PURGE_V6,
 }
 
 

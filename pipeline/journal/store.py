@@ -54,6 +54,7 @@ from .models import (
     to_us,
 )
 from .planning import PlanningRecord, settings_json
+from .purge import PurgeJournal
 from .queries import JournalQueries, options_json
 from .schema import (
     CACHE_KIB,
@@ -66,7 +67,9 @@ from .schema import (
 __all__ = ["Journal"]
 
 
-class Journal(JobTransitions, RunIntents, JournalQueries, PlanningRecord, CanaryRecord):
+class Journal(
+    JobTransitions, RunIntents, JournalQueries, PlanningRecord, CanaryRecord, PurgeJournal
+):
     """The durable state of one run (``RUN_DIR/journal.sqlite``).
 
     Open with :meth:`open`; use as a context manager or call :meth:`close`. Every write is
@@ -142,7 +145,7 @@ class Journal(JobTransitions, RunIntents, JournalQueries, PlanningRecord, Canary
                 raise JournalError("the journal already holds a plan")
             c.execute(
                 "INSERT INTO run VALUES"
-                " (1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'planned', NULL, NULL, ?, ?, 0)",
+                " (1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'planned', NULL, NULL, ?, ?, 0, NULL)",
                 (
                     meta.run_id, created, meta.input_path, meta.input_sha256, meta.input_rows,
                     rejects_count, meta.config_digest, settings, meta.tool_version, meta.org_id,

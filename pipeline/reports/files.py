@@ -26,6 +26,23 @@ from .writers import STATUSES as STATUSES
 from .writers import SUMMARY_FILE as SUMMARY_FILE
 
 RESULTS_DIR = "results"
+# a result as downloaded, and as stored encrypted to age recipients ([results] encrypt_to)
+RESULT_SUFFIXES = (".zip", ".zip.age")
+
+
+def result_name(job_id: str, *, encrypted: bool) -> str:
+    """The file name of a job's result in ``results/``: ``<job_id>.zip`` or ``.zip.age``."""
+    return f"{job_id}{RESULT_SUFFIXES[1] if encrypted else RESULT_SUFFIXES[0]}"
+
+
+def result_job_id(name: str) -> str | None:
+    """The job id of a result file name (``results/<job_id>.zip[.age]``), else None."""
+    for suffix in reversed(RESULT_SUFFIXES):
+        if name.startswith(f"{RESULTS_DIR}/") and name.endswith(suffix):
+            return name[len(RESULTS_DIR) + 1 : -len(suffix)]
+    return None
+
+
 REPORT_FILE = "report.html"
 MANIFEST_FILE = "manifest.json"
 REPORT_FILES = (STATUS_FILE, PRODUCTS_FILE, REJECTS_FILE, SUMMARY_FILE)
@@ -45,8 +62,8 @@ def remedy(run_dir: Path, name: str) -> str:
             f"`dsar report {run_dir}` writes a new one, which vouches only for the files "
             "as they are now"
         )
-    if name.startswith(f"{RESULTS_DIR}/") and name.endswith(".zip"):
-        job_id = name[len(RESULTS_DIR) + 1 : -len(".zip")]
+    job_id = result_job_id(name)
+    if job_id is not None:
         return (
             f"`dsar jobs download {job_id} --out {run_dir / RESULTS_DIR}` fetches it again "
             f"(the service keeps results 60 days), then `dsar report {run_dir}` records it"
@@ -179,6 +196,17 @@ def daily_job_cap(summary: Mapping[str, Any]) -> int:
     """The daily job cap the run planned with (the service's default when not recorded)."""
     cap = summary_int(summary, "limits.daily_job_cap", "daily_job_cap", "budget.daily_job_cap")
     return cap if cap and cap > 0 else DEFAULT_DAILY_JOB_CAP
+
+
+def purges(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The run's purges as summary.json records them (``what``, ``at``, ``files``: each with
+    ``path``, ``sha256``, ``bytes``), oldest first; entries not shaped so are left out."""
+    found = summary.get("purges")
+    out = []
+    for purge in found if isinstance(found, list) else []:
+        if isinstance(purge, Mapping) and isinstance(purge.get("files"), list):
+            out.append(dict(purge))
+    return out
 
 
 def created_at(summary: Mapping[str, Any]) -> datetime | None:

@@ -68,6 +68,10 @@ STATUS_SCHEMA = pa.schema(
         ("due_at", TIMESTAMP),
         ("days_left", pa.int32()),
         ("overdue", pa.bool_()),
+        # `dsar purge` removed the result ZIP at this time (its sha256 stays in result_sha256)
+        ("result_purged_at", TIMESTAMP),
+        # a result stored encrypted (`[results] encrypt_to`): result_sha256 is the ciphertext's
+        ("result_plain_sha256", pa.string()),
         # dedupe across runs: a `skipped` job reads DUPLICATE and names the earlier job
         ("reason_code", pa.string()),
         ("previous_run_id", pa.string()),
@@ -134,8 +138,8 @@ def _status_batch(
     sla = sla_columns(
         arrays[3], arrays[20], now=now, completed_at=arrays[9], status=arrays[6], seen_at=seen_at
     )
-    arrays += [sla.due_at, sla.days_left, sla.overdue]
-    arrays += [pa.array(c[i], pa.string()) for i in (21, 22, 23)]
+    arrays += [sla.due_at, sla.days_left, sla.overdue, pa.array(c[21], TIMESTAMP)]
+    arrays += [pa.array(c[i], pa.string()) for i in (22, 23, 24, 25)]
     return pa.RecordBatch.from_arrays(arrays, schema=STATUS_SCHEMA)
 
 
@@ -281,6 +285,14 @@ def build_summary(
         },
         "api_calls": api,
         "api_calls_total": sum(n for by_status in api.values() for n in by_status.values()),
+        "purges": [
+            {
+                "what": p.what,
+                "at": _iso(p.at),
+                "files": [{"path": f.path, "sha256": f.sha256, "bytes": f.bytes} for f in p.files],
+            }
+            for p in journal.purges()
+        ],
     }
 
 

@@ -81,16 +81,19 @@ def unreadable_reports(run_dir: Path) -> list[DamagedRunFile]:
 
 
 def lost_results(run_dir: Path) -> list[DamagedRunFile]:
-    """One finding per result ZIP that status.parquet records but ``results/`` lacks.
+    """One finding per result ZIP that status.parquet records but ``results/`` lacks (a ZIP
+    that ``dsar purge`` removed, ``result_purged_at`` set, is not lost).
 
     Nothing when status.parquet is absent or unreadable (:func:`unreadable_reports` says so).
     """
     try:
-        table = rf.read_table(run_dir, rf.STATUS_FILE, ["result_path"])
+        table = rf.read_table(run_dir, rf.STATUS_FILE, ["result_path", "result_purged_at"])
     except InputError:
         return []
     if table is None or "result_path" not in table.column_names:
         return []
+    if "result_purged_at" in table.column_names:
+        table = table.filter(pc.is_null(table.column("result_purged_at")))
     paths = pc.unique(table.column("result_path").drop_null()).to_pylist()
     found = []
     for name in sorted(str(p) for p in paths):
@@ -115,6 +118,8 @@ def verify_lines(run_dir: Path, differences: list[Difference]) -> list[str]:
     a run whose manifest was rewritten after the loss)."""
     lines = []
     for difference in differences:
+        if not difference.failed:
+            continue  # a file `dsar purge` removed: the caller says so, it is not damage
         if difference.kind in ("missing", "changed"):
             lines.append(f"{difference}; {rf.remedy(run_dir, difference.path)}")
         else:

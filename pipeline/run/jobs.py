@@ -23,6 +23,7 @@ from ..errors import ConfigError
 from ..files import atomic_file
 from ..models import JobStatus
 from ..regulations import normalize_regulation
+from ..reports.files import result_name
 from ..settings import Settings
 from .aio import run_sync
 from .target import api_target
@@ -183,7 +184,9 @@ def download_job(
     env: Mapping[str, str],
     clock: Clock = SYSTEM_CLOCK,
 ) -> tuple[Path, str]:
-    """A job's access results as ``OUT_DIR/<job_id>.zip`` (0600 in 0700); returns path, sha256."""
+    """A job's access results as ``OUT_DIR/<job_id>.zip`` (0600 in 0700), or ``.zip.age``
+    encrypted as it streams when ``[results] encrypt_to`` is set; returns path, sha256 (of the
+    file as written)."""
     return run_sync(
         "download_job",
         lambda: download_job_async(
@@ -204,8 +207,10 @@ async def download_job_async(
     """Async twin of :func:`download_job`, for a running event loop."""
     with api_target(settings, workspace=workspace, env=env, quiet=True) as target:
         async with target.client(clock=clock) as client:
-            dest = out_dir / f"{job_id}.zip"
-            return dest, await client.download_content(job_id, dest)
+            encrypt_to = settings.results.encrypt_to
+            dest = out_dir / result_name(job_id, encrypted=bool(encrypt_to))
+            digest = await client.download_result(job_id, dest, encrypt_to=encrypt_to)
+            return dest, digest.sha256
 
 
 def details_dict(job: JobDetails) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,6 +28,7 @@ from .context import RunOptions
 from .lock import hold_lock
 
 if TYPE_CHECKING:
+    from .purge import PurgeOutcome
     from .runner import RunOutcome
 
 log = logging.getLogger("dsar.run")
@@ -61,6 +62,11 @@ def check_drivable(info: RunInfo, run_dir: Path, *, retry: bool = False) -> None
         )
     if retry and info.intent == RunIntent.CANCELLED:
         raise ConfigError(f"{run_dir} was cancelled: nothing more is submitted, retries neither")
+    if retry and info.identities_purged_at is not None:
+        raise ConfigError(
+            f"{run_dir}: its identity values were purged, so nothing can be resubmitted; "
+            "start a new run from the input to retry"
+        )
 
 
 def skip_note(info: RunInfo, run_dir: Path) -> str | None:
@@ -81,6 +87,7 @@ class WorkspaceOutcome:
     busy: int  # runs locked by another dsar process: still pending
     damaged: int = 0  # runs whose journal is damaged: skipped, each named in a notice
     refused: int = 0  # runs that could create more jobs than --max-jobs: skipped, named
+    purged: list[PurgeOutcome] = field(default_factory=list)  # what [retention] removed
 
     @property
     def exit_code(self) -> int:

@@ -34,6 +34,7 @@ from ..api.wire import date_windows
 from ..errors import NotFoundError, PermissionDeniedError, TransientApiError
 from ..journal.models import JobDetailRecord, JobObservation, OpenWindow
 from ..models import Action, JobStatus
+from ..reports.files import result_name
 from .context import RunContext
 
 log = logging.getLogger("dsar.poll")
@@ -254,10 +255,12 @@ class Poller:
         self.results_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         batch = _Pending(self)
 
+        encrypt_to = ctx.settings.results.encrypt_to
+
         async def one(job_id: str) -> None:
-            dest = self.results_dir / f"{job_id}.zip"
+            dest = self.results_dir / result_name(job_id, encrypted=bool(encrypt_to))
             try:
-                digest = await ctx.client.download_content(job_id, dest)
+                digest = await ctx.client.download_result(job_id, dest, encrypt_to=encrypt_to)
             except (NotFoundError, PermissionDeniedError) as exc:
                 # gone after the service's retention, or no content-delivery permission
                 log.error("job %s: result cannot be downloaded (%s)", job_id, exc)
@@ -267,7 +270,8 @@ class Poller:
             except TransientApiError as exc:
                 log.warning("job %s: result not downloaded this round (%s)", job_id, exc)
                 return
-            batch.downloaded.append((job_id, f"{RESULTS_DIR}/{dest.name}", digest))
+            plain = digest.plain_sha256 if encrypt_to else None
+            batch.downloaded.append((job_id, f"{RESULTS_DIR}/{dest.name}", digest.sha256, plain))
             out.downloads += 1
             batch.flush_if_full()
 
@@ -288,7 +292,7 @@ class _Pending:
         self.ctx = poller.ctx
         self.seen: list[JobObservation] = []
         self.details: list[JobDetailRecord] = []
-        self.downloaded: list[tuple[str, str, str]] = []
+        self.downloaded: list[tuple[str, str, str, str | None]] = []
 
     def flush_if_full(self) -> None:
         if len(self.seen) + len(self.details) + len(self.downloaded) >= FLUSH_EVERY:

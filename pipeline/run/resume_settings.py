@@ -7,11 +7,12 @@ not the default), for that invocation only: the journal keeps the settings of th
 
 Keys that say *how* the run is driven may change (:data:`MAY_CHANGE`): API timeouts and
 retries, the IMS URL, the request rate, in-flight and worker limits, the daily job cap, the
-ceiling on jobs (``limits.max_jobs``) and polling. Every other key shaped the plan, the user
-keys or where the jobs live, and may not: ``job.*`` and ``input.*`` (the requests, subjects and
-canary are planned), ``limits.users_per_request`` (the batches are cut and would not be
-re-planned), ``api.base_url`` (the jobs live there) and ``output.*`` (the workspace holds the
-run's daily-cap ledger). A config that changes one is refused with
+ceiling on jobs (``limits.max_jobs``), polling, and ``[retention]`` (applied by
+``resume --all``). Every other key shaped the plan, the user keys or where the jobs live, and
+may not: ``job.*`` and ``input.*`` (the requests, subjects and canary are planned),
+``limits.users_per_request`` (the batches are cut and would not be re-planned),
+``api.base_url`` (the jobs live there) and ``output.*`` (the workspace holds the run's
+daily-cap ledger). A config that changes one is refused with
 :class:`~pipeline.errors.ConfigError` (exit 2) naming each such key with its journalled and new
 value; setting one to the value it already has is fine. Settings hold no secret (credentials
 come from the environment and are never journalled), so values can be shown.
@@ -48,6 +49,8 @@ MAY_CHANGE = frozenset(
         "poll.interval_s",
         "poll.strategy",
         "poll.page_size",
+        "retention.results_days",
+        "retention.identities_days",
     }
 )
 # every section but the credentials (never journalled) and the record of which keys were

@@ -65,6 +65,7 @@ from .lifecycle import (
 )
 from .lock import hold_lock
 from .progress import ProgressReporter
+from .purge import apply_retention
 from .recurring import catch_up, loading_blocklist, publish_dataset, secret_of, sync_registry
 from .resume_settings import check_resume_configs, resume_settings
 from .target import Target, api_target, check_target
@@ -539,6 +540,7 @@ def resume_all(
             runs[run_dir] = info.meta.settings
         if config is not None:
             check_resume_configs(runs, env, config)
+        interrupted = False
         for run_dir in runs:
             try:
                 outcomes.append(resume_run(run_dir, env=env, options=options, config=config))
@@ -551,8 +553,17 @@ def resume_all(
                 refused += 1
                 continue
             if outcomes[-1].pause_reason == "interrupted":
+                interrupted = True
                 break
-    return WorkspaceOutcome(outcomes=outcomes, busy=busy, damaged=damaged, refused=refused)
+        purged = []
+        if not interrupted:  # the nightly cron line enforces [retention]
+            command = load_settings(config, env=env) if config is not None else Settings()
+            purged = apply_retention(
+                workspace, command, options=options or RunOptions(env=env), notice=notice
+            )
+    return WorkspaceOutcome(
+        outcomes=outcomes, busy=busy, damaged=damaged, refused=refused, purged=purged
+    )
 
 
 def drive_target(

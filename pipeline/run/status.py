@@ -49,6 +49,7 @@ def run_status(
         counts = journal.counts()
         calls = journal.api_calls()
         canary = journal.canary()
+        purges = journal.purges()
     meta = info.meta
     budget: dict[str, Any] | None = None
     workspace = Path(str(meta.settings.get("output", {}).get("workspace", run_dir.parent)))
@@ -116,8 +117,10 @@ def run_status(
             counts.jobs,
             rejected=info.rejects_count,
             intent=info.intent,
+            identities_purged=info.identities_purged_at is not None,
         ),
         "damaged": [str(finding) for finding in damaged],
+        "purges": [{"what": p.what, "at": p.at.isoformat(), "files": len(p.files)} for p in purges],
     }
 
 
@@ -129,6 +132,7 @@ def _next_action(
     *,
     rejected: int = 0,
     intent: RunIntent | None = None,
+    identities_purged: bool = False,
 ) -> str:
     if intent == RunIntent.PREVIEW and sum(jobs.values()) > 0:
         return f"`dsar submit {run_dir}` submits this preview (a dry run)"
@@ -137,6 +141,11 @@ def _next_action(
     if intent == RunIntent.CANCELLED and state != RunState.FINISHED:
         return f"`dsar resume {run_dir}` follows the jobs already at the service (cancelled)"
     if state == RunState.FINISHED:
+        if jobs.get("error", 0) and identities_purged:
+            return (
+                f"nothing: {jobs['error']} jobs ended in error and the identities were purged;"
+                " start a new run from the input to resubmit them"
+            )
         if jobs.get("error", 0):
             return f"`dsar retry {run_dir}` resubmits the {jobs['error']} jobs in error"
         if rejected and not sum(jobs.values()):
@@ -219,6 +228,9 @@ def render_status(status: dict[str, Any]) -> str:
         used = f"{budget['used']:,} / {budget['cap']:,} jobs (this workspace)"
         head.append(("budget today", used))
         head.append(("daily cap", _caps(budget)))
+    for purge in status.get("purges", []):
+        files = f", {purge['files']:,} files" if purge["files"] else ""
+        head.append((f"purged {purge['what']}", f"{purge['at'][:19]}Z{files}"))
     jobs = [(state, f"{n:,}") for state, n in status["jobs"].items() if n]
     tables = [_table("run", head)] + ([_table("jobs", jobs)] if jobs else [])
     deadlines = status["deadlines"]

@@ -9,6 +9,7 @@ traceback, no "internal error" and no secret.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,9 @@ from tests.privacy import scan as privacy
 
 SECRET = "p8e-BAD-SETTINGS-SECRET-4242"  # in the environment of every case
 URL_PASSWORD = "Pw-in-the-URL-977"  # a password inside a base URL, never to be echoed
+# an age recipient whose last character (part of its bech32 checksum) was changed
+BAD_CHECKSUM = "age1nka2f4r0tu5fh4z74mqrs460yy9mel7y3zytwr08d5qwc267csqsa329fq"
+GOOD_RECIPIENT = "age1nka2f4r0tu5fh4z74mqrs460yy9mel7y3zytwr08d5qwc267csqsa329fa"
 
 # (TOML text, a piece of the one error line that names the key)
 BAD_TOML: list[tuple[str, str]] = [
@@ -84,6 +88,14 @@ BAD_TOML: list[tuple[str, str]] = [
     ("[poll]\npage_size = 5000", "[poll] page_size"),
     ('[output]\nworkspace = ""', "[output] workspace"),
     ("[output]\nrun_dir = 7", "[output] run_dir"),
+    ('[results]\nencrypt_to = "age1abc"', "[results] encrypt_to"),
+    ('[results]\nencrypt_to = ["ssh-ed25519 AAAA"]', "[results] encrypt_to"),
+    (f'[results]\nencrypt_to = ["{BAD_CHECKSUM}"]', "[results] encrypt_to"),
+    ("[retention]\nresults_days = -1", "[retention] results_days"),
+    ('[retention]\nresults_days = "30d"', "[retention] results_days"),
+    ("[retention]\nidentities_days = 1.5", "[retention] identities_days"),
+    ("[retention]\nidentities_days = 100000", "[retention] identities_days"),
+    ("[retention]\nkeep_forever = true", "keep_forever"),
     ("[nope]\na = 1", "[nope]"),
     ("job = 3", "[job]"),
     ("[job\nregulation = 'gdpr'", "c.toml"),
@@ -198,6 +210,11 @@ BAD_COMMAND_LINES: list[tuple[list[str], str]] = [
     (["jobs", "list", "--regulation", "gdpr", "--out", "no-such-dir/jobs.parquet"], "--out"),
     (["export", ".", "--format", "xml", "--out", "x.xml"], "--format"),
     (["export", ".", "--out", "no-such-dir/x.csv"], "--out"),
+    (["purge", "."], "holds no run journal"),
+    (["purge", ".", "--older-than", "30d"], "--older-than"),
+    (["purge", "--all", ".", "--older-than", "soon"], "--older-than"),
+    (["purge", "--all", ".", "--force"], "--force"),
+    (["purge", "--all", "a-file"], "a-file"),
     (["run", "in.csv", "--log-format", "xml"], "--log-format"),
     (["run", "in.csv", "--canary", "0"], "--canary"),
     (["run", "in.csv", "--canary", "ten"], "--canary"),
@@ -236,3 +253,13 @@ def test_a_bad_emulator_config_is_one_dsar_line_with_exit_2(
 ) -> None:
     (sandbox / "emu.toml").write_text(toml + "\n", encoding="utf-8")
     _fails_as_usage(["emulator", "--port", "0", "--config", "emu.toml"], sandbox, capsys, names)
+
+
+def test_encryption_without_pyrage_is_a_config_error_naming_the_extra(
+    sandbox: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "pyrage", None)  # as if the extra were not installed
+    (sandbox / "c.toml").write_text(f'[results]\nencrypt_to = ["{GOOD_RECIPIENT}"]\n')
+    argv = ["run", "in.csv", "--config", "c.toml", "--yes"]
+    line = _fails_as_usage(argv, sandbox, capsys, "[results] encrypt_to")
+    assert "dsar[encrypt]" in line

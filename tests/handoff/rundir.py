@@ -113,6 +113,8 @@ def build_run_dir(
             "due_at": sla.due_at,
             "days_left": sla.days_left,
             "overdue": sla.overdue,
+            "result_purged_at": pa.nulls(n, pa.timestamp("us", tz="UTC")),
+            "result_plain_sha256": pa.nulls(n, pa.string()),
             "reason_code": pa.nulls(n, pa.string()),
             "previous_run_id": pa.nulls(n, pa.string()),
             "previous_job_id": pa.nulls(n, pa.string()),

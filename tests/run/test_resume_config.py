@@ -127,6 +127,9 @@ def test_a_key_the_config_leaves_out_keeps_its_journalled_value(
         resume_settings(snapshot, {}, elsewhere)
 
 
+RECIPIENT = "age1nka2f4r0tu5fh4z74mqrs460yy9mel7y3zytwr08d5qwc267csqsa329fa"
+
+
 def test_only_keys_that_drive_the_run_may_change() -> None:
     base = load_settings(None, env={})
     changed = load_settings(
@@ -138,6 +141,8 @@ def test_only_keys_that_drive_the_run_may_change() -> None:
             "input": {"key_column": "id"},
             "limits": {"max_in_flight": 2, "users_per_request": 3},
             "poll": {"interval_s": 1.0},
+            "results": {"encrypt_to": [RECIPIENT]},
+            "retention": {"results_days": 7},
         },
     )
     verdicts = {c.key: c.allowed for c in setting_changes(base, changed)}
@@ -149,5 +154,7 @@ def test_only_keys_that_drive_the_run_may_change() -> None:
         "limits.max_in_flight": True,
         "limits.users_per_request": False,
         "poll.interval_s": True,
+        "results.encrypt_to": False,  # half a run's results encrypted: refused
+        "retention.results_days": True,
     }
-    assert all(key.split(".")[0] in {"api", "limits", "poll"} for key in MAY_CHANGE)
+    assert all(key.split(".")[0] in {"api", "limits", "poll", "retention"} for key in MAY_CHANGE)
