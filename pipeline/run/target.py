@@ -55,7 +55,15 @@ class Target:
 
 
 def wants_embedded(settings: Settings) -> bool:
-    """True when neither credentials nor a base URL are configured."""
+    """True when neither credentials nor a base URL are configured.
+
+    With ``[[orgs]]`` tables: no org has a base URL and none of the variables they name is set.
+    """
+    if settings.multi_org:
+        return not any(
+            org.base_url or org.credentials.client_id or org.credentials.client_secret
+            for org in settings.org_list()
+        )
     creds = settings.credentials
     has_any_credential = bool(creds.client_id or creds.client_secret or creds.org_id)
     return not settings.api.base_url and not has_any_credential
@@ -64,6 +72,24 @@ def wants_embedded(settings: Settings) -> bool:
 def check_target(settings: Settings) -> None:
     """:class:`ConfigError` unless the settings name a whole target, or none (the emulator)."""
     if wants_embedded(settings):
+        return
+    if settings.multi_org:
+        for org in settings.org_list():
+            if not org.base_url:
+                raise ConfigError(
+                    f"[[orgs]] {org.name!r}: no base_url, and [api] base_url is not set "
+                    "(dsar never falls back to its emulator when a target is configured)"
+                )
+            if not org.credentials.complete:
+                creds = org.credentials
+                pairs = (
+                    (org.client_id_env, creds.client_id),
+                    (org.client_secret_env, creds.client_secret),
+                )
+                missing = " and ".join(str(name) for name, value in pairs if not value)
+                raise ConfigError(
+                    f"[[orgs]] {org.name!r}: the environment variable {missing} is not set"
+                )
         return
     if not settings.api.base_url:
         raise ConfigError(
