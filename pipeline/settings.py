@@ -217,7 +217,7 @@ class Org:
     client_secret_env: str | None = None
 
 
-DEFAULT_ORG = "default"  # the name of the org of a config without [[orgs]] tables
+DEFAULT_ORG = constants.DEFAULT_ORG
 
 
 @dataclass(frozen=True, kw_only=True)

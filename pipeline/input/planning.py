@@ -155,6 +155,7 @@ class Plan:
             run_id=self.run_id,
             job=self.settings.job,
             users_per_request=self.settings.limits.users_per_request,
+            orgs=[(org.name, org.include) for org in self.settings.org_list()],
         )
         summary = self.summary
         with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="dsar-merge") as pool:
@@ -320,12 +321,15 @@ def _spill(
     secret = key_secret(plan.settings, env)
     settings = plan.settings
     buckets = len(spill.paths)
+    orgs = tuple(org.name for org in settings.org_list())
 
     def normalise(
         item: tuple[int, pa.RecordBatch],
     ) -> tuple[Normalised, list[tuple[int, pa.Table]]]:
         first_row, batch = item
-        result = normalise_batch(batch, first_row, layout, settings.job, secret, plan.kinds)
+        result = normalise_batch(
+            batch, first_row, layout, settings.job, secret, plan.kinds, orgs, settings.default_org
+        )
         return result, split_by_bucket(result.cells, buckets)
 
     try:

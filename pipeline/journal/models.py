@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
+from ..constants import DEFAULT_ORG
 from ..models import ProductResponse
 
 
@@ -189,6 +190,7 @@ class BatchInfo:
     request_id: str | None
     error_code: str | None
     error_message: str | None
+    org: str = DEFAULT_ORG  # the [[orgs]] name whose client sends it
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -45,7 +45,8 @@ REPORT_CHUNK_ROWS = 10_000
 _BATCH_COLS = (
     "b.batch_id, b.parent_batch_id, b.regulation, b.state,"
     " (SELECT count(*) FROM job j JOIN user u ON u.uid = j.uid WHERE u.batch_seq = b.seq),"
-    " b.payload_digest, b.intent_at, b.submitted_at, b.request_id, b.error_code, b.error_message"
+    " b.payload_digest, b.intent_at, b.submitted_at, b.request_id, b.error_code, b.error_message,"
+    " b.org"
 )
 
 # the latest attempt of every (user, action): a retried job is superseded by its child
@@ -88,7 +89,7 @@ def options_json(options: RequestOptions) -> str:
     ).decode()
 
 
-def _options(blob: str) -> RequestOptions:
+def _options(blob: str, org: str) -> RequestOptions:
     raw = orjson.loads(blob)
     return RequestOptions(
         regulation=raw["regulation"],
@@ -96,6 +97,7 @@ def _options(blob: str) -> RequestOptions:
         priority=raw["priority"],
         expand_ids=raw["expand_ids"],
         merge_policy_id=raw["merge_policy_id"],
+        org=org,
     )
 
 
@@ -104,6 +106,7 @@ def _batch_info(row: Any) -> BatchInfo:
         batch_id=row[0], parent_batch_id=row[1], regulation=row[2], state=BatchState(row[3]),
         job_count=row[4], payload_digest=row[5], intent_at=from_us(row[6]),
         submitted_at=from_us(row[7]), request_id=row[8], error_code=row[9], error_message=row[10],
+        org=row[11],
     )  # fmt: skip
 
 
@@ -171,7 +174,7 @@ class JournalQueries(JournalStore):
         """
         with self._read() as c:
             row = c.execute(
-                "SELECT seq, options_json FROM batch WHERE batch_id = ?", (batch_id,)
+                "SELECT seq, options_json, org FROM batch WHERE batch_id = ?", (batch_id,)
             ).fetchone()
             if row is None:
                 raise JournalError(f"batch {batch_id}: unknown batch")
@@ -191,7 +194,8 @@ class JournalQueries(JournalStore):
                 identities=tuple(Identity(n, v, t) for n, v, t in orjson.loads(ids)),
             )
             planned.append(PlannedUser(subject, part, request, tuple(orjson.loads(rows)), received))
-        return PlannedBatch(batch_id=batch_id, options=_options(row[1]), users=tuple(planned))
+        options = _options(row[1], row[2])
+        return PlannedBatch(batch_id=batch_id, options=options, users=tuple(planned))
 
     def open_windows(self) -> list[OpenWindow]:
         """Per regulation: open jobs (submitted or processing) and the oldest submit time."""
