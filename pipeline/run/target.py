@@ -69,8 +69,27 @@ def wants_embedded(settings: Settings) -> bool:
     return not settings.api.base_url and not has_any_credential
 
 
+def one_org(settings: Settings) -> Settings:
+    """The settings as the one org's client sees them (unchanged without ``[[orgs]]``).
+
+    The run engine drives one org per run so far: several ``[[orgs]]`` tables are refused
+    aloud (exit 2) rather than sending every request with one org's credentials.
+    """
+    if not settings.multi_org:
+        return settings
+    orgs = settings.org_list()
+    if len(orgs) > 1:
+        raise ConfigError(
+            f"the config has {len(orgs)} [[orgs]] tables: one run drives one org so far "
+            "(dsar validate plans several); keep one [[orgs]] table per run"
+        )
+    return settings.for_org(orgs[0])
+
+
 def check_target(settings: Settings) -> None:
     """:class:`ConfigError` unless the settings name a whole target, or none (the emulator)."""
+    if settings.multi_org:
+        one_org(settings)
     if wants_embedded(settings):
         return
     if settings.multi_org:
@@ -108,6 +127,8 @@ def api_target(
     settings: Settings, *, workspace: Path, env: Mapping[str, str], quiet: bool = False
 ) -> Iterator[Target]:
     """The target for ``settings``; starts (and stops) the embedded emulator when needed."""
+    check_target(settings)
+    settings = one_org(settings)
     if not wants_embedded(settings):
         check_target(settings)
         yield Target(settings=settings, embedded=False)
@@ -147,4 +168,4 @@ def api_target(
         yield Target(settings=embedded, embedded=True)
 
 
-__all__ = ["Target", "api_target", "check_target", "wants_embedded"]
+__all__ = ["Target", "api_target", "check_target", "one_org", "wants_embedded"]

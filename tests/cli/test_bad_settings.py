@@ -216,7 +216,7 @@ def test_an_org_whose_secret_variable_is_not_set_is_named_with_exit_2(
     orgs = "".join(
         f'[[orgs]]\nname = "{n}"\norg_id = "{n}@AdobeOrg"\nbase_url = "https://x.example/"\n'
         f'client_id_env = "{n.upper()}_ID"\nclient_secret_env = "{n.upper()}_SECRET"\n'
-        for n in ("us", "eu")
+        for n in ("eu",)
     )
     (sandbox / "c.toml").write_text(orgs, encoding="utf-8")
     argv = ["run", "in.csv", "--config", "c.toml", "--workspace", "ws", "--yes"]
