@@ -270,6 +270,7 @@ class StatusRow(NamedTuple):
     reason_code: str | None = None
     previous_run_id: str | None = None
     previous_job_id: str | None = None
+    org: str | None = None  # the [[orgs]] name of its batch (None: a skipped job)
 
 
 class ProductRow(NamedTuple):
@@ -284,6 +285,7 @@ class ProductRow(NamedTuple):
     message: str | None
     processed_date: int | None
     retry_count: int
+    org: str | None = None  # the [[orgs]] name of its job's batch
 
 
 @dataclass(frozen=True, kw_only=True)

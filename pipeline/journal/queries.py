@@ -55,7 +55,7 @@ SELECT u.subject_key, u.user_key, u.part, j.attempt, j.action, b.regulation, b.r
        j.job_id, j.state, j.submitted_at, j.updated_at, j.completed_at, j.products_total,
        j.products_complete, j.products_error, j.result_path, j.result_sha256, j.error_code,
        j.error_message, u.input_rows, u.received_at, j.result_purged_at, j.result_plain_sha256,
-       NULL, NULL, NULL
+       NULL, NULL, NULL, b.org
 FROM job j JOIN user u ON u.uid = j.uid JOIN batch b ON b.seq = u.batch_seq
 WHERE NOT EXISTS (SELECT 1 FROM job r WHERE r.parent_jid = j.jid)
 ORDER BY j.jid
@@ -64,13 +64,14 @@ ORDER BY j.jid
 _SKIPPED_SQL = """
 SELECT subject_key, user_key, part, 1, action, regulation, NULL, NULL, 'skipped', NULL, NULL,
        NULL, 0, 0, 0, NULL, NULL, NULL, NULL, input_rows, received_at, NULL, NULL,
-       'DUPLICATE', previous_run_id, previous_job_id
+       'DUPLICATE', previous_run_id, previous_job_id, NULL
 FROM skipped ORDER BY sid
 """
 _PRODUCTS_SQL = """
 SELECT p.job_id, u.subject_key, j.action, p.product, p.status, p.response_code, p.message,
-       p.processed_date, p.retry_count
+       p.processed_date, p.retry_count, b.org
 FROM product p JOIN job j ON j.job_id = p.job_id JOIN user u ON u.uid = j.uid
+JOIN batch b ON b.seq = u.batch_seq
 WHERE NOT EXISTS (SELECT 1 FROM job r WHERE r.parent_jid = j.jid)
 ORDER BY j.jid, p.product
 """
@@ -330,6 +331,21 @@ class JournalQueries(JournalStore):
                 cur = c.execute(sql)
                 while chunk := cur.fetchmany(chunk_rows):
                     yield [StatusRow._make(r) for r in chunk]
+
+    def states_by_org(self) -> dict[str, dict[str, int]]:
+        """The latest attempt of every job, counted by org and journal state (the rows of
+        status.parquet but the skipped ones)."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT b.org, j.state, count(*) FROM job j JOIN user u ON u.uid = j.uid"
+                " JOIN batch b ON b.seq = u.batch_seq"
+                " WHERE NOT EXISTS (SELECT 1 FROM job r WHERE r.parent_jid = j.jid)"
+                " GROUP BY b.org, j.state ORDER BY b.org"
+            ).fetchall()
+        by_org: dict[str, dict[str, int]] = {}
+        for org, state, n in rows:
+            by_org.setdefault(org, {})[state] = int(n)
+        return by_org
 
     def skipped_count(self) -> int:
         """Jobs dedupe left out of the plan (an earlier run of the workspace submitted them)."""

@@ -3,6 +3,7 @@ are refused aloud until the engine drives several orgs in one run."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,14 @@ def test_one_org_table_is_driven_with_the_credentials_its_variables_hold(
     statuses = pq.read_table(run_dir / "status.parquet").column("status").to_pylist()
     assert statuses.count("complete") >= 30
     assert set(statuses) <= {"complete", "error"}
+    status = pq.read_table(run_dir / "status.parquet").to_pandas()
+    assert set(status.org) == {"eu"}
+    assert set(pq.read_table(run_dir / "products.parquet").column("org").to_pylist()) == {"eu"}
+    per_org = json.loads((run_dir / "summary.json").read_text())["counts"]["orgs"]
+    table = status.groupby("org").status.value_counts()
+    assert {org: {s: n for s, n in counts.items() if n} for org, counts in per_org.items()} == {
+        org: table[org].to_dict() for org in ("eu",)
+    }
     with sqlite3.connect(run_dir / "journal.sqlite") as conn:
         assert conn.execute("SELECT DISTINCT org FROM batch").fetchall() == [("eu",)]
     with sqlite3.connect(ws / "ledger.sqlite") as conn:
