@@ -280,9 +280,7 @@ def build_summary(
             "batches": counts.batches,
             "users": counts.users,
             # per org, the status.parquet rows of its jobs (skipped rows carry no org)
-            "orgs": {
-                org: _report_counts(states) for org, states in journal.states_by_org().items()
-            },
+            "orgs": {org: report_counts(states) for org, states in journal.states_by_org().items()},
         },
         "timings": {
             "created_at": _iso(meta.created_at),
@@ -302,7 +300,7 @@ def build_summary(
     }
 
 
-def _report_counts(states: Mapping[str, int]) -> dict[str, int]:
+def report_counts(states: Mapping[str, int]) -> dict[str, int]:
     """Journal states counted as status.parquet's statuses."""
     counts: Counter[str] = Counter()
     for state, n in states.items():

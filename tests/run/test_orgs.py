@@ -28,7 +28,7 @@ def _subjects(path: Path, n: int) -> None:
 
 
 def test_one_org_table_is_driven_with_the_credentials_its_variables_hold(
-    tmp_path: Path, emulator_factory: Any, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, emulator_factory: Any, monkeypatch: pytest.MonkeyPatch, capsys: Any
 ) -> None:
     emu = emulator_factory()
     client = emu.server.config.clients[0]
@@ -61,6 +61,10 @@ def test_one_org_table_is_driven_with_the_credentials_its_variables_hold(
     }
     with sqlite3.connect(run_dir / "journal.sqlite") as conn:
         assert conn.execute("SELECT DISTINCT org FROM batch").fetchall() == [("eu",)]
+    capsys.readouterr()
+    assert main(["status", str(run_dir)]) in (0, 1)
+    (line,) = [x for x in capsys.readouterr().out.splitlines() if "org eu" in x]
+    assert f"complete {statuses.count('complete')}" in line
     with sqlite3.connect(ws / "ledger.sqlite") as conn:
         assert conn.execute("SELECT DISTINCT org FROM day_usage").fetchall() == [(client.org_id,)]
 
