@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from pipeline.settings import load_settings
 from tests.helpers.input import plan_file, settings_with
 
 Write = Callable[..., Path]
@@ -62,3 +63,20 @@ def test_without_orgs_the_org_column_may_only_say_default(write: Write) -> None:
     planned = plan_file(write("subject_key,email,org\n" + rows))
     assert planned.reasons() == {2: "UNKNOWN_ORG"}
     assert {b.options.org for b in planned.batches} == {"default"}
+
+
+def test_the_two_org_sample_plans_per_org_requests_and_rejects_its_stray_org(
+    tmp_path: Path,
+) -> None:
+    root = Path(__file__).parents[2]
+    settings = load_settings(root / "configs" / "two_orgs.toml", env={})
+    sample = tmp_path / "two_orgs.csv"  # rejects are written beside the input
+    sample.write_bytes((root / "data" / "sample_two_orgs.csv").read_bytes())
+    planned = plan_file(sample, settings)
+    assert sorted((b.options.org, b.options.regulation) for b in planned.batches) == [
+        ("eu", "gdpr"),
+        ("us", "ccpa"),
+    ]
+    assert list(planned.reasons().values()) == ["UNKNOWN_ORG"]
+    us = next(b for b in planned.batches if b.options.org == "us")
+    assert us.options.include == ("aepDataLake", "profileService")
