@@ -68,8 +68,16 @@ def _encode(column: pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
 
 
 class _Rejects:
-    def __init__(self, rows: np.ndarray, keys: np.ndarray, dictionary: pa.Array) -> None:
+    def __init__(
+        self,
+        rows: np.ndarray,
+        keys: np.ndarray,
+        dictionary: pa.Array,
+        orgs: np.ndarray,
+        org_names: Sequence[str],
+    ) -> None:
         self.rows, self.keys, self.dictionary = rows, keys, dictionary
+        self.orgs, self.org_names = orgs, pa.array(list(org_names), pa.string())
         self.tables: list[pa.Table] = []
 
     def add(self, mask: np.ndarray, reason: Reason, message: str) -> None:
@@ -82,6 +90,7 @@ class _Rejects:
                     pc.take(self.dictionary, pa.array(self.keys[mask][first])),
                     pa.array([reason.value] * n, pa.string()),
                     pa.array([message] * n, pa.string()),
+                    pc.take(self.org_names, pa.array(self.orgs[mask][first].astype(np.int64))),
                 ],
                 schema=REJECT_SCHEMA,
             )
@@ -96,6 +105,7 @@ def merge_partition(
     run_id: str,
     on_too_many_ids: str,
     kinds: Sequence[tuple[str, str]],
+    org_names: Sequence[str] = (constants.DEFAULT_ORG,),
 ) -> Merged:
     """Apply the subject rules to the cells of one partition and build its users."""
     if cells.num_rows == 0:
@@ -108,7 +118,7 @@ def merge_partition(
     regulation = cells.column("regulation").to_numpy()
     org = cells.column("org").to_numpy()
     received = cells.column("received_at").to_numpy()
-    rejects = _Rejects(row, key, key_dict)
+    rejects = _Rejects(row, key, key_dict, org, org_names)
     bad_key = np.zeros(len(key_dict), dtype=bool)
 
     # (key, row) order by two stable sorts: cells are nearly in row order already (timsort

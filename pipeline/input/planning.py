@@ -184,7 +184,11 @@ class Plan:
         """One partition's subjects (in a worker thread), less the jobs dedupe skips."""
         cells = read_partition(path)
         merged = merge_partition(
-            cells, self.run_id, self.settings.input.on_too_many_ids, self.kinds.pairs
+            cells,
+            self.run_id,
+            self.settings.input.on_too_many_ids,
+            self.kinds.pairs,
+            [org.name for org in self.settings.org_list()],
         )
         if self.blocklist is None:
             return merged, SKIPPED_SCHEMA.empty_table()

@@ -108,6 +108,7 @@ REJECT_SCHEMA = pa.schema(
         ("subject_key", pa.string()),
         ("reason_code", pa.string()),
         ("message", pa.string()),
+        ("org", pa.string()),  # the row's org ([[orgs]] name, or the cell as given if unknown)
     ]
 )
 
@@ -307,7 +308,7 @@ def normalise_batch(
     action = _actions(_column(batch, layout.action_column), job, verdict)
     regulation, deprecated = _regulations(_column(batch, layout.regulation_column), job, verdict)
     received = _received_at(_column(batch, layout.received_column), verdict)
-    org = _orgs(_column(batch, layout.org_column), orgs, default_org, verdict)
+    org, org_label = _orgs(_column(batch, layout.org_column), orgs, default_org, verdict)
 
     columns: list[tuple[pa.Array, pa.Array]] = []
     if layout.layout == "long":
@@ -331,7 +332,13 @@ def normalise_batch(
     failed = ~ok
     reasons, messages = verdict.columns(failed)
     rejects = pa.table(
-        [rows.filter(pa.array(failed)), key.filter(pa.array(failed)), reasons, messages],
+        [
+            rows.filter(pa.array(failed)),
+            key.filter(pa.array(failed)),
+            reasons,
+            messages,
+            org_label.filter(pa.array(failed)),
+        ],
         schema=REJECT_SCHEMA,
     )
     parts = []
@@ -359,7 +366,11 @@ def _actions(raw: pa.Array, job: JobSettings, verdict: _Verdict) -> pa.Array:
     return action
 
 
-def _orgs(raw: pa.Array, orgs: tuple[str, ...], default: str | None, verdict: _Verdict) -> pa.Array:
+def _orgs(
+    raw: pa.Array, orgs: tuple[str, ...], default: str | None, verdict: _Verdict
+) -> tuple[pa.Array, pa.Array]:
+    """Org codes (0 where the row fails), and the org to report: its name, the cell as given
+    when it names no org, null when empty without a default."""
     if default is not None:
         raw = pc.coalesce(raw, pa.scalar(default))
     else:
@@ -374,7 +385,7 @@ def _orgs(raw: pa.Array, orgs: tuple[str, ...], default: str | None, verdict: _V
         Reason.UNKNOWN_ORG,
         "org is not the name of an [[orgs]] table",
     )
-    return pc.fill_null(code, 0)
+    return pc.fill_null(code, 0), raw
 
 
 def _regulations(

@@ -202,7 +202,8 @@ def write_rejects(run_dir: Path, source: Path | None = None) -> int:
     """Make RUN_DIR/rejects.parquet hold exactly the contract columns; returns its row count.
 
     ``source`` (default: the file already in the run directory, as the input stage writes it)
-    is streamed through, keeping ``input_row, subject_key, reason_code, message`` only; with
+    is streamed through, keeping ``input_row, subject_key, reason_code, message, org`` only
+    (a column an older file lacks is null); with
     no file at all an empty one is written. A file already in shape is left untouched.
     """
     dest = run_dir / REJECTS_FILE

@@ -50,12 +50,17 @@ def test_an_unknown_org_is_a_reject_and_an_empty_one_without_a_default_too(write
         "org is empty, and several orgs are configured without [job] org",
     }
     assert [u.subject_key for u in planned.users] == ["a"]
+    assert {r["input_row"]: r["org"] for r in planned.rejects} == {1: "apac", 2: None}
 
 
 def test_rows_of_one_subject_in_two_orgs_conflict(write: Write) -> None:
     rows = "a,a@x.org,eu\na,a2@x.org,us\nb,b@x.org,us\n"
     planned = plan_file(write("subject_key,email,org\n" + rows), settings_with(orgs=ORGS))  # type: ignore[arg-type]
     assert planned.reasons() == {0: "CONFLICTING_ROWS", 1: "CONFLICTING_ROWS"}
+    assert [r["org"] for r in sorted(planned.rejects, key=lambda r: r["input_row"])] == [
+        "eu",
+        "us",
+    ]
 
 
 def test_without_orgs_the_org_column_may_only_say_default(write: Write) -> None:
