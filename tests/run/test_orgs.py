@@ -84,3 +84,20 @@ def test_two_org_tables_are_refused_before_anything_is_written(
     assert "2 [[orgs]] tables" in err[0]
     assert not (tmp_path / "ws").exists()
     assert main(["validate", "in.csv", "--config", "c.toml", "--out", "v"]) == 1  # half: no org
+
+
+def test_a_resume_config_that_changes_the_orgs_is_refused(tmp_path: Path) -> None:
+    from pipeline.errors import ConfigError
+    from pipeline.run.resume_settings import resume_settings
+    from pipeline.run.runner import settings_snapshot
+    from pipeline.settings import load_settings
+
+    (tmp_path / "planned.toml").write_text(_org_table("eu", "EU@AdobeOrg"), encoding="utf-8")
+    snapshot = settings_snapshot(load_settings(tmp_path / "planned.toml", env={}))
+    (tmp_path / "other.toml").write_text(_org_table("eu", "XX@AdobeOrg"), encoding="utf-8")
+    with pytest.raises(ConfigError, match="orgs: "):
+        resume_settings(snapshot, {}, tmp_path / "other.toml")
+    (tmp_path / "same.toml").write_text(
+        _org_table("eu", "EU@AdobeOrg") + "[poll]\ninterval_s = 5\n", encoding="utf-8"
+    )
+    assert resume_settings(snapshot, {}, tmp_path / "same.toml").orgs[0].org_id == "EU@AdobeOrg"
