@@ -109,3 +109,6 @@ RESPONSE_OUTCOMES: Final = {
     "PRVCY-6054-200": "partial",
 }
 THROTTLE_CODE: Final = "PRVCY-1030-400"
+
+# the name of the one org of a config without [[orgs]] tables (pipeline.settings.Org)
+DEFAULT_ORG: Final = "default"

@@ -98,6 +98,7 @@ class RequestOptions:
     priority: str = "normal"
     expand_ids: bool = False
     merge_policy_id: str | None = None
+    org: str = constants.DEFAULT_ORG  # the [[orgs]] name whose client sends the request
 
     def __post_init__(self) -> None:
         if self.regulation not in constants.REGULATIONS:

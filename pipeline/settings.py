@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from . import constants
 from .errors import ConfigError
-from .settings_check import checked
+from .settings_check import check_default_org, checked, checked_orgs
 
 SECRET_ENV = ("ADOBE_CLIENT_ID", "ADOBE_CLIENT_SECRET", "ADOBE_ORG_ID", "ADOBE_SCOPES")
 # Settings the environment may set, and the key each sets; flags and TOML say [section] key.
@@ -84,6 +84,8 @@ class JobSettings:
     # dedupe across runs: a subject's earlier job still open, or complete within these days,
     # is not submitted again (the workspace registry, pipeline.journal.registry)
     cooldown_days: int = 30
+    # the org of rows whose ``org`` cell is empty, by ``[[orgs]]`` name (None: the only org)
+    org: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -177,6 +179,48 @@ class Credentials:
 
 
 @dataclass(frozen=True, kw_only=True)
+class OrgSettings:
+    """One ``[[orgs]]`` table: an IMS org a run may talk to, and where its credentials are.
+
+    ``client_id_env`` and ``client_secret_env`` name environment variables (never the values);
+    the optional keys default to ``[api] base_url``, ``[limits] daily_job_cap`` and
+    ``requests_per_second``, and ``[job] include``.
+    """
+
+    name: str
+    org_id: str
+    client_id_env: str
+    client_secret_env: str
+    base_url: str | None = None
+    daily_job_cap: int | None = None
+    requests_per_second: float | None = None
+    include: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Org:
+    """An org as a run drives it: its name, IMS org id, credentials and own limits.
+
+    Without ``[[orgs]]`` tables the one org is today's single-org settings, named
+    :data:`DEFAULT_ORG`.
+    """
+
+    name: str
+    org_id: str
+    credentials: Credentials = field(repr=False)
+    base_url: str | None
+    daily_job_cap: int
+    requests_per_second: float
+    include: tuple[str, ...]
+    # the variables its credentials come from (None: ADOBE_CLIENT_ID / ADOBE_CLIENT_SECRET)
+    client_id_env: str | None = None
+    client_secret_env: str | None = None
+
+
+DEFAULT_ORG = constants.DEFAULT_ORG
+
+
+@dataclass(frozen=True, kw_only=True)
 class Settings:
     """Everything a command needs, passed down explicitly."""
 
@@ -189,14 +233,90 @@ class Settings:
     results: ResultsSettings = field(default_factory=ResultsSettings)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
     credentials: Credentials = field(default_factory=Credentials)
+    orgs: tuple[OrgSettings, ...] = ()
+    # each [[orgs]] table's credentials, read from the variables it names (never journalled)
+    org_credentials: Mapping[str, Credentials] = field(
+        default_factory=dict, compare=False, repr=False
+    )
     # "section.key" of every setting given by the TOML file, the environment or a flag rather
     # than by its default (a JSON upload's request options may only replace defaults)
     explicit: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
 
+    @property
+    def multi_org(self) -> bool:
+        """True when the config has ``[[orgs]]`` tables."""
+        return bool(self.orgs)
+
+    def org_list(self) -> tuple[Org, ...]:
+        """The orgs a run may talk to, in config order (one, :data:`DEFAULT_ORG`, without
+        ``[[orgs]]``)."""
+        if not self.orgs:
+            return (
+                Org(
+                    name=DEFAULT_ORG,
+                    org_id=self.credentials.org_id or "",
+                    credentials=self.credentials,
+                    base_url=self.api.base_url,
+                    daily_job_cap=self.limits.daily_job_cap,
+                    requests_per_second=self.limits.requests_per_second,
+                    include=self.job.include,
+                ),
+            )
+        return tuple(
+            Org(
+                name=o.name,
+                org_id=o.org_id,
+                credentials=self.org_credentials.get(o.name, Credentials(org_id=o.org_id)),
+                base_url=o.base_url or self.api.base_url,
+                daily_job_cap=o.daily_job_cap or self.limits.daily_job_cap,
+                requests_per_second=o.requests_per_second or self.limits.requests_per_second,
+                include=o.include or self.job.include,
+                client_id_env=o.client_id_env,
+                client_secret_env=o.client_secret_env,
+            )
+            for o in self.orgs
+        )
+
+    def org_named(self, name: str) -> Org:
+        """The org called ``name``; :class:`ConfigError` when there is none."""
+        for org in self.org_list():
+            if org.name == name:
+                return org
+        known = ", ".join(o.name for o in self.org_list())
+        raise ConfigError(f"no org named {name[:40]!r} in the config; configured: {known}")
+
+    @property
+    def default_org(self) -> str | None:
+        """The org of rows without one: ``[job] org``, or the only org (None: no default)."""
+        orgs = self.org_list()
+        if self.job.org is not None:
+            return self.job.org
+        return orgs[0].name if len(orgs) == 1 else None
+
+    def for_org(self, org: Org) -> Settings:
+        """These settings as one org's client sees them: its base URL, credentials, rate,
+        daily cap and products."""
+        return dataclasses.replace(
+            self,
+            api=dataclasses.replace(self.api, base_url=org.base_url),
+            credentials=org.credentials,
+            limits=dataclasses.replace(
+                self.limits,
+                requests_per_second=org.requests_per_second,
+                daily_job_cap=org.daily_job_cap,
+            ),
+            job=dataclasses.replace(self.job, include=org.include),
+        )
+
     def digest(self) -> str:
         """sha256 of the settings without credentials: the config digest of reports."""
-        data = dataclasses.asdict(dataclasses.replace(self, credentials=Credentials()))
+        data = dataclasses.asdict(
+            dataclasses.replace(self, credentials=Credentials(), org_credentials={})
+        )
         data.pop("explicit")
+        data.pop("org_credentials")
+        if not data["orgs"]:
+            data.pop("orgs")  # the digest of a single-org config is what it always was
         blob = json.dumps(data, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()
 
@@ -242,21 +362,49 @@ def _credentials(env: Mapping[str, str]) -> Credentials:
     )
 
 
+def _org_credentials(
+    orgs: tuple[OrgSettings, ...], env: Mapping[str, str]
+) -> dict[str, Credentials]:
+    scopes = env.get("ADOBE_SCOPES") or Credentials().scopes
+    creds = {}
+    for org in orgs:
+        client_id, secret = env.get(org.client_id_env), env.get(org.client_secret_env)
+        creds[org.name] = Credentials(
+            client_id=Secret(client_id) if client_id else None,
+            client_secret=Secret(secret) if secret else None,
+            org_id=org.org_id,
+            scopes=scopes,
+        )
+    return creds
+
+
+def _orgs(raw: Any, where: str) -> tuple[OrgSettings, ...]:
+    return tuple(OrgSettings(**table) for table in checked_orgs(raw, where=where))
+
+
+def snapshot_overrides(snapshot: Mapping[str, Any]) -> dict[str, Any]:
+    """``load_settings`` overrides from a settings snapshot (sections as tables, the
+    ``orgs`` as a list of tables)."""
+    return {k: [dict(t) for t in v] if k == "orgs" else dict(v) for k, v in snapshot.items()}
+
+
 def load_settings(
     path: Path | None = None,
     *,
     env: Mapping[str, str] | None = None,
-    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    overrides: Mapping[str, Any] | None = None,
     labels: Mapping[tuple[str, str], str] | None = None,
 ) -> Settings:
     """Defaults, then the TOML file at ``path``, then the environment, then ``overrides``.
 
-    ``overrides`` is ``{section: {key: value}}`` from command-line flags; ``labels`` names the
+    ``overrides`` is ``{section: {key: value}}`` from command-line flags (and ``orgs``, a
+    list of ``[[orgs]]`` tables, from a journalled snapshot); ``labels`` names the
     flag of an override (``{("output", "workspace"): "--workspace"}``) for error messages.
     Every value is checked against :data:`pipeline.settings_check.RULES`: a value that breaks
     its rule is a :class:`ConfigError` naming the key (or variable, or flag) and the rule.
     """
     raw: dict[str, dict[str, Any]] = {}
+    raw_orgs: tuple[Any, str] = ([], "")
     if path is not None:
         try:
             with path.open("rb") as fh:
@@ -266,6 +414,9 @@ def load_settings(
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config {path}: {exc}") from None
         for section, body in loaded.items():
+            if section == "orgs":
+                raw_orgs = (body, f"config {path}")
+                continue
             if section not in SECTIONS:
                 known = ", ".join(SECTIONS)
                 raise ConfigError(
@@ -281,6 +432,9 @@ def load_settings(
             raw.setdefault(section, {})[key] = env[var]
             where.setdefault(section, {})[key] = f"{var} (environment)"
     for section, body in (overrides or {}).items():
+        if section == "orgs":
+            raw_orgs = (body, "orgs")
+            continue
         if section not in SECTIONS:
             raise ConfigError(f"unknown settings section [{section[:40]}]")
         raw.setdefault(section, {}).update(body)
@@ -295,4 +449,12 @@ def load_settings(
         for name, cls in SECTIONS.items()
     }
     explicit = frozenset(f"{section}.{key}" for section, body in raw.items() for key in body)
-    return Settings(credentials=_credentials(env), explicit=explicit, **sections)
+    orgs = _orgs(*raw_orgs)
+    check_default_org(sections["job"].org, [o.name for o in orgs])
+    return Settings(
+        credentials=_credentials(env),
+        orgs=orgs,
+        org_credentials=_org_credentials(orgs, env),
+        explicit=explicit,
+        **sections,
+    )

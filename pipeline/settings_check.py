@@ -260,6 +260,7 @@ RULES: dict[str, dict[str, Check]] = {
         "canary_wait_s": number(0, 366 * 86_400, above=True),
         "canary_max_error": number(0, 1),
         "cooldown_days": number(0, 3650, integer=True),
+        "org": optional(text(pattern=re.compile(r"^[A-Za-z0-9_.-]{1,64}$"), rule="an org name")),
     },
     "input": {
         "layout": choice("wide", "long"),
@@ -297,6 +298,70 @@ RULES: dict[str, dict[str, Check]] = {
         "identities_days": optional(number(0, 36_500, integer=True)),
     },
 }
+
+
+_ORG_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_ENV_VAR = text(pattern=_ENV_NAME, rule="the name of an environment variable (not its value)")
+# the keys of one [[orgs]] table (see pipeline.settings.OrgSettings); the first four are required
+ORG_RULES: dict[str, Check] = {
+    "name": text(pattern=_ORG_NAME, rule="a name of letters, digits, '.', '-' or '_'"),
+    "org_id": text(rule="an IMS org id such as ABC123@AdobeOrg"),
+    "client_id_env": _ENV_VAR,
+    "client_secret_env": _ENV_VAR,
+    "base_url": optional(http_url),
+    "daily_job_cap": optional(number(1, integer=True)),
+    "requests_per_second": optional(number(0, above=True)),
+    "include": optional(products),
+}
+ORG_REQUIRED = ("name", "org_id", "client_id_env", "client_secret_env")
+
+
+def checked_orgs(value: Any, *, where: str) -> list[dict[str, Any]]:
+    """The ``[[orgs]]`` tables, each key checked against :data:`ORG_RULES`; a missing
+    required key, an unknown key or a name used twice is a :class:`ConfigError`."""
+    if not isinstance(value, list | tuple) or not all(isinstance(t, Mapping) for t in value):
+        raise ConfigError(f"{where}: orgs must be [[orgs]] tables")
+    tables: list[dict[str, Any]] = []
+    names: set[str] = set()
+    for number_, table in enumerate(value, start=1):
+        label = f"[[orgs]] #{number_}"
+        if isinstance(table.get("name"), str) and _ORG_NAME.match(table["name"]):
+            label = f"[[orgs]] {table['name']!r}"
+        kept: dict[str, Any] = {}
+        for key, item in table.items():
+            if key in SECRET_KEYS:
+                raise ConfigError(
+                    f"{label} {key}: secrets are read from the environment only, not from a "
+                    "file (name the variable in client_secret_env)"
+                )
+            if key not in ORG_RULES:
+                raise ConfigError(
+                    f"{label}: unknown key {str(key)[:40]!r}; known: {', '.join(ORG_RULES)}"
+                )
+            try:
+                kept[key] = ORG_RULES[key](item)
+            except Broken as exc:
+                raise ConfigError(f"{label} {key}: {exc}") from None
+        missing = [k for k in ORG_REQUIRED if kept.get(k) is None]
+        if missing:
+            raise ConfigError(
+                f"{label}: missing {missing[0]} (required: {', '.join(ORG_REQUIRED)})"
+            )
+        if kept["name"] in names:
+            raise ConfigError(f"{label}: the name is used by another [[orgs]] table")
+        names.add(kept["name"])
+        tables.append(kept)
+    return tables
+
+
+def check_default_org(org: str | None, names: list[str]) -> None:
+    """:class:`ConfigError` unless ``[job] org`` names an ``[[orgs]]`` table (or is unset)."""
+    if org is None:
+        return
+    if not names:
+        raise ConfigError("[job] org: needs [[orgs]] tables (the config names no org)")
+    if org not in names:
+        raise ConfigError(f"[job] org: names no [[orgs]] table; configured: {', '.join(names)}")
 
 
 def checked(section: str, key: str, value: Any, *, where: str) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
@@ -174,3 +175,79 @@ def test_run_options_never_show_the_environment() -> None:
 def test_library_checks_a_user_can_reach_raise_config_errors(build: Callable[[], object]) -> None:
     with pytest.raises(ConfigError):
         build()
+
+
+ORGS_TOML = """
+[api]
+base_url = "https://platform.example/"
+[limits]
+daily_job_cap = 500
+[job]
+org = "us"
+[[orgs]]
+name = "us"
+org_id = "US@AdobeOrg"
+client_id_env = "US_ID"
+client_secret_env = "US_SECRET"
+[[orgs]]
+name = "eu"
+org_id = "EU@AdobeOrg"
+client_id_env = "EU_ID"
+client_secret_env = "EU_SECRET"
+base_url = "https://eu.example/"
+daily_job_cap = 7
+requests_per_second = 2.5
+include = ["analytics"]
+"""
+
+
+def test_orgs_take_their_own_keys_and_the_single_org_settings_for_the_rest(
+    tmp_path: Path,
+) -> None:
+    from pipeline.run.runner import settings_snapshot
+
+    (tmp_path / "c.toml").write_text(ORGS_TOML, encoding="utf-8")
+    env = {"US_ID": "us-id", "US_SECRET": "us-secret", "EU_ID": "eu-id"}
+    s = load_settings(tmp_path / "c.toml", env=env)
+    us, eu = s.org_list()
+    assert (us.name, us.org_id, us.base_url, us.daily_job_cap) == (
+        "us",
+        "US@AdobeOrg",
+        "https://platform.example/",
+        500,
+    )
+    assert us.include == s.job.include
+    assert us.credentials.complete
+    assert (eu.base_url, eu.daily_job_cap, eu.requests_per_second, eu.include) == (
+        "https://eu.example/",
+        7,
+        2.5,
+        ("analytics",),
+    )
+    assert not eu.credentials.complete  # EU_SECRET is not set: refused when a run starts
+    assert s.default_org == "us"
+    assert "us-secret" not in repr(s)
+    assert "us-secret" not in json.dumps(settings_snapshot(s))
+
+
+def test_the_single_org_settings_are_the_one_default_org() -> None:
+    s = load_settings(None, env={"ADOBE_ORG_ID": "O@AdobeOrg"})
+    (org,) = s.org_list()
+    assert (org.name, org.org_id, s.default_org, s.multi_org) == (
+        "default",
+        "O@AdobeOrg",
+        "default",
+        False,
+    )
+
+
+def test_orgs_survive_the_journalled_snapshot(tmp_path: Path) -> None:
+    from pipeline.run.runner import settings_from_snapshot, settings_snapshot
+
+    (tmp_path / "c.toml").write_text(ORGS_TOML, encoding="utf-8")
+    s = load_settings(tmp_path / "c.toml", env={})
+    snap = json.loads(json.dumps(settings_snapshot(s)))
+    again = settings_from_snapshot(snap, {"EU_ID": "x", "EU_SECRET": "y"})
+    assert again.orgs == s.orgs
+    assert again.org_named("eu").credentials.complete
+    assert "orgs" not in settings_snapshot(load_settings(None, env={}))

@@ -32,14 +32,21 @@ _OPT_OUT = CANONICAL_ACTIONS.index(constants.OPT_OUT_OF_SALE)
 _BOTH = CANONICAL_ACTIONS.index("access+delete")
 
 
-def request_options(job: JobSettings, regulation: str) -> RequestOptions:
-    """The request-level options of users of ``regulation`` under ``job`` settings."""
+def request_options(
+    job: JobSettings,
+    regulation: str,
+    org: str = constants.DEFAULT_ORG,
+    include: tuple[str, ...] | None = None,
+) -> RequestOptions:
+    """The request-level options of users of ``regulation`` and ``org`` under ``job``
+    settings (``include``: the org's products, default ``job.include``)."""
     return RequestOptions(
         regulation=regulation,
-        include=tuple(job.include),
+        include=tuple(include or job.include),
         priority=job.priority,
         expand_ids=job.expand_ids,
         merge_policy_id=job.merge_policy_id,
+        org=org,
     )
 
 
@@ -109,6 +116,17 @@ USER_SCHEMA = pa.schema(
         ("identities", pa.list_(IDENTITY_TYPE)),
     ]
 )
+# the org of each user (a code into the plan's org names), after the USER_SCHEMA columns; a
+# table without it is of the first org
+ORG_FIELD = pa.field("org", pa.int16())
+
+
+def org_codes(users: pa.Table) -> np.ndarray:
+    """The org code of each user of ``users`` (0 where the table has no org column)."""
+    if ORG_FIELD.name in users.column_names:
+        codes: np.ndarray = users.column(ORG_FIELD.name).to_numpy()
+        return codes
+    return np.zeros(users.num_rows, dtype=np.int16)
 
 
 class Batcher:
@@ -118,7 +136,15 @@ class Batcher:
     the partly filled ones at :meth:`flush`. Memory: at most one partial batch per options group.
     """
 
-    def __init__(self, *, run_id: str, job: JobSettings, users_per_request: int) -> None:
+    def __init__(
+        self,
+        *,
+        run_id: str,
+        job: JobSettings,
+        users_per_request: int,
+        orgs: Sequence[tuple[str, tuple[str, ...]]] = ((constants.DEFAULT_ORG, ()),),
+    ) -> None:
+        """``orgs``: each org's name and products (empty: ``job.include``), by org code."""
         if not 1 <= users_per_request <= constants.MAX_USERS_PER_REQUEST:
             raise ConfigError(
                 f"limits.users_per_request must be 1..{constants.MAX_USERS_PER_REQUEST}"
@@ -126,7 +152,8 @@ class Batcher:
         self._run_id = run_id
         self._job = job
         self._size = users_per_request
-        self._pending: dict[tuple[str, bool], list[pa.Table]] = {}
+        self._orgs = tuple(orgs)
+        self._pending: dict[tuple[int, str, bool], list[pa.Table]] = {}
         self._sequence = 0
 
     def add(self, users: pa.Table) -> Iterator[BatchFrame]:
@@ -134,14 +161,19 @@ class Batcher:
         if users.num_rows == 0:
             return
         regulation = users.column("regulation").to_numpy()
+        org = org_codes(users)
         opt_out = users.column("action").to_numpy() == _OPT_OUT
-        change = np.flatnonzero((regulation[1:] != regulation[:-1]) | (opt_out[1:] != opt_out[:-1]))
+        change = np.flatnonzero(
+            (regulation[1:] != regulation[:-1])
+            | (opt_out[1:] != opt_out[:-1])
+            | (org[1:] != org[:-1])
+        )
         starts = np.concatenate([[0], change + 1, [len(regulation)]])
         for start, stop in itertools.pairwise(starts):
-            group = (REGULATION_LIST[int(regulation[start])], bool(opt_out[start]))
+            group = (int(org[start]), REGULATION_LIST[int(regulation[start])], bool(opt_out[start]))
             yield from self._queue(group, users.slice(int(start), int(stop - start)))
 
-    def _queue(self, group: tuple[str, bool], users: pa.Table) -> Iterator[BatchFrame]:
+    def _queue(self, group: tuple[int, str, bool], users: pa.Table) -> Iterator[BatchFrame]:
         queue = self._pending.setdefault(group, [])
         queue.append(users)
         if sum(t.num_rows for t in queue) < self._size:
@@ -162,10 +194,11 @@ class Batcher:
                 yield self._frame(group, pa.concat_tables(queue))
         self._pending.clear()
 
-    def _frame(self, group: tuple[str, bool], users: pa.Table) -> BatchFrame:
+    def _frame(self, group: tuple[int, str, bool], users: pa.Table) -> BatchFrame:
         self._sequence += 1
         batch_id = f"{self._run_id}-b{self._sequence:06d}"
-        options = request_options(self._job, group[0])
+        org, include = self._orgs[group[0]]
+        options = request_options(self._job, group[1], org, include or None)
         return BatchFrame(batch_id=batch_id, options=options, users=users.combine_chunks())
 
 
@@ -183,6 +216,7 @@ class UserColumns:
     parts: np.ndarray
     actions: np.ndarray
     regulations: np.ndarray
+    orgs: np.ndarray  # codes into the plan's org names
     received_at: np.ndarray
     row_counts: np.ndarray
     rows: np.ndarray
@@ -227,6 +261,7 @@ def build_users(run_id: str, c: UserColumns, kinds: Sequence[tuple[str, str]]) -
             _iso(c.received_at),
             pa.ListArray.from_arrays(pa.array(row_offsets), pa.array(c.rows, pa.int64())),
             pa.ListArray.from_arrays(offsets, structs),
+            pa.array(c.orgs, pa.int16()),
         ],
-        schema=USER_SCHEMA,
+        schema=USER_SCHEMA.append(ORG_FIELD),
     )

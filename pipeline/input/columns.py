@@ -14,7 +14,7 @@ from .. import constants
 from ..errors import ConfigError, MissingColumnError
 from ..settings import InputSettings
 
-OPTIONAL_COLUMNS = ("action", "regulation", "received_at")
+OPTIONAL_COLUMNS = ("action", "regulation", "received_at", "org")
 LONG_COLUMNS = ("namespace", "value")
 
 
@@ -41,6 +41,7 @@ class Layout:
     value_column: str | None = None
     type_column: str | None = None
     ignored: tuple[str, ...] = ()
+    org_column: str | None = None  # the [[orgs]] name of the row (empty: [job] org)
 
 
 def canonical_namespace(namespace: str, kind: str) -> str:
@@ -70,6 +71,7 @@ def resolve_layout(
             action_column=optional["action"],
             regulation_column=optional["regulation"],
             received_column=optional["received_at"],
+            org_column=optional["org"],
             namespace_column=by_lower["namespace"],
             value_column=by_lower["value"],
             type_column=by_lower.get("type"),
@@ -107,6 +109,7 @@ def resolve_layout(
         action_column=optional["action"],
         regulation_column=optional["regulation"],
         received_column=optional["received_at"],
+        org_column=optional["org"],
         identities=tuple(identities),
         ignored=tuple(ignored),
     )

@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 
 from .. import constants
 from .batching import USER_SCHEMA, UserColumns, build_users
-from .rules import CANONICAL_ACTIONS, REJECT_SCHEMA, Reason
+from .rules import CANONICAL_ACTIONS, REGULATION_LIST, REJECT_SCHEMA, Reason
 
 _PER_USER = constants.MAX_IDS_PER_USER
 _OPT_OUT = CANONICAL_ACTIONS.index(constants.OPT_OUT_OF_SALE)
@@ -68,8 +68,16 @@ def _encode(column: pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
 
 
 class _Rejects:
-    def __init__(self, rows: np.ndarray, keys: np.ndarray, dictionary: pa.Array) -> None:
+    def __init__(
+        self,
+        rows: np.ndarray,
+        keys: np.ndarray,
+        dictionary: pa.Array,
+        orgs: np.ndarray,
+        org_names: Sequence[str],
+    ) -> None:
         self.rows, self.keys, self.dictionary = rows, keys, dictionary
+        self.orgs, self.org_names = orgs, pa.array(list(org_names), pa.string())
         self.tables: list[pa.Table] = []
 
     def add(self, mask: np.ndarray, reason: Reason, message: str) -> None:
@@ -82,6 +90,7 @@ class _Rejects:
                     pc.take(self.dictionary, pa.array(self.keys[mask][first])),
                     pa.array([reason.value] * n, pa.string()),
                     pa.array([message] * n, pa.string()),
+                    pc.take(self.org_names, pa.array(self.orgs[mask][first].astype(np.int64))),
                 ],
                 schema=REJECT_SCHEMA,
             )
@@ -96,6 +105,7 @@ def merge_partition(
     run_id: str,
     on_too_many_ids: str,
     kinds: Sequence[tuple[str, str]],
+    org_names: Sequence[str] = (constants.DEFAULT_ORG,),
 ) -> Merged:
     """Apply the subject rules to the cells of one partition and build its users."""
     if cells.num_rows == 0:
@@ -106,8 +116,9 @@ def merge_partition(
     kind = cells.column("kind").to_numpy()
     action = cells.column("action").to_numpy()
     regulation = cells.column("regulation").to_numpy()
+    org = cells.column("org").to_numpy()
     received = cells.column("received_at").to_numpy()
-    rejects = _Rejects(row, key, key_dict)
+    rejects = _Rejects(row, key, key_dict, org, org_names)
     bad_key = np.zeros(len(key_dict), dtype=bool)
 
     # (key, row) order by two stable sorts: cells are nearly in row order already (timsort
@@ -115,7 +126,7 @@ def merge_partition(
     by_row = np.argsort(row, kind="stable")
     order = by_row[np.argsort(key[by_row], kind="stable")]
     starts = run_starts(key[order])
-    for codes in (action, regulation):
+    for codes in (action, regulation, org):
         ordered = codes[order]
         low = np.minimum.reduceat(ordered, starts)
         high = np.maximum.reduceat(ordered, starts)
@@ -124,13 +135,13 @@ def merge_partition(
         rejects.add(
             bad_key[key],
             Reason.CONFLICTING_ROWS,
-            "rows of this subject_key disagree on action or regulation",
+            "rows of this subject_key disagree on action, regulation or org",
         )
 
     # distinct identities in order of first appearance; users grouped by request options
-    # (regulation, opt-out) so that batching only slices
+    # (org, regulation, opt-out) so that batching only slices
     kept = order[~bad_key[key[order]]]
-    group = (regulation.astype(np.int16) * 2 + (action == _OPT_OUT)).astype(np.int16)
+    group = (org.astype(np.int32) * len(REGULATION_LIST) + regulation) * 2 + (action == _OPT_OUT)
     firsts = kept[np.sort(_first_occurrences(key[kept], kind[kept], value[kept]))]
     firsts = firsts[np.argsort(group[firsts], kind="stable")]  # radix sort (16-bit)
     id_starts = run_starts(key[firsts])
@@ -172,6 +183,7 @@ def merge_partition(
         parts=user_part,
         actions=action[first_cell][subject],
         regulations=regulation[first_cell][subject],
+        orgs=org[first_cell][subject],
         received_at=earliest[subject],
         row_counts=np.where(user_part == 0, rows_per_subject[subject], 0),
         rows=subject_rows,

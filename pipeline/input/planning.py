@@ -154,6 +154,7 @@ class Plan(Closing):
             run_id=self.run_id,
             job=self.settings.job,
             users_per_request=self.settings.limits.users_per_request,
+            orgs=[(org.name, org.include) for org in self.settings.org_list()],
         )
         summary = self.summary
         with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="dsar-merge") as pool:
@@ -182,7 +183,11 @@ class Plan(Closing):
         """One partition's subjects (in a worker thread), less the jobs dedupe skips."""
         cells = read_partition(path)
         merged = merge_partition(
-            cells, self.run_id, self.settings.input.on_too_many_ids, self.kinds.pairs
+            cells,
+            self.run_id,
+            self.settings.input.on_too_many_ids,
+            self.kinds.pairs,
+            [org.name for org in self.settings.org_list()],
         )
         if self.blocklist is None:
             return merged, SKIPPED_SCHEMA.empty_table()
@@ -308,12 +313,15 @@ def _spill(
     secret = key_secret(plan.settings, env)
     settings = plan.settings
     buckets = len(spill.paths)
+    orgs = tuple(org.name for org in settings.org_list())
 
     def normalise(
         item: tuple[int, pa.RecordBatch],
     ) -> tuple[Normalised, list[tuple[int, pa.Table]]]:
         first_row, batch = item
-        result = normalise_batch(batch, first_row, layout, settings.job, secret, plan.kinds)
+        result = normalise_batch(
+            batch, first_row, layout, settings.job, secret, plan.kinds, orgs, settings.default_org
+        )
         return result, split_by_bucket(result.cells, buckets)
 
     try:

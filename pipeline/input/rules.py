@@ -39,8 +39,11 @@ class Reason(enum.StrEnum):
     BAD_EMAIL = "BAD_EMAIL"
     BAD_ECID = "BAD_ECID"  # decimal digits only, at most 38
     VALUE_TOO_LONG = "VALUE_TOO_LONG"
-    CONFLICTING_ROWS = "CONFLICTING_ROWS"  # rows of one key disagree on action or regulation
+    CONFLICTING_ROWS = "CONFLICTING_ROWS"  # rows of one key disagree on action, regulation
+    # or org
     TOO_MANY_IDS = "TOO_MANY_IDS"  # more than 9 identities and input.on_too_many_ids=reject
+    UNKNOWN_ORG = "UNKNOWN_ORG"  # the org cell names no [[orgs]] table (or is empty with
+    # several orgs and no [job] org)
 
 
 MAX_VALUE_CHARS = 256  # longer identity values are refused (emails stop at 254)
@@ -76,6 +79,7 @@ CELL_SCHEMA = pa.schema(
         ("action", pa.int8()),  # index into CANONICAL_ACTIONS
         ("regulation", pa.int16()),  # index into REGULATION_LIST
         ("received_at", pa.int64()),  # epoch seconds UTC, NO_TIME when absent
+        ("org", pa.int16()),  # index into the plan's org names
     ]
 )
 
@@ -104,6 +108,7 @@ REJECT_SCHEMA = pa.schema(
         ("subject_key", pa.string()),
         ("reason_code", pa.string()),
         ("message", pa.string()),
+        ("org", pa.string()),  # the row's org ([[orgs]] name, or the cell as given if unknown)
     ]
 )
 
@@ -287,8 +292,13 @@ def normalise_batch(
     job: JobSettings,
     key_secret: bytes,
     kinds: IdentityKinds,
+    orgs: tuple[str, ...] = (constants.DEFAULT_ORG,),
+    default_org: str | None = constants.DEFAULT_ORG,
 ) -> Normalised:
-    """Apply the row rules to ``batch`` whose first row is data row ``first_row``."""
+    """Apply the row rules to ``batch`` whose first row is data row ``first_row``.
+
+    ``orgs`` are the configured org names (the codes of the ``org`` cells), ``default_org``
+    the org of rows whose org cell is empty (None: such rows are rejected)."""
     n = batch.num_rows
     rows = pa.array(np.arange(first_row, first_row + n, dtype=np.int64))
     verdict = _Verdict(n)
@@ -298,6 +308,7 @@ def normalise_batch(
     action = _actions(_column(batch, layout.action_column), job, verdict)
     regulation, deprecated = _regulations(_column(batch, layout.regulation_column), job, verdict)
     received = _received_at(_column(batch, layout.received_column), verdict)
+    org, org_label = _orgs(_column(batch, layout.org_column), orgs, default_org, verdict)
 
     columns: list[tuple[pa.Array, pa.Array]] = []
     if layout.layout == "long":
@@ -321,13 +332,19 @@ def normalise_batch(
     failed = ~ok
     reasons, messages = verdict.columns(failed)
     rejects = pa.table(
-        [rows.filter(pa.array(failed)), key.filter(pa.array(failed)), reasons, messages],
+        [
+            rows.filter(pa.array(failed)),
+            key.filter(pa.array(failed)),
+            reasons,
+            messages,
+            org_label.filter(pa.array(failed)),
+        ],
         schema=REJECT_SCHEMA,
     )
     parts = []
     for code, value in columns:
         keep = pa.array(ok & value.is_valid().to_numpy(zero_copy_only=False))
-        arrays = [rows, key, code, value, action, regulation, received]
+        arrays = [rows, key, code, value, action, regulation, received, org]
         parts.append(pa.table(arrays, schema=CELL_SCHEMA).filter(keep))
     cells = pa.concat_tables(parts) if parts else CELL_SCHEMA.empty_table()
     return Normalised(rows=n, cells=cells, rejects=rejects, deprecated=deprecated)
@@ -347,6 +364,28 @@ def _actions(raw: pa.Array, job: JobSettings, verdict: _Verdict) -> pa.Array:
         "action is not one of " + " | ".join(CANONICAL_ACTIONS),
     )
     return action
+
+
+def _orgs(
+    raw: pa.Array, orgs: tuple[str, ...], default: str | None, verdict: _Verdict
+) -> tuple[pa.Array, pa.Array]:
+    """Org codes (0 where the row fails), and the org to report: its name, the cell as given
+    when it names no org, null when empty without a default."""
+    if default is not None:
+        raw = pc.coalesce(raw, pa.scalar(default))
+    else:
+        verdict.fail(
+            pc.is_null(raw),
+            Reason.UNKNOWN_ORG,
+            "org is empty, and several orgs are configured without [job] org",
+        )
+    code = pc.index_in(raw, value_set=pa.array(orgs, pa.string())).cast(pa.int16())
+    verdict.fail(
+        pc.and_(pc.is_valid(raw), pc.is_null(code)),
+        Reason.UNKNOWN_ORG,
+        "org is not the name of an [[orgs]] table",
+    )
+    return pc.fill_null(code, 0), raw
 
 
 def _regulations(

@@ -226,7 +226,7 @@ class JobTransitions(JournalStore):
         with self._tx() as c:
             rows = c.execute(
                 "SELECT j.jid, j.action, j.attempt, u.uid, u.user_key, u.subject_key, u.part,"
-                " u.identities, u.input_rows, u.received_at, b.regulation, b.options_json"
+                " u.identities, u.input_rows, u.received_at, b.regulation, b.options_json, b.org"
                 " FROM job j JOIN user u ON u.uid = j.uid JOIN batch b ON b.seq = u.batch_seq"
                 f" WHERE j.state = '{JobState.ERROR.value}'"
                 " AND NOT EXISTS (SELECT 1 FROM job r WHERE r.parent_jid = j.jid)"
@@ -240,7 +240,7 @@ class JobTransitions(JournalStore):
             groups: dict[tuple[str, bool], list[list[Any]]] = defaultdict(list)
             for user_rows in by_user.values():
                 opt_out = user_rows[0][1] == Action.OPT_OUT_OF_SALE
-                groups[(user_rows[0][11], opt_out)].append(user_rows)
+                groups[(user_rows[0][11] + user_rows[0][12], opt_out)].append(user_rows)
             (rounds,) = c.execute(
                 "SELECT count(*) FROM batch WHERE batch_id GLOB 'retry*-00001'"
             ).fetchone()
@@ -257,8 +257,8 @@ class JobTransitions(JournalStore):
                     first = members[start][0]
                     c.execute(
                         "INSERT INTO batch (seq, batch_id, regulation, options_json, state,"
-                        " updated_at) VALUES (?, ?, ?, ?, 'planned', ?)",
-                        (seq, batch_id, first[10], first[11], now),
+                        " updated_at, org) VALUES (?, ?, ?, ?, 'planned', ?, ?)",
+                        (seq, batch_id, first[10], first[11], now, first[12]),
                     )
                     for user_rows in members[start : start + users_per_batch]:
                         uid += 1

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
+from ..constants import DEFAULT_ORG
 from ..models import ProductResponse
 
 
@@ -189,6 +190,7 @@ class BatchInfo:
     request_id: str | None
     error_code: str | None
     error_message: str | None
+    org: str = DEFAULT_ORG  # the [[orgs]] name whose client sends it
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -268,6 +270,7 @@ class StatusRow(NamedTuple):
     reason_code: str | None = None
     previous_run_id: str | None = None
     previous_job_id: str | None = None
+    org: str | None = None  # the [[orgs]] name of its batch (None: a skipped job)
 
 
 class ProductRow(NamedTuple):
@@ -282,6 +285,7 @@ class ProductRow(NamedTuple):
     message: str | None
     processed_date: int | None
     retry_count: int
+    org: str | None = None  # the [[orgs]] name of its job's batch
 
 
 @dataclass(frozen=True, kw_only=True)

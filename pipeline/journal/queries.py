@@ -45,7 +45,8 @@ REPORT_CHUNK_ROWS = 10_000
 _BATCH_COLS = (
     "b.batch_id, b.parent_batch_id, b.regulation, b.state,"
     " (SELECT count(*) FROM job j JOIN user u ON u.uid = j.uid WHERE u.batch_seq = b.seq),"
-    " b.payload_digest, b.intent_at, b.submitted_at, b.request_id, b.error_code, b.error_message"
+    " b.payload_digest, b.intent_at, b.submitted_at, b.request_id, b.error_code, b.error_message,"
+    " b.org"
 )
 
 # the latest attempt of every (user, action): a retried job is superseded by its child
@@ -54,7 +55,7 @@ SELECT u.subject_key, u.user_key, u.part, j.attempt, j.action, b.regulation, b.r
        j.job_id, j.state, j.submitted_at, j.updated_at, j.completed_at, j.products_total,
        j.products_complete, j.products_error, j.result_path, j.result_sha256, j.error_code,
        j.error_message, u.input_rows, u.received_at, j.result_purged_at, j.result_plain_sha256,
-       NULL, NULL, NULL
+       NULL, NULL, NULL, b.org
 FROM job j JOIN user u ON u.uid = j.uid JOIN batch b ON b.seq = u.batch_seq
 WHERE NOT EXISTS (SELECT 1 FROM job r WHERE r.parent_jid = j.jid)
 ORDER BY j.jid
@@ -63,13 +64,14 @@ ORDER BY j.jid
 _SKIPPED_SQL = """
 SELECT subject_key, user_key, part, 1, action, regulation, NULL, NULL, 'skipped', NULL, NULL,
        NULL, 0, 0, 0, NULL, NULL, NULL, NULL, input_rows, received_at, NULL, NULL,
-       'DUPLICATE', previous_run_id, previous_job_id
+       'DUPLICATE', previous_run_id, previous_job_id, NULL
 FROM skipped ORDER BY sid
 """
 _PRODUCTS_SQL = """
 SELECT p.job_id, u.subject_key, j.action, p.product, p.status, p.response_code, p.message,
-       p.processed_date, p.retry_count
+       p.processed_date, p.retry_count, b.org
 FROM product p JOIN job j ON j.job_id = p.job_id JOIN user u ON u.uid = j.uid
+JOIN batch b ON b.seq = u.batch_seq
 WHERE NOT EXISTS (SELECT 1 FROM job r WHERE r.parent_jid = j.jid)
 ORDER BY j.jid, p.product
 """
@@ -88,7 +90,7 @@ def options_json(options: RequestOptions) -> str:
     ).decode()
 
 
-def _options(blob: str) -> RequestOptions:
+def _options(blob: str, org: str) -> RequestOptions:
     raw = orjson.loads(blob)
     return RequestOptions(
         regulation=raw["regulation"],
@@ -96,6 +98,7 @@ def _options(blob: str) -> RequestOptions:
         priority=raw["priority"],
         expand_ids=raw["expand_ids"],
         merge_policy_id=raw["merge_policy_id"],
+        org=org,
     )
 
 
@@ -104,6 +107,7 @@ def _batch_info(row: Any) -> BatchInfo:
         batch_id=row[0], parent_batch_id=row[1], regulation=row[2], state=BatchState(row[3]),
         job_count=row[4], payload_digest=row[5], intent_at=from_us(row[6]),
         submitted_at=from_us(row[7]), request_id=row[8], error_code=row[9], error_message=row[10],
+        org=row[11],
     )  # fmt: skip
 
 
@@ -171,7 +175,7 @@ class JournalQueries(JournalStore):
         """
         with self._read() as c:
             row = c.execute(
-                "SELECT seq, options_json FROM batch WHERE batch_id = ?", (batch_id,)
+                "SELECT seq, options_json, org FROM batch WHERE batch_id = ?", (batch_id,)
             ).fetchone()
             if row is None:
                 raise JournalError(f"batch {batch_id}: unknown batch")
@@ -191,7 +195,8 @@ class JournalQueries(JournalStore):
                 identities=tuple(Identity(n, v, t) for n, v, t in orjson.loads(ids)),
             )
             planned.append(PlannedUser(subject, part, request, tuple(orjson.loads(rows)), received))
-        return PlannedBatch(batch_id=batch_id, options=_options(row[1]), users=tuple(planned))
+        options = _options(row[1], row[2])
+        return PlannedBatch(batch_id=batch_id, options=options, users=tuple(planned))
 
     def open_windows(self) -> list[OpenWindow]:
         """Per regulation: open jobs (submitted or processing) and the oldest submit time."""
@@ -326,6 +331,21 @@ class JournalQueries(JournalStore):
                 cur = c.execute(sql)
                 while chunk := cur.fetchmany(chunk_rows):
                     yield [StatusRow._make(r) for r in chunk]
+
+    def states_by_org(self) -> dict[str, dict[str, int]]:
+        """The latest attempt of every job, counted by org and journal state (the rows of
+        status.parquet but the skipped ones)."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT b.org, j.state, count(*) FROM job j JOIN user u ON u.uid = j.uid"
+                " JOIN batch b ON b.seq = u.batch_seq"
+                " WHERE NOT EXISTS (SELECT 1 FROM job r WHERE r.parent_jid = j.jid)"
+                " GROUP BY b.org, j.state ORDER BY b.org"
+            ).fetchall()
+        by_org: dict[str, dict[str, int]] = {}
+        for org, state, n in rows:
+            by_org.setdefault(org, {})[state] = int(n)
+        return by_org
 
     def skipped_count(self) -> int:
         """Jobs dedupe left out of the plan (an earlier run of the workspace submitted them)."""

@@ -20,7 +20,7 @@ from ..errors import DamagedJournal, JournalError
 from ..files import Closing
 from .models import NEEDS_DETAILS_SQL, NEEDS_DOWNLOAD_SQL
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 JOURNAL_FILE = "journal.sqlite"
 BUSY_TIMEOUT_MS = 30_000
 # Page cache, negative = KiB: 16 MiB in use; 64 MiB while a plan of 200,000 jobs is written.
@@ -226,6 +226,10 @@ _PURGE_V6: tuple[str, ...] = (
     )""",
 )
 
+# v7: several orgs in one run ([[orgs]]): the org whose client sends each batch (the name of
+# its [[orgs]] table; 'default' for a single-org run and every batch planned before v7)
+_ORG_V7: tuple[str, ...] = ("ALTER TABLE batch ADD COLUMN org TEXT NOT NULL DEFAULT 'default'",)
+
 # MIGRATIONS[n] takes a file from version n to n + 1; version 0 is an empty file.
 MIGRATIONS: Mapping[int, Sequence[str]] = {
     0: _SCHEMA_V1,
@@ -234,6 +238,7 @@ MIGRATIONS: Mapping[int, Sequence[str]] = {
     3: _CANARY_V4,
     4: _SKIPPED_V5,
     5: _PURGE_V6,
+    6: _ORG_V7,
 }
 
 

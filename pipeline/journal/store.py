@@ -142,8 +142,8 @@ class Journal(
             )  # fmt: skip
             uid = jid = 0
             batch_sql = (
-                "INSERT INTO batch (seq, batch_id, regulation, options_json, state, updated_at)"
-                " VALUES (?, ?, ?, ?, 'planned', ?)"
+                "INSERT INTO batch (seq, batch_id, regulation, options_json, state, updated_at,"
+                " org) VALUES (?, ?, ?, ?, 'planned', ?, ?)"
             )
             user_sql = "INSERT INTO user VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
             job_sql = "INSERT INTO job (jid, uid, action, state) VALUES (?, ?, ?, 'pending')"
@@ -151,7 +151,17 @@ class Journal(
                 if not batch.users:
                     raise JournalError(f"batch {batch.batch_id} has no users")
                 opts = options_json(batch.options)
-                c.execute(batch_sql, (seq, batch.batch_id, batch.options.regulation, opts, created))
+                c.execute(
+                    batch_sql,
+                    (
+                        seq,
+                        batch.batch_id,
+                        batch.options.regulation,
+                        opts,
+                        created,
+                        batch.options.org,
+                    ),
+                )
                 users: list[tuple[Any, ...]] = []
                 job_rows: list[tuple[int, int, str]] = []
                 for u in batch.users:
@@ -430,7 +440,7 @@ class Journal(
         (child_seq,) = c.execute("SELECT max(seq) + 1 FROM batch").fetchone()
         c.execute(
             "INSERT INTO batch (seq, batch_id, parent_batch_id, regulation, options_json, state,"
-            " updated_at) SELECT ?, ?, batch_id, regulation, options_json, 'planned', ?"
+            " updated_at, org) SELECT ?, ?, batch_id, regulation, options_json, 'planned', ?, org"
             " FROM batch WHERE seq = ?",
             (child_seq, child_id, to_us(at), seq),
         )

@@ -76,6 +76,7 @@ STATUS_SCHEMA = pa.schema(
         ("reason_code", pa.string()),
         ("previous_run_id", pa.string()),
         ("previous_job_id", pa.string()),
+        ("org", pa.string()),  # the [[orgs]] name ("default" without [[orgs]]); null: skipped
     ]
 )
 PRODUCTS_SCHEMA = pa.schema(
@@ -90,6 +91,7 @@ PRODUCTS_SCHEMA = pa.schema(
         ("message", pa.string()),
         ("processed_date", TIMESTAMP),
         ("retry_count", pa.int32()),
+        ("org", pa.string()),
     ]
 )
 # journal job state -> status.parquet status (DESIGN.md section 6)
@@ -139,7 +141,7 @@ def _status_batch(
         arrays[3], arrays[20], now=now, completed_at=arrays[9], status=arrays[6], seen_at=seen_at
     )
     arrays += [sla.due_at, sla.days_left, sla.overdue, pa.array(c[21], TIMESTAMP)]
-    arrays += [pa.array(c[i], pa.string()) for i in (22, 23, 24, 25)]
+    arrays += [pa.array(c[i], pa.string()) for i in (22, 23, 24, 25, 26)]
     return pa.RecordBatch.from_arrays(arrays, schema=STATUS_SCHEMA)
 
 
@@ -151,7 +153,7 @@ def _products_batch(rows: list[ProductRow], counts: Counter[str]) -> pa.RecordBa
         pa.array(c[0], pa.string()), pa.array(c[1], pa.string()), pa.array(c[2], pa.string()),
         pa.array(c[3], pa.string()), pa.array(c[4], pa.string()), pa.array(c[5], pa.string()),
         pa.array(outcomes, pa.string()), pa.array(c[6], pa.string()),
-        pa.array(c[7], TIMESTAMP), pa.array(c[8], pa.int32()),
+        pa.array(c[7], TIMESTAMP), pa.array(c[8], pa.int32()), pa.array(c[9], pa.string()),
     ]  # fmt: skip
     return pa.RecordBatch.from_arrays(arrays, schema=PRODUCTS_SCHEMA)
 
@@ -200,7 +202,8 @@ def write_rejects(run_dir: Path, source: Path | None = None) -> int:
     """Make RUN_DIR/rejects.parquet hold exactly the contract columns; returns its row count.
 
     ``source`` (default: the file already in the run directory, as the input stage writes it)
-    is streamed through, keeping ``input_row, subject_key, reason_code, message`` only; with
+    is streamed through, keeping ``input_row, subject_key, reason_code, message, org`` only
+    (a column an older file lacks is null); with
     no file at all an empty one is written. A file already in shape is left untouched.
     """
     dest = run_dir / REJECTS_FILE
@@ -277,6 +280,8 @@ def build_summary(
             "jobs_by_state": counts.jobs,
             "batches": counts.batches,
             "users": counts.users,
+            # per org, the status.parquet rows of its jobs (skipped rows carry no org)
+            "orgs": {org: report_counts(states) for org, states in journal.states_by_org().items()},
         },
         "timings": {
             "created_at": _iso(meta.created_at),
@@ -294,6 +299,14 @@ def build_summary(
             for p in journal.purges()
         ],
     }
+
+
+def report_counts(states: Mapping[str, int]) -> dict[str, int]:
+    """Journal states counted as status.parquet's statuses."""
+    counts: Counter[str] = Counter()
+    for state, n in states.items():
+        counts[REPORT_STATUS[state]] += n
+    return {s: int(counts.get(s, 0)) for s in STATUSES if s not in ("rejected", "skipped")}
 
 
 def write_reports(

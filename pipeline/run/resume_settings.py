@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from ..settings import Settings, load_settings
+from ..settings import Settings, load_settings, snapshot_overrides
 
 log = logging.getLogger("dsar.run")
 
@@ -56,7 +56,7 @@ MAY_CHANGE = frozenset(
 # every section but the credentials (never journalled) and the record of which keys were
 # given explicitly (not a setting); a key added later may not change on resume until it is
 # listed above
-_NOT_SECTIONS = frozenset({"credentials", "explicit"})
+_NOT_SECTIONS = frozenset({"credentials", "explicit", "orgs", "org_credentials"})
 _SECTIONS = tuple(f.name for f in dataclasses.fields(Settings) if f.name not in _NOT_SECTIONS)
 
 
@@ -92,7 +92,7 @@ def config_keys(path: Path) -> dict[str, dict[str, Any]]:
             raw = tomllib.load(fh)
     except (OSError, tomllib.TOMLDecodeError) as exc:  # checked above; changed meanwhile
         raise ConfigError(f"config {path}: {exc}") from None
-    return {section: dict(body) for section, body in raw.items()}
+    return snapshot_overrides(raw)
 
 
 def _comparable(settings: Settings) -> dict[str, Any]:
@@ -105,23 +105,31 @@ def _comparable(settings: Settings) -> dict[str, Any]:
 def setting_changes(journalled: Settings, new: Settings) -> list[SettingChange]:
     """Every key whose value differs between ``journalled`` and ``new``, in section order."""
     before, after = _comparable(journalled), _comparable(new)
-    return [
+    changes = [
         SettingChange(key=f"{section}.{name}", journalled=value, new=after[section][name])
         for section in _SECTIONS
         for name, value in before[section].items()
         if after[section][name] != value
     ]
+    orgs_before = [dataclasses.asdict(o) for o in journalled.orgs]
+    orgs_after = [dataclasses.asdict(o) for o in new.orgs]
+    if orgs_after != orgs_before:  # the rows were planned into these orgs
+        changes.append(SettingChange(key="orgs", journalled=orgs_before, new=orgs_after))
+    return changes
 
 
 def _laid_over(
     snapshot: Mapping[str, Any], env: Mapping[str, str], config: Path | None
 ) -> tuple[Settings, list[SettingChange]]:
-    overrides = {section: dict(body) for section, body in snapshot.items()}
+    overrides = snapshot_overrides(snapshot)
     journalled = load_settings(None, env=env, overrides=overrides)
     if config is None:
         return journalled, []
     for section, body in config_keys(config).items():
-        overrides.setdefault(section, {}).update(body)
+        if section == "orgs":
+            overrides["orgs"] = body
+        else:
+            overrides.setdefault(section, {}).update(body)
     new = load_settings(None, env=env, overrides=overrides)
     changes = setting_changes(journalled, new)
     refused = [c for c in changes if not c.allowed]

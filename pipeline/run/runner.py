@@ -43,7 +43,7 @@ from ..journal.schema import JOURNAL_FILE, make_private_dir
 from ..journal.store import Journal
 from ..keys import key_secret
 from ..reports.writers import REJECTS_FILE, STATUS_FILE, write_reports
-from ..settings import Settings, load_settings
+from ..settings import Settings, load_settings, snapshot_overrides
 from .aio import in_worker, refuse_running_loop
 from .canary import (
     check_max_jobs,
@@ -135,16 +135,19 @@ def new_run_id(now: datetime) -> str:
 
 def settings_snapshot(settings: Settings) -> dict[str, Any]:
     """The settings without credentials, JSON-ready, with an absolute workspace."""
-    data = dataclasses.asdict(settings)
+    data = dataclasses.asdict(dataclasses.replace(settings, org_credentials={}))
     data.pop("credentials")
     data.pop("explicit")
+    data.pop("org_credentials")
+    if not data["orgs"]:
+        data.pop("orgs")  # a single-org run's snapshot is what it always was
     data["output"]["workspace"] = str(Path(settings.output.workspace).resolve())
     return data
 
 
 def settings_from_snapshot(snapshot: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
     """The settings a run was planned with, and today's credentials from ``env``."""
-    return load_settings(None, env=env, overrides={k: dict(v) for k, v in snapshot.items()})
+    return load_settings(None, env=env, overrides=snapshot_overrides(snapshot))
 
 
 @asynccontextmanager

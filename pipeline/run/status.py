@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..api.clock import SYSTEM_CLOCK, Clock
+from ..constants import DEFAULT_ORG
 from ..errors import ConfigError, DamagedRunFile, JournalError
 from ..journal.ledger import Ledger
 from ..journal.models import RunIntent, RunState
@@ -21,7 +22,7 @@ from ..journal.schema import JOURNAL_FILE
 from ..journal.store import Journal
 from ..logs import json_line
 from ..reports.deadlines import DeadlineWatch, deadline_watch
-from ..reports.writers import REJECTS_FILE
+from ..reports.writers import REJECTS_FILE, report_counts
 from .damage import check_journal, findings
 from .lock import Holder, lock_holder
 
@@ -51,6 +52,7 @@ def run_status(
         calls = journal.api_calls()
         canary = journal.canary()
         purges = journal.purges()
+        by_org = journal.states_by_org()
     meta = info.meta
     budget: dict[str, Any] | None = None
     workspace = Path(str(meta.settings.get("output", {}).get("workspace", run_dir.parent)))
@@ -111,6 +113,8 @@ def run_status(
         "users": counts.users,
         "api_calls": calls,
         "daily_budget": budget,
+        # per org, its status.parquet rows by status (skipped rows have no org)
+        "orgs": {org: report_counts(states) for org, states in by_org.items()},
         "deadlines": deadlines,
         "next": _next_action(
             info.state,
@@ -232,6 +236,11 @@ def render_status(status: dict[str, Any]) -> str:
         used = f"{budget['used']:,} / {budget['cap']:,} jobs (this workspace)"
         head.append(("budget today", used))
         head.append(("daily cap", _caps(budget)))
+    orgs = status.get("orgs", {})
+    if set(orgs) - {DEFAULT_ORG}:  # one line per org of a run with [[orgs]]
+        for org, body in orgs.items():
+            states = ", ".join(f"{state} {n:,}" for state, n in body.items() if n)
+            head.append((f"org {org}", states or "no jobs"))
     for purge in status.get("purges", []):
         files = f", {purge['files']:,} files" if purge["files"] else ""
         head.append((f"purged {purge['what']}", f"{purge['at'][:19]}Z{files}"))

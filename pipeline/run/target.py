@@ -55,15 +55,60 @@ class Target:
 
 
 def wants_embedded(settings: Settings) -> bool:
-    """True when neither credentials nor a base URL are configured."""
+    """True when neither credentials nor a base URL are configured.
+
+    With ``[[orgs]]`` tables: no org has a base URL and none of the variables they name is set.
+    """
+    if settings.multi_org:
+        return not any(
+            org.base_url or org.credentials.client_id or org.credentials.client_secret
+            for org in settings.org_list()
+        )
     creds = settings.credentials
     has_any_credential = bool(creds.client_id or creds.client_secret or creds.org_id)
     return not settings.api.base_url and not has_any_credential
 
 
+def one_org(settings: Settings) -> Settings:
+    """The settings as the one org's client sees them (unchanged without ``[[orgs]]``).
+
+    The run engine drives one org per run so far: several ``[[orgs]]`` tables are refused
+    aloud (exit 2) rather than sending every request with one org's credentials.
+    """
+    if not settings.multi_org:
+        return settings
+    orgs = settings.org_list()
+    if len(orgs) > 1:
+        raise ConfigError(
+            f"the config has {len(orgs)} [[orgs]] tables: one run drives one org so far "
+            "(dsar validate plans several); keep one [[orgs]] table per run"
+        )
+    return settings.for_org(orgs[0])
+
+
 def check_target(settings: Settings) -> None:
     """:class:`ConfigError` unless the settings name a whole target, or none (the emulator)."""
+    if settings.multi_org:
+        one_org(settings)
     if wants_embedded(settings):
+        return
+    if settings.multi_org:
+        for org in settings.org_list():
+            if not org.base_url:
+                raise ConfigError(
+                    f"[[orgs]] {org.name!r}: no base_url, and [api] base_url is not set "
+                    "(dsar never falls back to its emulator when a target is configured)"
+                )
+            if not org.credentials.complete:
+                creds = org.credentials
+                pairs = (
+                    (org.client_id_env, creds.client_id),
+                    (org.client_secret_env, creds.client_secret),
+                )
+                missing = " and ".join(str(name) for name, value in pairs if not value)
+                raise ConfigError(
+                    f"[[orgs]] {org.name!r}: the environment variable {missing} is not set"
+                )
         return
     if not settings.api.base_url:
         raise ConfigError(
@@ -82,6 +127,8 @@ def api_target(
     settings: Settings, *, workspace: Path, env: Mapping[str, str], quiet: bool = False
 ) -> Iterator[Target]:
     """The target for ``settings``; starts (and stops) the embedded emulator when needed."""
+    check_target(settings)
+    settings = one_org(settings)
     if not wants_embedded(settings):
         check_target(settings)
         yield Target(settings=settings, embedded=False)
@@ -121,4 +168,4 @@ def api_target(
         yield Target(settings=embedded, embedded=True)
 
 
-__all__ = ["Target", "api_target", "check_target", "wants_embedded"]
+__all__ = ["Target", "api_target", "check_target", "one_org", "wants_embedded"]

@@ -24,6 +24,10 @@ URL_PASSWORD = "Pw-in-the-URL-977"  # a password inside a base URL, never to be 
 BAD_CHECKSUM = "age1nka2f4r0tu5fh4z74mqrs460yy9mel7y3zytwr08d5qwc267csqsa329fq"
 GOOD_RECIPIENT = "age1nka2f4r0tu5fh4z74mqrs460yy9mel7y3zytwr08d5qwc267csqsa329fa"
 
+# one good [[orgs]] table (name "eu"), and the variable keys of another
+VARS = 'client_id_env = "ORG_ID_VAR"\nclient_secret_env = "ORG_SECRET_VAR"\n'
+ORGS = '[[orgs]]\nname = "eu"\norg_id = "A@AdobeOrg"\n' + VARS
+
 # (TOML text, a piece of the one error line that names the key)
 BAD_TOML: list[tuple[str, str]] = [
     ('[api]\nbase_url = "ftp://example.org/"', "[api] base_url"),
@@ -96,6 +100,40 @@ BAD_TOML: list[tuple[str, str]] = [
     ("[retention]\nidentities_days = 1.5", "[retention] identities_days"),
     ("[retention]\nidentities_days = 100000", "[retention] identities_days"),
     ("[retention]\nkeep_forever = true", "keep_forever"),
+    ('[job]\norg = "eu"', "[job] org"),  # no [[orgs]] tables
+    ('[job]\norg = "has space"', "[job] org"),
+    (ORGS + '[job]\norg = "us"', "[job] org"),  # names no table
+    (ORGS + '[[orgs]]\nname = "eu"\norg_id = "B@AdobeOrg"\n' + VARS, "[[orgs]] 'eu'"),
+    (
+        ORGS + '[[orgs]]\nname = "us"\norg_id = "B@AdobeOrg"\nclient_id_env = "US_ID"',
+        "client_secret_env",
+    ),
+    (ORGS + '[[orgs]]\nname = "us"\norg_id = "B@AdobeOrg"\nregion = "us"\n' + VARS, "region"),
+    (
+        ORGS + '[[orgs]]\nname = "us"\norg_id = "B@AdobeOrg"\nclient_secret = "x"\n' + VARS,
+        "client_secret",
+    ),
+    (
+        ORGS
+        + '[[orgs]]\nname = "us"\norg_id = "B@AdobeOrg"\n'
+        + 'client_id_env = "not a var"\nclient_secret_env = "S"',
+        "client_id_env",
+    ),
+    (
+        ORGS + '[[orgs]]\nname = "us"\norg_id = "B@AdobeOrg"\ndaily_job_cap = 0\n' + VARS,
+        "daily_job_cap",
+    ),
+    (
+        ORGS + '[[orgs]]\nname = "us"\norg_id = "B@AdobeOrg"\nrequests_per_second = 0\n' + VARS,
+        "requests_per_second",
+    ),
+    (ORGS + '[[orgs]]\nname = "us"\norg_id = "B@AdobeOrg"\ninclude = ["x"]\n' + VARS, "include"),
+    (
+        ORGS + '[[orgs]]\nname = "us"\norg_id = "B@AdobeOrg"\nbase_url = "ftp://x/"\n' + VARS,
+        "base_url",
+    ),
+    ('[[orgs]]\norg_id = "B@AdobeOrg"\n' + VARS, "[[orgs]] #1: missing name"),
+    ("orgs = 3", "[[orgs]]"),
     ("[nope]\na = 1", "[nope]"),
     ("job = 3", "[job]"),
     ("[job\nregulation = 'gdpr'", "c.toml"),
@@ -167,6 +205,25 @@ def test_a_bad_setting_in_the_environment_is_named_with_exit_2(
     for var, value in env.items():
         monkeypatch.setenv(var, value)
     _fails_as_usage(["run", "in.csv", "--workspace", "ws", "--yes"], sandbox, capsys, names)
+
+
+def test_an_org_whose_secret_variable_is_not_set_is_named_with_exit_2(
+    sandbox: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EU_ID", "eu-client")
+    monkeypatch.setenv("US_ID", "us-client")
+    monkeypatch.setenv("US_SECRET", SECRET)
+    orgs = "".join(
+        f'[[orgs]]\nname = "{n}"\norg_id = "{n}@AdobeOrg"\nbase_url = "https://x.example/"\n'
+        f'client_id_env = "{n.upper()}_ID"\nclient_secret_env = "{n.upper()}_SECRET"\n'
+        for n in ("eu",)
+    )
+    (sandbox / "c.toml").write_text(orgs, encoding="utf-8")
+    argv = ["run", "in.csv", "--config", "c.toml", "--workspace", "ws", "--yes"]
+    line = _fails_as_usage(argv, sandbox, capsys, "[[orgs]] 'eu'")
+    assert "EU_SECRET" in line
+    assert "US_SECRET" not in line
+    assert "EU_ID" not in line
 
 
 BAD_FLAGS: list[tuple[list[str], str]] = [

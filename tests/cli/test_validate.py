@@ -39,7 +39,7 @@ def test_rejected_rows_exit_1_and_land_in_the_rejects_file(
     code, out, err = _run(capsys, "validate", str(src), "--out", str(tmp_path))
     assert code == 1
     rejects = pq.read_table(tmp_path / "rejects.parquet")
-    assert rejects.column_names == ["input_row", "subject_key", "reason_code", "message"]
+    assert rejects.column_names == ["input_row", "subject_key", "reason_code", "message", "org"]
     assert rejects.to_pylist()[0]["reason_code"] == "BAD_EMAIL"
     assert "private-but-bad" not in out + err
 

@@ -118,6 +118,7 @@ def build_run_dir(
             "reason_code": pa.nulls(n, pa.string()),
             "previous_run_id": pa.nulls(n, pa.string()),
             "previous_job_id": pa.nulls(n, pa.string()),
+            "org": pa.array(["default"] * n, pa.string()),
         }
     )
     assert status_table.schema.names[: len(STATUS_SCHEMA)] == STATUS_SCHEMA.names

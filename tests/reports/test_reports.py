@@ -31,7 +31,7 @@ STATUS_CONTRACT = [
 ]  # fmt: skip
 PRODUCTS_CONTRACT = [
     "job_id", "subject_key", "action", "product", "status", "response_code", "outcome",
-    "message", "processed_date", "retry_count",
+    "message", "processed_date", "retry_count", "org",
 ]  # fmt: skip
 NOW = datetime(2026, 3, 2, tzinfo=UTC)
 

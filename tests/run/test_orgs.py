@@ -1,0 +1,103 @@
+"""A run with [[orgs]] tables: one org's table is driven with the credentials it names; several
+are refused aloud until the engine drives several orgs in one run."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline.cli.main import main
+from tests.helpers.run import assert_every_row_once, only_run, run_cli, write_config
+
+
+def _org_table(name: str, org_id: str) -> str:
+    return (
+        f'[[orgs]]\nname = "{name}"\norg_id = "{org_id}"\n'
+        f'client_id_env = "{name.upper()}_ID"\nclient_secret_env = "{name.upper()}_SECRET"\n'
+    )
+
+
+def _subjects(path: Path, n: int) -> None:
+    rows = "".join(f"S{i},p{i}@example.org,{'eu' if i % 2 else ''}\n" for i in range(n))
+    path.write_text("subject_key,email,org\n" + rows, encoding="utf-8")
+
+
+def test_one_org_table_is_driven_with_the_credentials_its_variables_hold(
+    tmp_path: Path, emulator_factory: Any, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    emu = emulator_factory()
+    client = emu.server.config.clients[0]
+    for var in ("ADOBE_CLIENT_ID", "ADOBE_CLIENT_SECRET", "ADOBE_ORG_ID"):
+        monkeypatch.delenv(var, raising=False)
+    env = {
+        "DSAR_API_BASE_URL": emu.env["DSAR_API_BASE_URL"],
+        "DSAR_IMS_URL": emu.env["DSAR_IMS_URL"],
+        "EU_ID": client.client_id,
+        "EU_SECRET": client.client_secret,
+    }
+    _subjects(tmp_path / "in.csv", 40)
+    cfg = write_config(tmp_path / "c.toml")
+    cfg.write_text(cfg.read_text() + _org_table("eu", client.org_id), encoding="utf-8")
+    ws = tmp_path / "ws"
+    argv = ["run", str(tmp_path / "in.csv"), "--config", str(cfg), "--workspace", str(ws)]
+    assert run_cli(argv, env, monkeypatch) in (0, 1)  # the emulator fails a few jobs
+    run_dir = only_run(ws)
+    assert_every_row_once(run_dir, 40)
+    statuses = pq.read_table(run_dir / "status.parquet").column("status").to_pylist()
+    assert statuses.count("complete") >= 30
+    assert set(statuses) <= {"complete", "error"}
+    status = pq.read_table(run_dir / "status.parquet").to_pandas()
+    assert set(status.org) == {"eu"}
+    assert set(pq.read_table(run_dir / "products.parquet").column("org").to_pylist()) == {"eu"}
+    per_org = json.loads((run_dir / "summary.json").read_text())["counts"]["orgs"]
+    table = status.groupby("org").status.value_counts()
+    assert {org: {s: n for s, n in counts.items() if n} for org, counts in per_org.items()} == {
+        org: table[org].to_dict() for org in ("eu",)
+    }
+    with sqlite3.connect(run_dir / "journal.sqlite") as conn:
+        assert conn.execute("SELECT DISTINCT org FROM batch").fetchall() == [("eu",)]
+    capsys.readouterr()
+    assert main(["status", str(run_dir)]) in (0, 1)
+    (line,) = [x for x in capsys.readouterr().out.splitlines() if "org eu" in x]
+    assert f"complete {statuses.count('complete')}" in line
+    with sqlite3.connect(ws / "ledger.sqlite") as conn:
+        assert conn.execute("SELECT DISTINCT org FROM day_usage").fetchall() == [(client.org_id,)]
+
+
+def test_two_org_tables_are_refused_before_anything_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    _subjects(tmp_path / "in.csv", 4)
+    (tmp_path / "c.toml").write_text(
+        _org_table("eu", "EU@AdobeOrg") + _org_table("us", "US@AdobeOrg"), encoding="utf-8"
+    )
+    code = main(["run", "in.csv", "--config", "c.toml", "--workspace", "ws", "--yes"])
+    err = capsys.readouterr().err.splitlines()
+    assert code == 2
+    assert len(err) == 1
+    assert "2 [[orgs]] tables" in err[0]
+    assert not (tmp_path / "ws").exists()
+    assert main(["validate", "in.csv", "--config", "c.toml", "--out", "v"]) == 1  # half: no org
+
+
+def test_a_resume_config_that_changes_the_orgs_is_refused(tmp_path: Path) -> None:
+    from pipeline.errors import ConfigError
+    from pipeline.run.resume_settings import resume_settings
+    from pipeline.run.runner import settings_snapshot
+    from pipeline.settings import load_settings
+
+    (tmp_path / "planned.toml").write_text(_org_table("eu", "EU@AdobeOrg"), encoding="utf-8")
+    snapshot = settings_snapshot(load_settings(tmp_path / "planned.toml", env={}))
+    (tmp_path / "other.toml").write_text(_org_table("eu", "XX@AdobeOrg"), encoding="utf-8")
+    with pytest.raises(ConfigError, match="orgs: "):
+        resume_settings(snapshot, {}, tmp_path / "other.toml")
+    (tmp_path / "same.toml").write_text(
+        _org_table("eu", "EU@AdobeOrg") + "[poll]\ninterval_s = 5\n", encoding="utf-8"
+    )
+    assert resume_settings(snapshot, {}, tmp_path / "same.toml").orgs[0].org_id == "EU@AdobeOrg"
