@@ -143,18 +143,25 @@ class JournalQueries(JournalStore):
             stop_polling=bool(row[15]), identities_purged_at=from_us(row[16]),
         )  # fmt: skip
 
-    def batches_to_submit(self, limit: int | None = None) -> list[str]:
-        """Ids of planned batches in plan order (child and retry batches come last)."""
+    def batches_to_submit(self, limit: int | None = None, *, org: str | None = None) -> list[str]:
+        """Ids of planned batches in plan order (child and retry batches come last); only
+        the batches of the org named ``org`` when given (None: every org)."""
         with self._lock:
             rows = self._conn.execute(
-                "SELECT batch_id FROM batch WHERE state = 'planned' ORDER BY seq LIMIT ?",
-                (-1 if limit is None else limit,),
+                "SELECT batch_id FROM batch WHERE state = 'planned'"
+                " AND (? IS NULL OR org = ?) ORDER BY seq LIMIT ?",
+                (org, org, -1 if limit is None else limit),
             ).fetchall()
         return [r[0] for r in rows]
 
-    def unresolved_batches(self) -> list[BatchInfo]:
-        """Batches in submitting or ambiguous, in plan order: reconcile them before submitting."""
-        return self._batches("WHERE b.state IN ('submitting', 'ambiguous') ORDER BY b.seq")
+    def unresolved_batches(self, *, org: str | None = None) -> list[BatchInfo]:
+        """Batches in submitting or ambiguous, in plan order: reconcile them before submitting
+        (only the org named ``org`` when given)."""
+        return self._batches(
+            "WHERE b.state IN ('submitting', 'ambiguous') AND (? IS NULL OR b.org = ?)"
+            " ORDER BY b.seq",
+            (org, org),
+        )
 
     def batch_info(self, batch_id: str) -> BatchInfo:
         """One batch's bookkeeping; :class:`JournalError` if unknown."""

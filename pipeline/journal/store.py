@@ -302,13 +302,17 @@ class Journal(
                 c, batch_id, BatchState.AMBIGUOUS, (BatchState.SUBMITTING,), at, error_code=reason
             )
 
-    def recover_submitting(self, at: datetime) -> list[str]:
-        """Every batch left ``submitting`` by a crash -> ambiguous; returns their ids, in order."""
+    def recover_submitting(self, at: datetime, *, org: str | None = None) -> list[str]:
+        """Every batch left ``submitting`` by a crash -> ambiguous; returns their ids, in order.
+
+        With ``org``, only that org's batches: another org's submitter may have a POST in
+        flight, and its ``submitting`` batch is not a crash's leftover.
+        """
         with self._tx() as c:
             rows = c.execute(
                 "UPDATE batch SET state = 'ambiguous', error_code = 'interrupted', updated_at = ?"
-                " WHERE state = 'submitting' RETURNING seq, batch_id",
-                (to_us(at),),
+                " WHERE state = 'submitting' AND (? IS NULL OR org = ?) RETURNING seq, batch_id",
+                (to_us(at), org, org),
             ).fetchall()
         return [b for _, b in sorted(rows)]
 

@@ -8,6 +8,7 @@ that clock, so a skewed local clock cannot mis-budget it.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -56,6 +57,10 @@ class RunContext:
     options: RunOptions
     org_id: str
     regulations: tuple[str, ...]
+    # the journal's org name this context drives (None: every batch, a single-org run)
+    org: str | None = None
+    # the run-wide context an org's context was made from (see :meth:`for_org`)
+    parent: RunContext | None = field(default=None, repr=False)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     stop_reason: str | None = None
     calls_synced: dict[tuple[str, str], int] = field(default_factory=dict)
@@ -68,8 +73,31 @@ class RunContext:
         """True once a signal, ``--max-runtime`` or a fatal error asked the run to stop."""
         return self.stop.is_set()
 
+    def for_org(
+        self, org: str, *, client: PrivacyServiceClient, settings: Settings, org_id: str
+    ) -> RunContext:
+        """One org's view of this run: the same journal, ledger, options and stop flag,
+        with the org's own client (token, limiter, retries), its settings (rate, daily cap,
+        products) and its IMS org id, which keys its budget in the ledger. The submitter,
+        poller and engine given it read only that org's batches of the journal."""
+        return dataclasses.replace(
+            self,
+            client=client,
+            settings=settings,
+            org_id=org_id,
+            org=org,
+            parent=self,
+            calls_synced={},  # counts of the org's own client
+            _clock_lock=asyncio.Lock(),
+            _offset=timedelta(0),
+            _seen_date=None,
+        )
+
     def request_stop(self, reason: str) -> None:
-        """Ask every stage to finish its current step and stop."""
+        """Ask every stage (of every org) to finish its current step and stop."""
+        if self.parent is not None:
+            self.parent.request_stop(reason)
+            return
         if not self.stop.is_set():
             self.stop_reason = reason
             self.stop.set()

@@ -78,7 +78,7 @@ class Submitter:
         while not self.ctx.stopping and not self.cap_reached:
             await self.reconcile_unresolved()
             self._reconcile_first = False
-            batch_ids = self.canary.allowed(self.ctx.journal.batches_to_submit())
+            batch_ids = self.canary.allowed(self.ctx.journal.batches_to_submit(org=self.ctx.org))
             if not batch_ids:
                 break
             await self._round(batch_ids, report)
@@ -222,7 +222,8 @@ class Submitter:
             if allow.day_done:
                 # an ambiguous POST's reservation may hide budget: reconcile before giving up
                 self._reconcile_first = any(
-                    i.state == BatchState.AMBIGUOUS for i in ctx.journal.unresolved_batches()
+                    i.state == BatchState.AMBIGUOUS
+                    for i in ctx.journal.unresolved_batches(org=ctx.org)
                 )
                 return None
             fits = _users_within(batch, allow.jobs)
@@ -289,8 +290,8 @@ class Submitter:
         oldest intent (at most the look-back limit) to the service's today.
         """
         ctx = self.ctx
-        ctx.journal.recover_submitting(ctx.now())
-        unresolved = ctx.journal.unresolved_batches()
+        ctx.journal.recover_submitting(ctx.now(), org=ctx.org)
+        unresolved = ctx.journal.unresolved_batches(org=ctx.org)
         if not unresolved:
             return 0
         by_regulation: dict[str, list[BatchInfo]] = defaultdict(list)

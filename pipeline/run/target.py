@@ -19,7 +19,7 @@ from ..api.client import PrivacyServiceClient
 from ..api.clock import SYSTEM_CLOCK, Clock
 from ..api.ratelimit import RateLimiter
 from ..errors import ConfigError
-from ..settings import Credentials, Secret, Settings
+from ..settings import Credentials, Org, Secret, Settings
 
 log = logging.getLogger("dsar")
 
@@ -45,6 +45,11 @@ class Target:
             clock=clock,
         )
         return PrivacyServiceClient.from_settings(self.settings, limiter=limiter, clock=clock)
+
+    def for_org(self, org: Org) -> Target:
+        """This target as ``org``'s client sees it (its base URL, credentials, rate, daily cap
+        and products): each org of a run gets its own client, token, limiter and retries."""
+        return dataclasses.replace(self, settings=self.settings.for_org(org))
 
     @property
     def poll_interval_s(self) -> float:
