@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from ..journal.ledger import DayUsage
 
@@ -93,3 +94,9 @@ class BudgetGate:
         async with self._cond:
             self.in_flight -= 1
             self._cond.notify_all()
+
+
+def next_service_day(at: datetime) -> datetime:
+    """When the service day after ``at``'s begins (UTC midnight): a day's budget is new then."""
+    day = at.date() + timedelta(days=1)
+    return datetime(day.year, day.month, day.day, tzinfo=at.tzinfo)

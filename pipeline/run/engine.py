@@ -23,12 +23,13 @@ import logging
 import signal
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from ..api.clock import Clock
 from ..journal.models import JobState, JournalCounts, RunState
+from .budget import next_service_day
 from .canary import PAUSE_REASON
 from .context import RunContext
 from .poller import Poller
@@ -225,17 +226,12 @@ def _settle_run(ctx: RunContext, cap_reached: bool, held: str | None = None) -> 
         ctx.journal.finish(at)
         return DriveResult(finished=True)
     if cap_reached and not ctx.stopping:
-        resume = _next_utc_midnight(at)
+        resume = next_service_day(at)
         ctx.journal.pause("daily_cap", at, resume_after=resume)
         return DriveResult(finished=False, pause_reason="daily_cap", resume_after=resume)
     reason = ctx.stop_reason or held or ("no_wait" if ctx.options.no_wait else "interrupted")
     ctx.journal.pause(reason, at)
     return DriveResult(finished=False, pause_reason=reason)
-
-
-def _next_utc_midnight(at: datetime) -> datetime:
-    day = at.date() + timedelta(days=1)
-    return datetime(day.year, day.month, day.day, tzinfo=at.tzinfo)
 
 
 def _sync_calls(ctx: RunContext) -> None:

@@ -224,3 +224,42 @@ def fake_terminal(monkeypatch: pytest.MonkeyPatch, *answers: str) -> list[str]:
     monkeypatch.setattr(sys.stdin, "isatty", lambda: True)
     monkeypatch.setattr(builtins, "input", answer)
     return asked
+
+
+# emulator [[clients]] for runs with [[orgs]] tables: name -> client settings
+ORG_CLIENTS: dict[str, dict[str, str]] = {
+    name: {
+        "client_id": f"{name}-id",
+        "client_secret": f"{name}-secret-value",
+        "org_id": f"{name.upper()}@AdobeOrg",
+    }
+    for name in ("eu", "us", "apac")
+}
+
+
+def org_tables(names: tuple[str, ...], **per_org: Mapping[str, Any]) -> str:
+    """``[[orgs]]`` tables for the :data:`ORG_CLIENTS` of ``names`` (variables NAME_ID and
+    NAME_SECRET), plus each org's extra keys in ``per_org``."""
+    out = []
+    for name in names:
+        body = {
+            "name": name,
+            "org_id": ORG_CLIENTS[name]["org_id"],
+            "client_id_env": f"{name.upper()}_ID",
+            "client_secret_env": f"{name.upper()}_SECRET",
+            **per_org.get(name, {}),
+        }
+        out.append("[[orgs]]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in body.items()))
+    return "".join(out)
+
+
+def org_env(emu: Emu, names: tuple[str, ...], wrong_secret: tuple[str, ...] = ()) -> dict[str, str]:
+    """The environment for ``org_tables(names)`` against ``emu`` (no ADOBE_* variables); the
+    orgs of ``wrong_secret`` get a secret the emulator refuses."""
+    env = {k: emu.env[k] for k in ("DSAR_API_BASE_URL", "DSAR_IMS_URL")}
+    for name in names:
+        client = ORG_CLIENTS[name]
+        env[f"{name.upper()}_ID"] = client["client_id"]
+        secret = client["client_secret"]
+        env[f"{name.upper()}_SECRET"] = "wrong-" + secret if name in wrong_secret else secret
+    return env

@@ -1,4 +1,5 @@
-"""Each org of a run submits its own batches through its own client and daily budget."""
+"""Each org of a run submits its own batches through its own client and daily budget; one
+org at its cap or with refused credentials does not hold up the others."""
 
 from __future__ import annotations
 
@@ -13,80 +14,131 @@ from pipeline.journal.ledger import Ledger
 from pipeline.journal.store import Journal
 from pipeline.models import PlannedBatch
 from pipeline.run.context import RunContext, RunOptions
-from pipeline.run.submitter import Submitter
+from pipeline.run.orgs import AUTH_FAILED, OrgSubmitters, pause_message
+from pipeline.run.submitter import SubmitReport
 from pipeline.run.target import Target
 from pipeline.settings import Settings, load_settings
 from tests.helpers.plans import OPTIONS, meta, user
-
-CLIENTS = {
-    "eu": {"client_id": "eu-id", "client_secret": "eu-secret", "org_id": "EU@AdobeOrg"},
-    "us": {"client_id": "us-id", "client_secret": "us-secret", "org_id": "US@AdobeOrg"},
-}
+from tests.helpers.run import ORG_CLIENTS, Emu, org_env, org_tables
 
 
-def org_settings(tmp_path: Path, emu: Any) -> Settings:
-    """Settings with one ``[[orgs]]`` table per emulator client of :data:`CLIENTS`."""
-    tables = "".join(
-        f'[[orgs]]\nname = "{name}"\norg_id = "{c["org_id"]}"\n'
-        f'client_id_env = "{name.upper()}_ID"\nclient_secret_env = "{name.upper()}_SECRET"\n'
-        for name, c in CLIENTS.items()
-    )
-    (tmp_path / "c.toml").write_text(tables, encoding="utf-8")
-    env = {k: emu.env[k] for k in ("DSAR_API_BASE_URL", "DSAR_IMS_URL")}
-    for name, c in CLIENTS.items():
-        env[f"{name.upper()}_ID"] = c["client_id"]
-        env[f"{name.upper()}_SECRET"] = c["client_secret"]
-    return load_settings(tmp_path / "c.toml", env=env)
+def _settings(tmp_path: Path, emu: Emu, names: tuple[str, ...], **kw: Any) -> Settings:
+    wrong = kw.pop("wrong_secret", ())
+    (tmp_path / "c.toml").write_text(org_tables(names, **kw), encoding="utf-8")
+    return load_settings(tmp_path / "c.toml", env=org_env(emu, names, wrong))
 
 
-def _plan(journal: Journal) -> None:
+def _plan(journal: Journal, names: tuple[str, ...], per_org: int = 2) -> None:
     batches = []
-    for n, org in enumerate(("eu", "us", "eu", "us")):
-        options = dataclasses.replace(OPTIONS, org=org)
-        users = tuple(user(10 * n + i) for i in range(3))
-        batches.append(PlannedBatch(batch_id=f"b-{org}-{n}", options=options, users=users))
+    for n in range(per_org):
+        for k, org in enumerate(names):
+            options = dataclasses.replace(OPTIONS, org=org)
+            users = tuple(user(100 * k + 10 * n + i) for i in range(3))  # 6 jobs a batch
+            batches.append(PlannedBatch(batch_id=f"b-{org}-{n}", options=options, users=users))
     journal.write_plan(meta(), batches, rejects_count=0)
+
+
+def _drive(
+    tmp_path: Path, emu: Emu, settings: Settings
+) -> tuple[OrgSubmitters, dict[str, SubmitReport], Journal, Ledger]:
+    """Plan two batches per org and run the orgs' submitters once, side by side."""
+    names = tuple(o.name for o in settings.org_list())
+    target = Target(settings=settings, embedded=False)
+    journal = Journal.open(tmp_path / "run")
+    ledger = Ledger.open(tmp_path)
+    _plan(journal, names)
+
+    async def main() -> tuple[OrgSubmitters, dict[str, SubmitReport]]:
+        async with AsyncExitStack() as stack:
+            orgs = settings.org_list()
+            clients = [
+                await stack.enter_async_context(target.for_org(o).client(clock=emu.clock))
+                for o in orgs
+            ]
+            run = RunContext(
+                journal=journal,
+                ledger=ledger,
+                client=clients[0],
+                settings=settings,
+                options=RunOptions(clock=emu.clock),
+                org_id="",
+                regulations=("gdpr",),
+            )
+            contexts = [
+                run.for_org(o.name, client=c, settings=settings.for_org(o), org_id=o.org_id)
+                for o, c in zip(orgs, clients, strict=True)
+            ]
+            submitters = OrgSubmitters(contexts)
+            return submitters, await submitters.submit_all()
+
+    submitters, reports = asyncio.run(main())
+    return submitters, reports, journal, ledger
+
+
+def _today(emu: Emu) -> int:
+    return int(emu.clock.utc_now().timestamp() // 86400) if emu.clock else 0
 
 
 def test_each_org_submits_only_its_batches_through_its_client_and_budget(
     tmp_path: Path, emulator_factory: Any
 ) -> None:
-    emu = emulator_factory(clients=list(CLIENTS.values()))
-    settings = org_settings(tmp_path, emu)
-    target = Target(settings=settings, embedded=False)
+    emu = emulator_factory(clients=[ORG_CLIENTS[n] for n in ("eu", "us")])
+    submitters, reports, journal, ledger = _drive(
+        tmp_path, emu, _settings(tmp_path, emu, ("eu", "us"))
+    )
+    with journal, ledger:
+        assert {n: r.jobs_created for n, r in reports.items()} == {"eu": 12, "us": 12}
+        for s in submitters.submitters.values():  # each org's client posted its own batches
+            assert sum(s.ctx.client.call_counts[EP_CREATE].values()) == 2
+        assert journal.batches_to_submit() == []
+        day = emu.clock.utc_now().date() if emu.clock else None
+        for name in ("eu", "us"):
+            assert ledger.usage(ORG_CLIENTS[name]["org_id"], day).used == 12
+        assert not submitters.cap_reached
+        assert not submitters.auth_failed
+    for name in ("eu", "us"):  # the service saw each org's jobs under that org
+        assert emu.server.backend.store.jobs_on_day(ORG_CLIENTS[name]["org_id"], _today(emu)) == 12
 
-    async def main() -> None:
-        with Journal.open(tmp_path / "run") as journal, Ledger.open(tmp_path) as ledger:
-            _plan(journal)
-            async with AsyncExitStack() as stack:
-                orgs = settings.org_list()
-                clients = [
-                    await stack.enter_async_context(target.for_org(o).client(clock=emu.clock))
-                    for o in orgs
-                ]
-                run = RunContext(
-                    journal=journal,
-                    ledger=ledger,
-                    client=clients[0],
-                    settings=settings,
-                    options=RunOptions(clock=emu.clock),
-                    org_id="",
-                    regulations=("gdpr",),
-                )
-                contexts = [
-                    run.for_org(o.name, client=c, settings=settings.for_org(o), org_id=o.org_id)
-                    for o, c in zip(orgs, clients, strict=True)
-                ]
-                reports = await asyncio.gather(*(Submitter(ctx).submit_all() for ctx in contexts))
-                assert [r.jobs_created for r in reports] == [12, 12]
-                for ctx in contexts:  # each org's client posted its own org's two batches
-                    assert sum(ctx.client.call_counts[EP_CREATE].values()) == 2
-                assert journal.batches_to_submit() == []
-                day = (await run.service_now()).date()
-                for c in CLIENTS.values():
-                    assert ledger.usage(c["org_id"], day).used == 12
 
-    asyncio.run(main())
-    today = int(emu.clock.utc_now().timestamp() // 86400)
-    for c in CLIENTS.values():  # the service saw each org's jobs under that org
-        assert emu.server.backend.store.jobs_on_day(c["org_id"], today) == 12
+def test_one_org_at_its_cap_and_one_refused_leave_the_third_to_finish(
+    tmp_path: Path, emulator_factory: Any
+) -> None:
+    names = ("eu", "us", "apac")
+    emu = emulator_factory(clients=[ORG_CLIENTS[n] for n in names])
+    settings = _settings(tmp_path, emu, names, us={"daily_job_cap": 6}, wrong_secret=("apac",))
+    submitters, reports, journal, ledger = _drive(tmp_path, emu, settings)
+    with journal, ledger:
+        assert reports["eu"].jobs_created == 12  # the clean org: everything submitted
+        assert reports["us"].jobs_created == 6
+        assert reports["us"].cap_reached
+        assert set(submitters.paused) == {"us"}  # only the capped org waits
+        assert submitters.auth_failed == {"apac": "authentication"}
+        assert not submitters.all_failed
+        assert journal.batches_to_submit(org="eu") == []
+        assert journal.batches_to_submit(org="apac") == []  # failed, not left to pause
+        assert len(journal.batches_to_submit(org="us")) == 1  # the rest waits for its day
+        apac = [journal.batch_info(b) for b in ("b-apac-0", "b-apac-1")]
+        assert {i.state.value for i in apac} <= {"failed", "reconciled"}
+        assert journal.counts().jobs["failed"] == 12  # every apac job, none of the others
+        assert {journal.batch_info("b-apac-1").error_code} == {AUTH_FAILED}
+        message = pause_message(submitters.paused)
+        assert message.startswith("paused: org us at its daily cap until ")
+        assert "org eu" not in message
+    today = _today(emu)
+    assert emu.server.backend.store.jobs_on_day(ORG_CLIENTS["apac"]["org_id"], today) == 0
+
+
+def test_every_org_refused_is_an_authentication_failure_of_the_run(
+    tmp_path: Path, emulator_factory: Any
+) -> None:
+    names = ("eu", "us")
+    emu = emulator_factory(clients=[ORG_CLIENTS[n] for n in names])
+    settings = _settings(tmp_path, emu, names, wrong_secret=names)
+    submitters, reports, journal, ledger = _drive(tmp_path, emu, settings)
+    with journal, ledger:
+        assert submitters.all_failed
+        assert {n: r.reasons for n, r in reports.items()} == {
+            "eu": {AUTH_FAILED: 2},
+            "us": {AUTH_FAILED: 2},
+        }
+        assert journal.counts().jobs["failed"] == 24

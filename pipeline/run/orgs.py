@@ -1,0 +1,96 @@
+"""Several orgs in one run: one submitter per org, side by side on one event loop.
+
+Each org's :class:`~pipeline.run.context.RunContext` (see
+:meth:`~pipeline.run.context.RunContext.for_org`) has its own client (token, limiter,
+retries) and its own daily budget in the ledger, keyed by its IMS org id. So:
+
+- an org at its daily cap stops only its own submissions; the others go on, and the org
+  waits for its next service day (:attr:`OrgSubmitters.paused`, with its resume time);
+- an org whose credentials are refused has its unsubmitted rows failed with
+  :data:`AUTH_FAILED` (reported like any other failed job) and stops; the others go on.
+  Only when every org failed is the run an authentication failure (exit 5).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+
+from ..errors import AuthError, PermissionDeniedError
+from .budget import next_service_day
+from .context import RunContext
+from .submitter import SubmitReport, Submitter
+
+log = logging.getLogger("dsar.submit")
+
+# the error code of the jobs of an org whose credentials the service refused
+AUTH_FAILED = "AUTH_FAILED"
+
+
+class OrgSubmitters:
+    """One :class:`Submitter` per org context; :meth:`submit_all` drives them together."""
+
+    def __init__(self, contexts: Sequence[RunContext]) -> None:
+        if not contexts or any(ctx.org is None for ctx in contexts):
+            raise ValueError("OrgSubmitters needs one context per org (RunContext.for_org)")
+        self.submitters = {str(ctx.org): Submitter(ctx) for ctx in contexts}
+        self.auth_failed: dict[str, str] = {}  # org name -> the error class's message kind
+
+    async def submit_all(self) -> dict[str, SubmitReport]:
+        """Submit every org's planned batches at once, each through its own client; returns
+        each org's report (an org whose auth failed reports its failed batches)."""
+        names = [n for n in self.submitters if n not in self.auth_failed]
+        reports = await asyncio.gather(*(self._submit_org(n) for n in names))
+        return dict(zip(names, reports, strict=True))
+
+    async def _submit_org(self, name: str) -> SubmitReport:
+        submitter = self.submitters[name]
+        try:
+            return await submitter.submit_all()
+        except (AuthError, PermissionDeniedError) as exc:
+            kind = "authentication" if isinstance(exc, AuthError) else "permission"
+            self.auth_failed[name] = kind
+            report = SubmitReport(failed=self._fail_org(submitter.ctx, kind))
+            report.reasons[AUTH_FAILED] = report.failed
+            return report
+
+    @staticmethod
+    def _fail_org(ctx: RunContext, kind: str) -> int:
+        """Fail every planned batch of the org (its users' jobs get :data:`AUTH_FAILED`)."""
+        message = f"org {ctx.org}: the service refused its credentials ({kind})"
+        batches = ctx.journal.batches_to_submit(org=ctx.org)
+        for batch_id in batches:
+            ctx.journal.mark_failed(batch_id, AUTH_FAILED, message, ctx.now())
+        log.error(
+            "%s; its %d unsubmitted batches failed, the other orgs go on", message, len(batches)
+        )
+        return len(batches)
+
+    @property
+    def cap_reached(self) -> bool:
+        """True when some org (not failed) stopped at its daily cap."""
+        return bool(self.paused)
+
+    @property
+    def paused(self) -> dict[str, datetime]:
+        """Each org at its daily cap -> when its next service day begins (resume then)."""
+        return {
+            name: next_service_day(s.ctx.now())
+            for name, s in self.submitters.items()
+            if s.cap_reached and name not in self.auth_failed
+        }
+
+    @property
+    def all_failed(self) -> bool:
+        """True when every org's credentials were refused (the run is an auth failure)."""
+        return set(self.auth_failed) == set(self.submitters)
+
+
+def pause_message(paused: dict[str, datetime]) -> str:
+    """One line naming each paused org and its resume time (for exit 4)."""
+    parts = [
+        f"org {name} at its daily cap until {at:%Y-%m-%d %H:%M} UTC" for name, at in paused.items()
+    ]
+    return "paused: " + "; ".join(parts)
