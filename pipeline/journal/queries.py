@@ -39,6 +39,13 @@ from .models import (
 from .schema import JournalStore
 
 _OPEN_J = state_in(OPEN_JOB_STATES, "j.state")
+# one org's rows (the org name bound twice; NULL: every org), of a query joining batch b
+_OF_ORG = "(? IS NULL OR b.org = ?)"
+# the same for a query of the job table alone
+_JOB_OF_ORG = (
+    "(? IS NULL OR EXISTS (SELECT 1 FROM user u JOIN batch b ON b.seq = u.batch_seq"
+    " WHERE u.uid = job.uid AND b.org = ?))"
+)
 
 REPORT_CHUNK_ROWS = 10_000
 
@@ -158,8 +165,7 @@ class JournalQueries(JournalStore):
         """Batches in submitting or ambiguous, in plan order: reconcile them before submitting
         (only the org named ``org`` when given)."""
         return self._batches(
-            "WHERE b.state IN ('submitting', 'ambiguous') AND (? IS NULL OR b.org = ?)"
-            " ORDER BY b.seq",
+            f"WHERE b.state IN ('submitting', 'ambiguous') AND {_OF_ORG} ORDER BY b.seq",
             (org, org),
         )
 
@@ -205,14 +211,16 @@ class JournalQueries(JournalStore):
         options = _options(row[1], row[2])
         return PlannedBatch(batch_id=batch_id, options=options, users=tuple(planned))
 
-    def open_windows(self) -> list[OpenWindow]:
-        """Per regulation: open jobs (submitted or processing) and the oldest submit time."""
+    def open_windows(self, *, org: str | None = None) -> list[OpenWindow]:
+        """Per regulation: open jobs (submitted or processing) and the oldest submit time
+        (of the org named ``org`` only, when given)."""
         with self._lock:
             rows = self._conn.execute(
                 "SELECT b.regulation, count(*), min(j.submitted_at) FROM job j"
                 " JOIN user u ON u.uid = j.uid JOIN batch b ON b.seq = u.batch_seq"
-                f" WHERE {_OPEN_J} GROUP BY b.regulation"
-                " ORDER BY b.regulation"
+                f" WHERE {_OPEN_J} AND {_OF_ORG} GROUP BY b.regulation"
+                " ORDER BY b.regulation",
+                (org, org),
             ).fetchall()
         out = []
         for regulation, count, oldest in rows:
@@ -220,8 +228,9 @@ class JournalQueries(JournalStore):
             out.append(OpenWindow(regulation=regulation, open_jobs=count, oldest_submitted_at=at))
         return out
 
-    def open_jobs(self, regulation: str) -> dict[str, datetime]:
-        """Job id -> submit time of one regulation's jobs still submitted or processing."""
+    def open_jobs(self, regulation: str, *, org: str | None = None) -> dict[str, datetime]:
+        """Job id -> submit time of one regulation's jobs still submitted or processing (of
+        the org named ``org`` only, when given)."""
         # Streamed, not fetchall(), and one datetime per distinct time (a batch's jobs share
         # theirs): 200,000 open jobs cost 92 MB of peak RSS per sweep the other way.
         times: dict[int, datetime] = {}
@@ -230,8 +239,8 @@ class JournalQueries(JournalStore):
             rows = self._conn.execute(
                 "SELECT j.job_id, j.submitted_at FROM job j JOIN user u ON u.uid = j.uid"
                 " JOIN batch b ON b.seq = u.batch_seq"
-                f" WHERE {_OPEN_J} AND b.regulation = ?",
-                (regulation,),
+                f" WHERE {_OPEN_J} AND b.regulation = ? AND {_OF_ORG}",
+                (regulation, org, org),
             )
             for job_id, at in rows:
                 when = times.get(at)
@@ -240,8 +249,9 @@ class JournalQueries(JournalStore):
                 out[job_id] = when
         return out
 
-    def unacknowledged_times(self, regulation: str) -> list[datetime]:
-        """Distinct submit times of one regulation's jobs never seen past ``submitted``.
+    def unacknowledged_times(self, regulation: str, *, org: str | None = None) -> list[datetime]:
+        """Distinct submit times of one regulation's jobs never seen past ``submitted`` (of the
+        org named ``org`` only, when given).
 
         A batch's jobs share one submit time, so this is a short list even for many jobs.
         """
@@ -249,22 +259,31 @@ class JournalQueries(JournalStore):
             rows = self._conn.execute(
                 "SELECT DISTINCT j.submitted_at FROM job j JOIN user u ON u.uid = j.uid"
                 " JOIN batch b ON b.seq = u.batch_seq"
-                f" WHERE j.state = '{JobState.SUBMITTED.value}' AND b.regulation = ?",
-                (regulation,),
+                f" WHERE j.state = '{JobState.SUBMITTED.value}' AND b.regulation = ?"
+                f" AND {_OF_ORG}",
+                (regulation, org, org),
             ).fetchall()
         return [from_us_required(at) for (at,) in rows]
 
-    def jobs_needing_details(self, limit: int = 1000) -> list[str]:
-        """Terminal jobs whose ``GET /jobs/{id}`` has not been recorded yet, oldest first."""
+    def jobs_needing_details(self, limit: int = 1000, *, org: str | None = None) -> list[str]:
+        """Terminal jobs whose ``GET /jobs/{id}`` has not been recorded yet, oldest first (of
+        the org named ``org`` only, when given)."""
         return self._job_ids(
             "job_needs_details",
-            f"{NEEDS_DETAILS_SQL} ORDER BY completed_at, jid",
+            f"{NEEDS_DETAILS_SQL} AND {_JOB_OF_ORG} ORDER BY completed_at, jid",
             limit,
+            org,
         )
 
-    def jobs_needing_download(self, limit: int = 1000) -> list[str]:
-        """Complete jobs whose details offered a result that is not on disk yet."""
-        return self._job_ids("job_needs_download", f"{NEEDS_DOWNLOAD_SQL} ORDER BY jid", limit)
+    def jobs_needing_download(self, limit: int = 1000, *, org: str | None = None) -> list[str]:
+        """Complete jobs whose details offered a result that is not on disk yet (of the org
+        named ``org`` only, when given)."""
+        return self._job_ids(
+            "job_needs_download",
+            f"{NEEDS_DOWNLOAD_SQL} AND {_JOB_OF_ORG} ORDER BY jid",
+            limit,
+            org,
+        )
 
     def results_unavailable(self) -> int:
         """Complete jobs whose offered result could not be fetched (see error_code)."""
@@ -283,11 +302,11 @@ class JournalQueries(JournalStore):
             ).fetchone()
         return int(n)
 
-    def _job_ids(self, index: str, where: str, limit: int) -> list[str]:
+    def _job_ids(self, index: str, where: str, limit: int, org: str | None) -> list[str]:
         # the partial index named keeps each poll round off a 1,000,000-row scan
         sql = f"SELECT job_id FROM job INDEXED BY {index} WHERE {where} LIMIT ?"
         with self._lock:
-            return [r[0] for r in self._conn.execute(sql, (limit,)).fetchall()]
+            return [r[0] for r in self._conn.execute(sql, (org, org, limit)).fetchall()]
 
     def counts(self) -> JournalCounts:
         """Jobs (latest attempts only) and batches by state; cheap enough for every tick."""

@@ -85,7 +85,7 @@ class Poller:
         """One round: sweep every regulation, then details, then downloads."""
         out = PollRound()
         self.rounds += 1
-        for window in self.ctx.journal.open_windows():
+        for window in self.ctx.journal.open_windows(org=self.ctx.org):
             if self.ctx.stopping:
                 return out
             await self._sweep(window, out)
@@ -97,10 +97,10 @@ class Poller:
 
     async def _sweep(self, window: OpenWindow, out: PollRound) -> None:
         ctx = self.ctx
-        open_jobs = ctx.journal.open_jobs(window.regulation)
+        open_jobs = ctx.journal.open_jobs(window.regulation, org=ctx.org)
         today = (await ctx.service_now()).date()
         start = _window_start(window.oldest_submitted_at.date(), today)
-        unacknowledged = ctx.journal.unacknowledged_times(window.regulation)
+        unacknowledged = ctx.journal.unacknowledged_times(window.regulation, org=ctx.org)
         in_progress: dict[str, str] = {}
         before = out.list_calls
         try:
@@ -191,7 +191,9 @@ class Poller:
 
     async def fetch_details(self, out: PollRound) -> None:
         """GET every terminal job whose details are not recorded yet (after a crash)."""
-        await self._read_details(self.ctx.journal.jobs_needing_details(), out, observe=False)
+        await self._read_details(
+            self.ctx.journal.jobs_needing_details(org=self.ctx.org), out, observe=False
+        )
 
     async def _read_details(self, job_ids: list[str], out: PollRound, *, observe: bool) -> None:
         """``GET /jobs/{id}`` of each of ``job_ids`` and record its details. With ``observe``
@@ -233,7 +235,7 @@ class Poller:
     async def download_results(self, out: PollRound) -> None:
         """Download every offered access result into RUN_DIR/results/ (0600 in 0700)."""
         ctx = self.ctx
-        pending = ctx.journal.jobs_needing_download()
+        pending = ctx.journal.jobs_needing_download(org=ctx.org)
         if not pending:
             return
         self.results_dir.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
-from pipeline.api.client import EP_CREATE
+from pipeline.api.client import EP_CREATE, EP_GET, EP_LIST
 from pipeline.journal.ledger import Ledger
+from pipeline.journal.models import JobState
 from pipeline.journal.store import Journal
 from pipeline.models import PlannedBatch
 from pipeline.run.context import RunContext, RunOptions
 from pipeline.run.orgs import AUTH_FAILED, OrgSubmitters, pause_message
+from pipeline.run.poller import Poller
 from pipeline.run.submitter import SubmitReport
 from pipeline.run.target import Target
 from pipeline.settings import Settings, load_settings
@@ -39,9 +42,13 @@ def _plan(journal: Journal, names: tuple[str, ...], per_org: int = 2) -> None:
 
 
 def _drive(
-    tmp_path: Path, emu: Emu, settings: Settings
+    tmp_path: Path,
+    emu: Emu,
+    settings: Settings,
+    then: Callable[[list[RunContext]], Awaitable[None]] | None = None,
 ) -> tuple[OrgSubmitters, dict[str, SubmitReport], Journal, Ledger]:
-    """Plan two batches per org and run the orgs' submitters once, side by side."""
+    """Plan two batches per org and run the orgs' submitters once, side by side; then
+    ``then`` with the orgs' contexts."""
     names = tuple(o.name for o in settings.org_list())
     target = Target(settings=settings, embedded=False)
     journal = Journal.open(tmp_path / "run")
@@ -69,7 +76,10 @@ def _drive(
                 for o, c in zip(orgs, clients, strict=True)
             ]
             submitters = OrgSubmitters(contexts)
-            return submitters, await submitters.submit_all()
+            reports = await submitters.submit_all()
+            if then is not None:
+                await then(contexts)
+            return submitters, reports
 
     submitters, reports = asyncio.run(main())
     return submitters, reports, journal, ledger
@@ -142,3 +152,38 @@ def test_every_org_refused_is_an_authentication_failure_of_the_run(
             "us": {AUTH_FAILED: 2},
         }
         assert journal.counts().jobs["failed"] == 24
+
+
+def test_each_org_polls_and_downloads_its_jobs_through_its_client(
+    tmp_path: Path, emulator_factory: Any
+) -> None:
+    names = ("eu", "us")
+    emu = emulator_factory(clients=[ORG_CLIENTS[n] for n in names])
+    rounds: dict[str, int] = {}
+
+    async def poll(contexts: list[RunContext]) -> None:
+        async def until_done(ctx: RunContext) -> None:
+            poller = Poller(ctx, tmp_path / "run")
+            org = ctx.org
+            for rounds[str(org)] in range(1, 200):  # a round is HTTP: the emulator moves on
+                await poller.round()
+                open_ = sum(w.open_jobs for w in ctx.journal.open_windows(org=org))
+                follow_up = ctx.journal.jobs_needing_details(
+                    org=org
+                ) + ctx.journal.jobs_needing_download(org=org)
+                if not open_ and not follow_up:
+                    return
+
+        await asyncio.gather(*(until_done(ctx) for ctx in contexts))
+        for ctx in contexts:  # each org listed and read its own jobs with its own client
+            calls = ctx.client.call_counts
+            assert sum(calls[EP_LIST].values()) >= 1
+            assert set(calls[EP_GET]) == {"200"}  # never another org's job (a 404)
+
+    _, _, journal, ledger = _drive(tmp_path, emu, _settings(tmp_path, emu, names), then=poll)
+    with journal, ledger:
+        jobs = journal.counts().jobs
+        assert jobs[JobState.SUBMITTED] + jobs[JobState.PROCESSING] == 0
+        assert sum(jobs.values()) == 24
+        assert journal.downloads_waiting() == 0
+    assert max(rounds.values()) < 199
