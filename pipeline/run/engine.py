@@ -19,19 +19,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import signal
-from collections.abc import Callable, Coroutine, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from ..api.clock import Clock
+from ..errors import AuthError
 from ..journal.models import JobState, JournalCounts, RunState
 from .budget import next_service_day
 from .canary import PAUSE_REASON
 from .context import RunContext
+from .orgs import AUTH_FAILED, OrgPollers, OrgSubmitters
 from .poller import Poller
 from .progress import Counts, ProgressReporter
 from .submitter import Submitter
@@ -49,6 +52,10 @@ class DriveResult:
     finished: bool
     pause_reason: str | None = None
     resume_after: datetime | None = None
+    # several orgs: each org paused at its daily cap -> its resume time, and the orgs whose
+    # credentials were refused (their unsubmitted rows failed with AUTH_FAILED)
+    orgs_paused: Mapping[str, datetime] = field(default_factory=dict)
+    orgs_auth_failed: tuple[str, ...] = ()
 
 
 def progress_counts(ctx: RunContext, counts: JournalCounts | None = None) -> Counts:
@@ -86,12 +93,18 @@ async def drive(
     *,
     checkpoint: Callable[[Mapping[str, Any]], None],
     reporter: ProgressReporter,
+    orgs: Sequence[RunContext] = (),
 ) -> DriveResult:
-    """Submit and poll until the run finishes or pauses; checkpoint reports on the way."""
+    """Submit and poll until the run finishes or pauses; checkpoint reports on the way.
+
+    With ``orgs`` (one context per org, :meth:`RunContext.for_org`) each org submits and
+    polls through its own client and budget (:mod:`pipeline.run.orgs`); ``ctx`` is the run's.
+    """
     _install_signals(ctx)  # before the run is active: an active run always pauses on a signal
     ctx.journal.activate(ctx.now())
-    submitter = Submitter(ctx)
-    poller = Poller(ctx, run_dir)
+    submitter: Submitter | OrgSubmitters = OrgSubmitters(orgs) if orgs else Submitter(ctx)
+    poller: Poller | OrgPollers = OrgPollers(orgs, run_dir) if orgs else Poller(ctx, run_dir)
+    clients = list(orgs) or [ctx]
     clock = ctx.clock
     last_checkpoint = clock.monotonic()
     interval = ctx.options.checkpoint_every_s
@@ -124,7 +137,8 @@ async def drive(
             reporter.update(progress_counts(ctx, counts))
             now = clock.monotonic()
             if now - last_checkpoint >= interval and not ctx.stopping:  # a stop ends in one
-                _sync_calls(ctx)
+                for each in clients:
+                    _sync_calls(each)
                 checkpoint({"polling": poller.stats()})
                 last_checkpoint = clock.monotonic()
                 # a big run's reports take seconds: checkpoint less often than that costs
@@ -162,7 +176,8 @@ async def drive(
             ctx.request_stop(ctx.stop_reason or "interrupted")
         await _finish_or_cancel(submit_task, clock)
         await _cancel_all({ticker, *timers})
-        _sync_calls(ctx)
+        for each in clients:
+            _sync_calls(each)
     try:
         reporter.update(progress_counts(ctx), final=True)
         held = PAUSE_REASON if submitter.canary.held else None
@@ -170,6 +185,16 @@ async def drive(
         checkpoint({"polling": poller.stats()})
     finally:
         _remove_signals()  # a second signal while the run settles only asks again
+    if isinstance(submitter, OrgSubmitters):
+        if submitter.all_failed:
+            raise AuthError(
+                "the service refused the credentials of every org "
+                f"({', '.join(submitter.auth_failed)}): their rows failed with {AUTH_FAILED}"
+            )
+        paused = submitter.paused if result.pause_reason == "daily_cap" else {}
+        result = dataclasses.replace(
+            result, orgs_paused=paused, orgs_auth_failed=tuple(submitter.auth_failed)
+        )
     return result
 
 

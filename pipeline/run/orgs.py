@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from pathlib import Path
 
 from ..errors import AuthError, PermissionDeniedError
 from .budget import next_service_day
+from .canary import CanaryGate
 from .context import RunContext
+from .poller import Poller, PollRound
 from .submitter import SubmitReport, Submitter
 
 log = logging.getLogger("dsar.submit")
@@ -30,12 +33,19 @@ AUTH_FAILED = "AUTH_FAILED"
 
 
 class OrgSubmitters:
-    """One :class:`Submitter` per org context; :meth:`submit_all` drives them together."""
+    """One :class:`Submitter` per org context; :meth:`submit_all` drives them together.
+
+    The canary is the run's: one gate (made from the first org's run-wide context) is shared
+    by every org's submitter, so its verdict lets every org's rest go, or holds them all.
+    """
 
     def __init__(self, contexts: Sequence[RunContext]) -> None:
-        if not contexts or any(ctx.org is None for ctx in contexts):
+        if not contexts or any(ctx.org is None or ctx.parent is None for ctx in contexts):
             raise ValueError("OrgSubmitters needs one context per org (RunContext.for_org)")
         self.submitters = {str(ctx.org): Submitter(ctx) for ctx in contexts}
+        self.canary = CanaryGate(contexts[0].parent or contexts[0])
+        for submitter in self.submitters.values():
+            submitter.canary = self.canary
         self.auth_failed: dict[str, str] = {}  # org name -> the error class's message kind
 
     async def submit_all(self) -> dict[str, SubmitReport]:
@@ -70,8 +80,19 @@ class OrgSubmitters:
 
     @property
     def cap_reached(self) -> bool:
-        """True when some org (not failed) stopped at its daily cap."""
-        return bool(self.paused)
+        """True when some org stopped at its daily cap and no other org has a batch left to
+        submit or reconcile: the run waits for the capped orgs' next day."""
+        if not self.paused:
+            return False
+        for name, submitter in self.submitters.items():
+            ctx = submitter.ctx
+            if name in self.auth_failed or submitter.cap_reached:
+                continue
+            if ctx.journal.batches_to_submit(1, org=name) or ctx.journal.unresolved_batches(
+                org=name
+            ):
+                return False
+        return True
 
     @property
     def paused(self) -> dict[str, datetime]:
@@ -88,9 +109,31 @@ class OrgSubmitters:
         return set(self.auth_failed) == set(self.submitters)
 
 
-def pause_message(paused: dict[str, datetime]) -> str:
+def pause_message(paused: Mapping[str, datetime]) -> str:
     """One line naming each paused org and its resume time (for exit 4)."""
     parts = [
         f"org {name} at its daily cap until {at:%Y-%m-%d %H:%M} UTC" for name, at in paused.items()
     ]
     return "paused: " + "; ".join(parts)
+
+
+class OrgPollers:
+    """One :class:`Poller` per org context: each round sweeps, reads details and downloads
+    every org's jobs through the org's own client, the orgs side by side."""
+
+    def __init__(self, contexts: Sequence[RunContext], run_dir: Path) -> None:
+        self.pollers = {str(ctx.org): Poller(ctx, run_dir) for ctx in contexts}
+
+    async def round(self) -> list[PollRound]:
+        """One round of every org's poller; their outcomes in org order."""
+        return list(await asyncio.gather(*(p.round() for p in self.pollers.values())))
+
+    def stats(self) -> dict[str, object]:
+        """Polling figures for summary.json: the orgs' totals, and each org's figures."""
+        per_org = {name: p.stats() for name, p in self.pollers.items()}
+        return {
+            "rounds": max(p.rounds for p in self.pollers.values()),
+            "sweeps_total": sum(p.sweeps_total for p in self.pollers.values()),
+            "sweeps_over_bound": sum(p.sweeps_over_bound for p in self.pollers.values()),
+            "orgs": per_org,
+        }

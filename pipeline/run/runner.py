@@ -10,6 +10,7 @@ existing run from its journal, after a crash, a pause for the daily cap, ``--no-
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import os
@@ -64,6 +65,7 @@ from .lifecycle import (
     warn_shared_org,
 )
 from .lock import hold_lock
+from .orgs import pause_message
 from .poller import Poller
 from .progress import ProgressReporter
 from .purge import apply_retention
@@ -195,7 +197,7 @@ def start_run(
     if not input_path.is_file():
         raise InputError(f"{input_path}: no such file")
     if not dry_run:
-        check_target(settings)  # a half-configured target writes nothing
+        check_target(settings, several=True)  # a half-configured target writes nothing
     make_private_dir(run_dir)
     with hold_lock(run_dir, f"run {run_id}"):
         sweep_workspace(workspace)
@@ -316,7 +318,7 @@ def _start(
             journal.pause("dry_run", options.clock.utc_now())
             publish(journal, run_dir, options=options)
             return _outcome(journal, run_dir)
-    with api_target(settings, workspace=workspace, env=env) as target:
+    with api_target(settings, workspace=workspace, env=env, several=True) as target:
         org_id = target.settings.credentials.org_id
         warn_shared_org(workspace, {org_id or ""})
         with Journal.open(run_dir) as journal:
@@ -508,7 +510,7 @@ def _resume_planned(
             return _outcome(journal, run_dir)
         workspace = Path(settings.output.workspace)
         try:
-            with api_target(settings, workspace=workspace, env=env) as target:
+            with api_target(settings, workspace=workspace, env=env, several=True) as target:
                 org = target.settings.credentials.org_id
                 if info.meta.org_id and org != info.meta.org_id:
                     raise ConfigError("the credentials belong to another org than this run's")
@@ -608,19 +610,30 @@ def _drive(journal: Journal, run_dir: Path, target: Target, options: RunOptions)
 
     last_extra: dict[str, Any] = {}
 
+    # several [[orgs]]: one client (token, limiter, retries) and budget per org
+    orgs = settings.org_list() if settings.multi_org and len(settings.orgs) > 1 else ()
+
     async def main() -> DriveResult:
-        async with target.client(clock=options.clock) as client:
+        async with contextlib.AsyncExitStack() as stack:
+            clients = [
+                await stack.enter_async_context(target.for_org(o).client(clock=options.clock))
+                for o in orgs
+            ] or [await stack.enter_async_context(target.client(clock=options.clock))]
             ledger = Ledger.open(Path(settings.output.workspace))
             try:
                 ctx = RunContext(
                     journal=journal,
                     ledger=ledger,
-                    client=client,
+                    client=clients[0],
                     settings=settings,
                     options=options,
                     org_id=info.meta.org_id or settings.credentials.org_id or "",
                     regulations=regulations,
                 )
+                org_contexts = [
+                    ctx.for_org(o.name, client=c, settings=settings.for_org(o), org_id=o.org_id)
+                    for o, c in zip(orgs, clients[: len(orgs)], strict=True)
+                ]
 
                 def checkpoint(extra: Mapping[str, Any]) -> None:
                     nonlocal last_extra
@@ -634,19 +647,25 @@ def _drive(journal: Journal, run_dir: Path, target: Target, options: RunOptions)
                     sleep=options.clock.sleep,
                 )
                 with reporter:
-                    return await drive(ctx, run_dir, checkpoint=checkpoint, reporter=reporter)
+                    return await drive(
+                        ctx, run_dir, checkpoint=checkpoint, reporter=reporter, orgs=org_contexts
+                    )
             finally:
                 ledger.close()
 
     _drive_allocator()
     try:
-        asyncio.run(main())
+        result = asyncio.run(main())
     except BaseException:
         publish(journal, run_dir, options=options, extra=last_extra)  # what is known
         raise
     finally:  # after the journal's commits, never before them (pipeline.journal.registry)
         sync_registry(Path(settings.output.workspace), run_dir, secret_of(settings, options.env))
-    return _outcome(journal, run_dir)
+    outcome = _outcome(journal, run_dir)
+    if result.orgs_paused and outcome.exit_code == 4:  # each paused org with its resume time
+        note = f"{pause_message(result.orgs_paused)}: run `dsar resume {run_dir}` then"
+        outcome = dataclasses.replace(outcome, note=note)
+    return outcome
 
 
 def _drive_allocator() -> None:

@@ -74,27 +74,31 @@ def wants_embedded(settings: Settings) -> bool:
     return not settings.api.base_url and not has_any_credential
 
 
-def one_org(settings: Settings) -> Settings:
+def one_org(settings: Settings, *, several: bool = False) -> Settings:
     """The settings as the one org's client sees them (unchanged without ``[[orgs]]``).
 
-    The run engine drives one org per run so far: several ``[[orgs]]`` tables are refused
-    aloud (exit 2) rather than sending every request with one org's credentials.
+    With ``several`` (the run engine, which drives each org through its own client) several
+    ``[[orgs]]`` tables are kept as they are. Other commands talk to one org: there several
+    tables are refused aloud (exit 2) rather than sending every request with one org's
+    credentials.
     """
     if not settings.multi_org:
         return settings
     orgs = settings.org_list()
     if len(orgs) > 1:
+        if several:
+            return settings
         raise ConfigError(
-            f"the config has {len(orgs)} [[orgs]] tables: one run drives one org so far "
-            "(dsar validate plans several); keep one [[orgs]] table per run"
+            f"the config has {len(orgs)} [[orgs]] tables: this command talks to one org so "
+            "far (dsar run, resume and submit drive several); keep one [[orgs]] table"
         )
     return settings.for_org(orgs[0])
 
 
-def check_target(settings: Settings) -> None:
+def check_target(settings: Settings, *, several: bool = False) -> None:
     """:class:`ConfigError` unless the settings name a whole target, or none (the emulator)."""
     if settings.multi_org:
-        one_org(settings)
+        one_org(settings, several=several)
     if wants_embedded(settings):
         return
     if settings.multi_org:
@@ -129,13 +133,22 @@ def check_target(settings: Settings) -> None:
 
 @contextmanager
 def api_target(
-    settings: Settings, *, workspace: Path, env: Mapping[str, str], quiet: bool = False
+    settings: Settings,
+    *,
+    workspace: Path,
+    env: Mapping[str, str],
+    quiet: bool = False,
+    several: bool = False,
 ) -> Iterator[Target]:
-    """The target for ``settings``; starts (and stops) the embedded emulator when needed."""
-    check_target(settings)
-    settings = one_org(settings)
+    """The target for ``settings``; starts (and stops) the embedded emulator when needed.
+
+    With ``several`` a config of several ``[[orgs]]`` tables is kept whole (see
+    :func:`one_org`), and the embedded emulator serves one client per org.
+    """
+    check_target(settings, several=several)
+    settings = one_org(settings, several=several)
     if not wants_embedded(settings):
-        check_target(settings)
+        check_target(settings, several=several)
         yield Target(settings=settings, embedded=False)
         return
 
@@ -143,18 +156,37 @@ def api_target(
 
     workspace.mkdir(mode=0o700, parents=True, exist_ok=True)
     config = load_config(None, env)
-    config = config.updated(
-        {
-            "persistence_path": str(workspace / "emulator.sqlite"),
-            "limits": {"requests_per_second": 0},
-        }
-    )
+    changes: dict[str, object] = {
+        "persistence_path": str(workspace / "emulator.sqlite"),
+        "limits": {"requests_per_second": 0},
+    }
+    orgs = settings.org_list() if settings.multi_org else ()
+    base = config.clients[0]
+    if orgs:  # one demo client per org, so the feature runs without credentials
+        changes["clients"] = [
+            {
+                "client_id": f"{base.client_id}-{org.name}",
+                "client_secret": f"{base.client_secret}-{org.name}",
+                "org_id": org.org_id,
+            }
+            for org in orgs
+        ]
+    config = config.updated(changes)
     client = config.clients[0]
     with EmulatorServer(config) as emu:
         if not quiet:
             log.info("no credentials and no api.base_url: using the embedded emulator")
         embedded = dataclasses.replace(
             settings,
+            org_credentials={
+                org.name: Credentials(
+                    client_id=Secret(c.client_id),
+                    client_secret=Secret(c.client_secret),
+                    org_id=c.org_id,
+                    scopes=settings.credentials.scopes,
+                )
+                for org, c in zip(orgs, config.clients, strict=False)
+            },
             api=dataclasses.replace(settings.api, base_url=emu.base_url, ims_url=emu.ims_url),
             credentials=Credentials(
                 client_id=Secret(client.client_id),

@@ -12,7 +12,15 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.cli.main import main
-from tests.helpers.run import assert_every_row_once, only_run, run_cli, write_config
+from tests.helpers.run import (
+    ORG_CLIENTS,
+    assert_every_row_once,
+    only_run,
+    org_env,
+    org_tables,
+    run_cli,
+    write_config,
+)
 
 
 def _org_table(name: str, org_id: str) -> str:
@@ -69,21 +77,71 @@ def test_one_org_table_is_driven_with_the_credentials_its_variables_hold(
         assert conn.execute("SELECT DISTINCT org FROM day_usage").fetchall() == [(client.org_id,)]
 
 
-def test_two_org_tables_are_refused_before_anything_is_written(
+def test_jobs_with_two_org_tables_is_refused_before_any_call(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    _subjects(tmp_path / "in.csv", 4)
     (tmp_path / "c.toml").write_text(
         _org_table("eu", "EU@AdobeOrg") + _org_table("us", "US@AdobeOrg"), encoding="utf-8"
     )
-    code = main(["run", "in.csv", "--config", "c.toml", "--workspace", "ws", "--yes"])
+    code = main(["jobs", "list", "--regulation", "gdpr", "--config", "c.toml", "--workspace", "ws"])
     err = capsys.readouterr().err.splitlines()
     assert code == 2
     assert len(err) == 1
     assert "2 [[orgs]] tables" in err[0]
-    assert not (tmp_path / "ws").exists()
-    assert main(["validate", "in.csv", "--config", "c.toml", "--out", "v"]) == 1  # half: no org
+
+
+def test_three_orgs_one_at_its_cap_one_refused_one_clean(
+    tmp_path: Path, emulator_factory: Any, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    names = ("eu", "us", "apac")
+    emu = emulator_factory(clients=[ORG_CLIENTS[n] for n in names])
+    for var in ("ADOBE_CLIENT_ID", "ADOBE_CLIENT_SECRET", "ADOBE_ORG_ID"):
+        monkeypatch.delenv(var, raising=False)
+    env = org_env(emu, names, wrong_secret=("apac",))
+    n = 60
+    rows = "".join(f"S{i},p{i}@example.org,{names[i % 3]}\n" for i in range(n))
+    (tmp_path / "in.csv").write_text("subject_key,email,org\n" + rows, encoding="utf-8")
+    cfg = write_config(tmp_path / "c.toml")
+    tables = org_tables(names, us={"daily_job_cap": 10})
+    cfg.write_text(cfg.read_text() + tables, encoding="utf-8")
+    ws = tmp_path / "ws"
+    argv = ["run", str(tmp_path / "in.csv"), "--config", str(cfg), "--workspace", str(ws)]
+    capsys.readouterr()
+    assert run_cli(argv, env, monkeypatch) == 4  # us has work left after its cap
+    out = capsys.readouterr()
+    assert "org us at its daily cap until" in out.out + out.err
+    run_dir = only_run(ws)
+    status = pq.read_table(run_dir / "status.parquet").to_pandas()
+    by_org = status.groupby("org").status.agg(set).to_dict()
+    assert by_org["eu"] <= {"complete", "error"}  # the clean org finished
+    assert by_org["apac"] == {"error"}  # the refused org's rows, reported
+    assert "pending" in by_org["us"]
+    apac = status[status.org == "apac"]
+    assert set(apac.error_code) == {"AUTH_FAILED"}
+    for _ in range(5):  # the next emulator days finish the capped org
+        emu.control("advance", {"days": 1})
+        code = run_cli(["resume", str(run_dir)], env, monkeypatch)
+        if code != 4:
+            break
+    assert code == 1  # apac's rows failed
+    assert_every_row_once(run_dir, n)
+    status = pq.read_table(run_dir / "status.parquet").to_pandas()
+    assert set(status[status.org == "us"].status) <= {"complete", "error"}
+    per_org = json.loads((run_dir / "summary.json").read_text())["counts"]["orgs"]
+    table = status.groupby("org").status.value_counts()
+    assert {org: {s: k for s, k in counts.items() if k} for org, counts in per_org.items()} == {
+        org: table[org].to_dict() for org in names
+    }
+    with sqlite3.connect(run_dir / "journal.sqlite") as conn:  # no user key twice
+        keys = conn.execute(
+            "SELECT u.user_key, j.action FROM job j JOIN user u ON u.uid = j.uid"
+            " WHERE j.job_id IS NOT NULL"
+        ).fetchall()
+    assert len(keys) == len(set(keys))
+    with sqlite3.connect(ws / "ledger.sqlite") as conn:
+        orgs = {r[0] for r in conn.execute("SELECT DISTINCT org FROM day_usage")}
+    assert {ORG_CLIENTS[n]["org_id"] for n in ("eu", "us")} <= orgs
 
 
 def test_a_resume_config_that_changes_the_orgs_is_refused(tmp_path: Path) -> None:
