@@ -1,5 +1,5 @@
-"""A run with [[orgs]] tables: one org's table is driven with the credentials it names; several
-are refused aloud until the engine drives several orgs in one run."""
+"""A run with [[orgs]] tables: each org is driven with the credentials it names, through its
+own client and daily budget; one org at its cap or refused does not hold up the others."""
 
 from __future__ import annotations
 
@@ -159,3 +159,22 @@ def test_a_resume_config_that_changes_the_orgs_is_refused(tmp_path: Path) -> Non
         _org_table("eu", "EU@AdobeOrg") + "[poll]\ninterval_s = 5\n", encoding="utf-8"
     )
     assert resume_settings(snapshot, {}, tmp_path / "same.toml").orgs[0].org_id == "EU@AdobeOrg"
+
+
+@pytest.mark.slow  # the embedded emulator runs on the real clock: ~5 s
+def test_the_two_org_sample_runs_on_the_embedded_emulator_with_one_client_per_org(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = Path(__file__).resolve().parents[2]
+    for var in ("ADOBE_CLIENT_ID", "ADOBE_CLIENT_SECRET", "ADOBE_ORG_ID", "DSAR_API_BASE_URL"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.chdir(tmp_path)
+    argv = ["run", str(root / "data" / "sample_two_orgs.csv"), "--workspace", "ws", "--yes"]
+    argv += ["--config", str(root / "configs" / "two_orgs.toml")]
+    assert main(argv) == 1  # the sample's UNKNOWN_ORG row
+    status = pq.read_table(only_run(tmp_path / "ws") / "status.parquet").to_pandas()
+    assert set(status.org) == {"eu", "us"}
+    assert set(status.status) <= {"complete", "error"}
+    with sqlite3.connect(tmp_path / "ws" / "ledger.sqlite") as conn:
+        orgs = {r[0] for r in conn.execute("SELECT org FROM day_usage WHERE used > 0")}
+    assert orgs == {"EU0000000000000000000001@AdobeOrg", "US0000000000000000000002@AdobeOrg"}
