@@ -262,4 +262,5 @@ def org_env(emu: Emu, names: tuple[str, ...], wrong_secret: tuple[str, ...] = ()
         env[f"{name.upper()}_ID"] = client["client_id"]
         secret = client["client_secret"]
         env[f"{name.upper()}_SECRET"] = "wrong-" + secret if name in wrong_secret else secret
+    privacy.register((env[f"{n.upper()}_SECRET"] for n in names), "secret")
     return env

@@ -161,6 +161,29 @@ def test_a_resume_config_that_changes_the_orgs_is_refused(tmp_path: Path) -> Non
     assert resume_settings(snapshot, {}, tmp_path / "same.toml").orgs[0].org_id == "EU@AdobeOrg"
 
 
+def test_every_org_refused_exits_5_with_each_orgs_rows_failed(
+    tmp_path: Path, emulator_factory: Any, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    names = ("eu", "us")
+    emu = emulator_factory(clients=[ORG_CLIENTS[n] for n in names])
+    for var in ("ADOBE_CLIENT_ID", "ADOBE_CLIENT_SECRET", "ADOBE_ORG_ID"):
+        monkeypatch.delenv(var, raising=False)
+    env = org_env(emu, names, wrong_secret=names)
+    rows = "".join(f"S{i},p{i}@example.org,{names[i % 2]}\n" for i in range(10))
+    (tmp_path / "in.csv").write_text("subject_key,email,org\n" + rows, encoding="utf-8")
+    cfg = write_config(tmp_path / "c.toml")
+    cfg.write_text(cfg.read_text() + org_tables(names), encoding="utf-8")
+    ws = tmp_path / "ws"
+    argv = ["run", str(tmp_path / "in.csv"), "--config", str(cfg), "--workspace", str(ws)]
+    capsys.readouterr()
+    assert run_cli(argv, env, monkeypatch) == 5
+    err = capsys.readouterr().err
+    assert "refused the credentials of every org (eu, us)" in err
+    status = pq.read_table(only_run(ws) / "status.parquet").to_pandas()
+    assert set(status.error_code) == {"AUTH_FAILED"}
+    assert_every_row_once(only_run(ws), 10)
+
+
 @pytest.mark.slow  # the embedded emulator runs on the real clock: ~5 s
 def test_the_two_org_sample_runs_on_the_embedded_emulator_with_one_client_per_org(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
