@@ -116,22 +116,25 @@ def write_subjects(
     seed: int = 1,
     actions: tuple[str, ...] = ("access", "delete", "access+delete"),
     bad_every: int = 0,
+    orgs: tuple[str, ...] = (),
 ) -> list[str]:
     """A wide CSV of ``n`` subjects (email + ECID); returns the identity values written.
 
-    Every ``bad_every``-th row (when set) carries an invalid email, to be rejected.
+    Every ``bad_every``-th row (when set) carries an invalid email, to be rejected. With
+    ``orgs`` an ``org`` column deals the rows to those ``[[orgs]]`` names in turn.
     """
     rng = random.Random(seed)
     values: list[str] = []
     with path.open("w", encoding="utf-8") as fh:
-        fh.write("subject_key,email,ecid,action\n")
+        fh.write("subject_key,email,ecid,action" + (",org\n" if orgs else "\n"))
         for i in range(n):
             email = f"person.{i}.{rng.randrange(10**6)}@example.org"
             if bad_every and i % bad_every == bad_every - 1:
                 email = f"broken-{i}-at-example.org"
             ecid = "".join(rng.choice("0123456789") for _ in range(38))
             values += [email, ecid]
-            fh.write(f"S{i:07d},{email},{ecid},{rng.choice(actions)}\n")
+            org = f",{orgs[i % len(orgs)]}" if orgs else ""
+            fh.write(f"S{i:07d},{email},{ecid},{rng.choice(actions)}{org}\n")
     privacy.register(values)
     return values
 

@@ -25,7 +25,13 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.bench.emuproc import EmulatorProcess
-from tests.helpers.run import FAST_SIMULATION, write_config, write_subjects
+from tests.helpers.run import (
+    FAST_SIMULATION,
+    ORG_CLIENTS,
+    org_tables,
+    write_config,
+    write_subjects,
+)
 from tests.reliability.checks import NO_PRODUCT_ERRORS, registry_disagreement
 from tests.reliability.killpoints import KillPoint, Observed, RunWatch, choose, schedule
 
@@ -126,10 +132,13 @@ def chaos_run(
     ambiguous_post_rate: float = 0.0,
     points: Sequence[str] | None = None,
     restart: str = "resume",
+    orgs: tuple[str, ...] = (),
 ) -> ChaosResult:
     """Run ``n`` subjects to the end through ``kills`` SIGKILLs; see the module docstring.
 
-    ``points`` overrides the seeded schedule (its length is then the number of kills).
+    ``points`` overrides the seeded schedule (its length is then the number of kills). With
+    ``orgs`` (names of :data:`~tests.helpers.run.ORG_CLIENTS`) the emulator serves one client
+    per org, the config has one ``[[orgs]]`` table each and the rows are dealt to them.
     """
     rng = random.Random(seed)
     wanted = list(points) if points is not None else schedule(kills, rng)
@@ -140,12 +149,15 @@ def chaos_run(
         # a little latency, so that requests are in flight when a kill lands
         "faults": {"latency_s": [0.0, 0.005], "ambiguous_post_rate": ambiguous_post_rate},
     }
-    identities = write_subjects(tmp_path / "in.csv", n, seed=seed, actions=CHAOS_ACTIONS)
+    if orgs:
+        emulator["clients"] = [ORG_CLIENTS[name] for name in orgs]
+    identities = write_subjects(tmp_path / "in.csv", n, seed=seed, actions=CHAOS_ACTIONS, orgs=orgs)
     cfg = write_config(
         tmp_path / "c.toml",
         limits={"users_per_request": 100, "max_in_flight": 16, "daily_job_cap": DAILY_CAP},
         api={"backoff_cap_s": 1.0},
     )
+    cfg.write_text(cfg.read_text() + org_tables(orgs), encoding="utf-8")
     ws = tmp_path / "ws"
     run_dir = ws / "run"
     log = tmp_path / "dsar.log"
@@ -156,7 +168,11 @@ def chaos_run(
     result = ChaosResult(run_dir=run_dir, n_rows=n, exit_code=-1, identities=identities)
     watch = RunWatch(run_dir, ws)
     with EmulatorProcess(emulator) as emu:
-        segments = _Segments(_child_env(emu.env, reconcile), log)
+        env = _child_env(emu.env, reconcile)
+        for name in orgs:
+            env[f"{name.upper()}_ID"] = ORG_CLIENTS[name]["client_id"]
+            env[f"{name.upper()}_SECRET"] = ORG_CLIENTS[name]["client_secret"]
+        segments = _Segments(env, log)
         before = Observed()
         proc = segments.start(run_args)
         while len(result.points) < len(wanted):

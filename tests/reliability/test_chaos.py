@@ -10,6 +10,7 @@ spill folder show, never by the clock, so the tests do what they say on any mach
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -46,6 +47,22 @@ def test_sigkill_at_ten_random_points_of_a_20000_subject_run_loses_and_duplicate
     assert len(mid_submission) >= 5, f"too few kills landed mid-submission: {result.jobs_at_kill}"
     assert result.points.count("reconciling") >= 1, result.points
     assert {"polling", "downloading"} <= set(result.points), result.points
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_sigkill_at_five_points_of_a_two_org_run_loses_and_duplicates_nothing(
+    tmp_path: Path,
+) -> None:
+    points = ("planning", "submitting", "reconciling", "submitting", "polling")
+    result = chaos_run(tmp_path, n=6000, kills=5, seed=3, points=points, orgs=("eu", "us"))
+    _assert_survived(result, kills=5)
+    with sqlite3.connect(result.run_dir / "journal.sqlite") as conn:
+        orgs = dict(conn.execute("SELECT org, count(*) FROM batch GROUP BY org").fetchall())
+    assert set(orgs) == {"eu", "us"}
+    with sqlite3.connect(result.run_dir.parent / "ledger.sqlite") as conn:
+        used = dict(conn.execute("SELECT org, sum(used) FROM day_usage GROUP BY org").fetchall())
+    assert used == {"EU@AdobeOrg": 3000, "US@AdobeOrg": 3000}
 
 
 @pytest.mark.slow
