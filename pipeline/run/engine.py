@@ -125,6 +125,8 @@ async def drive(
                 submit_task.result()  # re-raise a fatal error (auth, journal)
                 pending = _open_work(ctx)[0]
                 blocked = submitter.cap_reached or ctx.stopping
+                if isinstance(submitter, OrgSubmitters):  # only orgs that may go on
+                    blocked = blocked or not submitter.can_submit
                 if pending and not blocked and not submitter.canary.blocks():
                     # child batches (ambiguous, deferred) or retries appeared: submit them
                     submit_task = asyncio.create_task(submitter.submit_all(), name="dsar-submit")
@@ -181,6 +183,8 @@ async def drive(
     try:
         reporter.update(progress_counts(ctx), final=True)
         held = PAUSE_REASON if submitter.canary.held else None
+        if held is None and isinstance(submitter, OrgSubmitters) and submitter.auth_failed:
+            held = "auth"  # a refused org's unresolved batches wait for good credentials
         result = _settle_run(ctx, submitter.cap_reached, held)
         checkpoint({"polling": poller.stats()})
     finally:

@@ -82,17 +82,19 @@ class OrgSubmitters:
     def cap_reached(self) -> bool:
         """True when some org stopped at its daily cap and no other org has a batch left to
         submit or reconcile: the run waits for the capped orgs' next day."""
-        if not self.paused:
-            return False
+        return bool(self.paused) and not self.can_submit
+
+    @property
+    def can_submit(self) -> bool:
+        """True when some org, neither at its cap nor refused, has a batch to submit or to
+        reconcile (a refused org's ambiguous batches wait for a resume with good credentials)."""
         for name, submitter in self.submitters.items():
-            ctx = submitter.ctx
             if name in self.auth_failed or submitter.cap_reached:
                 continue
-            if ctx.journal.batches_to_submit(1, org=name) or ctx.journal.unresolved_batches(
-                org=name
-            ):
-                return False
-        return True
+            journal = submitter.ctx.journal
+            if journal.batches_to_submit(1, org=name) or journal.unresolved_batches(org=name):
+                return True
+        return False
 
     @property
     def paused(self) -> dict[str, datetime]:

@@ -21,7 +21,7 @@ from pipeline.run.poller import Poller
 from pipeline.run.submitter import SubmitReport
 from pipeline.run.target import Target
 from pipeline.settings import Settings, load_settings
-from tests.helpers.plans import OPTIONS, meta, user
+from tests.helpers.plans import OPTIONS, at, meta, user
 from tests.helpers.run import ORG_CLIENTS, Emu, org_env, org_tables
 
 
@@ -46,6 +46,7 @@ def _drive(
     emu: Emu,
     settings: Settings,
     then: Callable[[list[RunContext]], Awaitable[None]] | None = None,
+    ambiguous: tuple[str, ...] = (),
 ) -> tuple[OrgSubmitters, dict[str, SubmitReport], Journal, Ledger]:
     """Plan two batches per org and run the orgs' submitters once, side by side; then
     ``then`` with the orgs' contexts."""
@@ -54,6 +55,9 @@ def _drive(
     journal = Journal.open(tmp_path / "run")
     ledger = Ledger.open(tmp_path)
     _plan(journal, names)
+    for batch_id in ambiguous:  # a POST whose outcome an earlier process never learnt
+        journal.record_intent(batch_id, "d", emu.clock.utc_now() if emu.clock else at(0))
+        journal.mark_ambiguous(batch_id, emu.clock.utc_now() if emu.clock else at(0))
 
     async def main() -> tuple[OrgSubmitters, dict[str, SubmitReport]]:
         async with AsyncExitStack() as stack:
@@ -187,3 +191,18 @@ def test_each_org_polls_and_downloads_its_jobs_through_its_client(
         assert sum(jobs.values()) == 24
         assert journal.downloads_waiting() == 0
     assert max(rounds.values()) < 199
+
+
+def test_a_refused_orgs_ambiguous_batch_waits_and_submits_nothing_more(
+    tmp_path: Path, emulator_factory: Any
+) -> None:
+    names = ("eu", "apac")
+    emu = emulator_factory(clients=[ORG_CLIENTS[n] for n in names])
+    settings = _settings(tmp_path, emu, names, wrong_secret=("apac",))
+    submitters, _, journal, ledger = _drive(tmp_path, emu, settings, ambiguous=("b-apac-0",))
+    with journal, ledger:
+        assert submitters.auth_failed == {"apac": "authentication"}
+        assert [i.batch_id for i in journal.unresolved_batches()] == ["b-apac-0"]
+        assert journal.batch_info("b-apac-1").error_code == AUTH_FAILED
+        assert not submitters.can_submit  # the engine starts no submitter round for it
+        assert not submitters.cap_reached
