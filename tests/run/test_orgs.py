@@ -139,6 +139,7 @@ def test_three_orgs_one_at_its_cap_one_refused_one_clean(
             " WHERE j.job_id IS NOT NULL"
         ).fetchall()
     assert len(keys) == len(set(keys))
+    assert emu.control("stats")["duplicate_user_keys"] == []  # as the service saw them
     with sqlite3.connect(ws / "ledger.sqlite") as conn:
         orgs = {r[0] for r in conn.execute("SELECT DISTINCT org FROM day_usage")}
     assert {ORG_CLIENTS[n]["org_id"] for n in ("eu", "us")} <= orgs
