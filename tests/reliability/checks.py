@@ -17,12 +17,6 @@ from tests.helpers.run import assert_every_row_once
 NO_PRODUCT_ERRORS = {"product_error_rate": 0.0}
 
 
-def only_run_dir(workspace: Path) -> Path:
-    """The single run directory of ``workspace``."""
-    (run_dir,) = [p for p in workspace.iterdir() if p.is_dir() and p.name != "dataset"]
-    return run_dir
-
-
 def summary(run_dir: Path) -> dict[str, Any]:
     """summary.json of a run."""
     data: dict[str, Any] = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))

@@ -26,6 +26,7 @@ from tests.helpers.run import (
     Emu,
     emulator_config,
     env_for,
+    only_run,
     run_cli,
     write_config,
     write_subjects,
@@ -34,7 +35,6 @@ from tests.reliability.checks import (
     NO_PRODUCT_ERRORS,
     assert_run_lost_nothing,
     non_202_posts,
-    only_run_dir,
     persisted_duplicates,
     statuses,
     summary,
@@ -66,7 +66,7 @@ def _run(
     ws = tmp_path / "ws"
     argv = ["run", str(tmp_path / "in.csv"), "--config", str(cfg), "--workspace", str(ws)]
     code = run_cli(argv, {**env, **(extra_env or {})}, monkeypatch)
-    return code, only_run_dir(ws)
+    return code, only_run(ws)
 
 
 def _assert_clean_finish(code: int, run_dir: Path, n: int, stats: dict[str, Any]) -> None:

@@ -12,13 +12,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.journal.ledger import Ledger
-from tests.helpers.run import assert_every_row_once, run_cli, write_config, write_subjects
-
-
-def _only_run(workspace: Path) -> Path:
-    runs = [p for p in workspace.iterdir() if p.is_dir() and p.name != "dataset"]
-    assert len(runs) == 1
-    return runs[0]
+from tests.helpers.run import (
+    assert_every_row_once,
+    only_run,
+    run_cli,
+    write_config,
+    write_subjects,
+)
 
 
 def test_no_wait_returns_after_submitting_and_resume_finishes(
@@ -30,7 +30,7 @@ def test_no_wait_returns_after_submitting_and_resume_finishes(
     ws = tmp_path / "ws"
     argv = ["run", str(tmp_path / "in.csv"), "--config", str(cfg), "--workspace", str(ws)]
     assert run_cli([*argv, "--no-wait"], emu.env, monkeypatch) == 4
-    run_dir = _only_run(ws)
+    run_dir = only_run(ws)
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["state"] == "paused"
     assert summary["counts"]["status"]["pending"] == 0
@@ -60,7 +60,7 @@ def test_status_lists_the_subjects_due_soonest(
     ws = tmp_path / "ws"
     argv = ["run", str(path), "--config", str(cfg), "--workspace", str(ws), "--no-wait"]
     assert run_cli(argv, emu.env, monkeypatch) == 4
-    run_dir = _only_run(ws)
+    run_dir = only_run(ws)
     status = pq.read_table(run_dir / "status.parquet").to_pylist()
     by_key = {r["subject_key"]: r for r in status}
     assert by_key["K-old"]["overdue"] is True
@@ -81,7 +81,7 @@ def test_retry_resubmits_error_jobs_as_new_attempts(
     ws = tmp_path / "ws"
     argv = ["run", str(tmp_path / "in.csv"), "--config", str(cfg), "--workspace", str(ws)]
     assert run_cli(argv, emu.env, monkeypatch) == 1
-    run_dir = _only_run(ws)
+    run_dir = only_run(ws)
     before = pq.read_table(run_dir / "status.parquet").to_pylist()
     errors = {r["subject_key"] for r in before if r["status"] == "error"}
     assert errors
@@ -106,7 +106,7 @@ def test_max_runtime_pauses_and_resume_continues(
     ws = tmp_path / "ws"
     argv = ["run", str(tmp_path / "in.csv"), "--config", str(cfg), "--workspace", str(ws)]
     assert run_cli([*argv, "--max-runtime", "1s"], emu.env, monkeypatch) == 4
-    run_dir = _only_run(ws)
+    run_dir = only_run(ws)
     assert json.loads((run_dir / "summary.json").read_text())["pause_reason"] == "max_runtime"
     emu.control("advance", {"days": 11})
     assert run_cli(["resume", str(run_dir)], emu.env, monkeypatch) == 0
@@ -122,7 +122,7 @@ def test_dry_run_plans_and_reports_without_any_api_call(
         monkeypatch.delenv(var, raising=False)
     argv = ["run", str(tmp_path / "in.csv"), "--workspace", str(ws), "--dry-run"]
     assert run_cli(argv, {}, monkeypatch) == 4
-    run_dir = _only_run(ws)
+    run_dir = only_run(ws)
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["api_calls_total"] == 0
     assert summary["counts"]["status"]["pending"] > 0
@@ -204,7 +204,7 @@ def test_opt_out_rows_travel_apart_by_jobs_or_by_consent(
     ws = tmp_path / "ws"
     argv = ["run", str(tmp_path / "in.csv"), "--config", str(cfg), "--workspace", str(ws)]
     assert run_cli(argv, emu.env, monkeypatch) == 0
-    run_dir = _only_run(ws)
+    run_dir = only_run(ws)
     rows = pq.read_table(run_dir / "status.parquet").to_pylist()
     opt_out = [r for r in rows if r["action"] == "opt-out-of-sale"]
     assert opt_out
@@ -232,7 +232,7 @@ def test_the_sample_runs_end_to_end_on_the_embedded_emulator(
     out = capsys.readouterr()
     assert "dsar run summary" in out.out
     assert "embedded emulator" in out.err
-    run_dir = _only_run(tmp_path / "dsar-runs")
+    run_dir = only_run(tmp_path / "dsar-runs")
     for name in (
         "journal.sqlite", "status.parquet", "products.parquet", "rejects.parquet",
         "summary.json", "report.html", "manifest.json",
@@ -260,7 +260,7 @@ def test_a_batch_is_split_to_use_the_whole_daily_budget(
     argv = ["run", str(tmp_path / "in.csv"), "--config", str(cfg), "--workspace", str(ws)]
     assert run_cli([*argv, "--no-wait"], emu.env, monkeypatch) == 4
     assert emu.stats()["jobs_created"] == 5000  # 2 batches of 2,000 jobs and half of the third
-    run_dir = _only_run(ws)
+    run_dir = only_run(ws)
     emu.control("advance", {"days": 1})
     assert run_cli(["resume", str(run_dir), "--no-wait"], emu.env, monkeypatch) == 4
     assert emu.stats()["jobs_created"] == 6000
@@ -284,7 +284,7 @@ def test_jobs_past_the_services_retention_end_the_run_as_errors(
     argv = ["run", str(tmp_path / "in.csv"), "--config", str(cfg), "--workspace", str(ws)]
     assert run_cli([*argv, "--no-wait"], emu.env, monkeypatch) == 4
     emu.control("advance", {"days": 32})  # done long ago, and forgotten after 30 days
-    run_dir = _only_run(ws)
+    run_dir = only_run(ws)
     assert run_cli(["resume", str(run_dir)], emu.env, monkeypatch) == 1
     rows = pq.read_table(run_dir / "status.parquet").to_pylist()
     assert {r["status"] for r in rows} == {"error"}
@@ -300,7 +300,7 @@ def test_a_result_gone_from_the_service_is_reported_not_retried_forever(
     ws = tmp_path / "ws"
     argv = ["run", str(tmp_path / "in.csv"), "--config", str(cfg), "--workspace", str(ws)]
     assert run_cli(argv, emu.env, monkeypatch) == 1  # finished, but answers are missing
-    rows = pq.read_table(run_dir := _only_run(ws) / "status.parquet").to_pylist()
+    rows = pq.read_table(run_dir := only_run(ws) / "status.parquet").to_pylist()
     assert {r["status"] for r in rows} == {"complete"}
     assert {r["error_code"] for r in rows} == {"RESULT_NOT_FOUND"}
     assert run_dir.is_file()

@@ -16,12 +16,13 @@ from typing import Any
 import pytest
 
 from pipeline.journal.ledger import Ledger
-from tests.helpers.run import assert_every_row_once, run_cli, write_config, write_subjects
-
-
-def _only_run(workspace: Path) -> Path:
-    (run_dir,) = [p for p in workspace.iterdir() if p.is_dir() and p.name != "dataset"]
-    return run_dir
+from tests.helpers.run import (
+    assert_every_row_once,
+    only_run,
+    run_cli,
+    write_config,
+    write_subjects,
+)
 
 
 def _days(
@@ -48,7 +49,7 @@ def _days(
             return created, refused, code
         assert len(created) < max_days, f"still paused after {max_days} days: {created}"
         emu.control("advance", {"days": 1})
-        resume = ["resume", str(_only_run(ws)), *flags]
+        resume = ["resume", str(only_run(ws)), *flags]
         code = run_cli(resume, monkeypatch=monkeypatch, env=emu.env)
 
 
@@ -74,7 +75,7 @@ def test_a_real_cap_below_the_configured_one_is_used_to_the_job_every_day(
     assert 1 <= refused[0] <= 24  # about log2(2,000) probes, half of them refused
     assert refused[1] == 1
     assert emu.stats()["duplicate_user_keys"] == []
-    run_dir = _only_run(ws)
+    run_dir = only_run(ws)
     assert_every_row_once(run_dir, n)
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["counts"]["status"]["pending"] == 0
@@ -94,7 +95,7 @@ def test_a_request_larger_than_the_real_cap_no_longer_stalls_the_run(
     argv = ["run", str(tmp_path / "in.csv"), "--config", str(cfg), "--workspace", str(ws)]
     assert run_cli([*argv, "--no-wait"], emu.env, monkeypatch) == 4
     assert emu.stats()["jobs_created"] == 150
-    run_dir = _only_run(ws)
+    run_dir = only_run(ws)
     capsys.readouterr()
     assert run_cli(["status", str(run_dir)], emu.env, monkeypatch) == 0
     out = capsys.readouterr().out
@@ -143,7 +144,7 @@ def test_ambiguous_posts_while_probing_lose_and_duplicate_nothing(
     stats = emu.stats()
     assert stats["duplicate_user_keys"] == []
     assert sum(v for k, v in stats["faults"].items() if k.startswith("ambiguous")) > 0
-    run_dir = _only_run(ws)
+    run_dir = only_run(ws)
     assert_every_row_once(run_dir, n)
     with Ledger.open(ws) as ledger:
         observed = ledger.observed_cap(emu.env["ADOBE_ORG_ID"])

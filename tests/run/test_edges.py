@@ -16,7 +16,7 @@ from pipeline.cli.main import main
 from pipeline.emulator import EmulatorConfig
 from pipeline.errors import ConfigError
 from pipeline.run.jobs import JobQuery, check_lookback
-from tests.helpers.run import run_cli, write_config, write_subjects
+from tests.helpers.run import only_run, run_cli, write_config, write_subjects
 
 CREDENTIAL_VARS = (
     "DSAR_API_BASE_URL",
@@ -25,13 +25,6 @@ CREDENTIAL_VARS = (
     "ADOBE_CLIENT_SECRET",
     "ADOBE_ORG_ID",
 )
-
-
-def only_run(workspace: Path) -> Path:
-    """The one run directory of ``workspace``."""
-    runs = [p for p in workspace.iterdir() if p.is_dir() and p.name != "dataset"]
-    assert len(runs) == 1
-    return runs[0]
 
 
 def _all_bad(path: Path) -> None:
