@@ -7,7 +7,7 @@ report of 1,000,000 rows neither blocks the runner's writes nor sees half of one
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -41,6 +41,9 @@ from .schema import JournalStore
 _OPEN_J = state_in(OPEN_JOB_STATES, "j.state")
 # one org's rows (the org name bound twice; NULL: every org), of a query joining batch b
 _OF_ORG = "(? IS NULL OR b.org = ?)"
+# batch states whose POST created nothing, and those whose jobs_created is final
+_NEVER_CREATED = (BatchState.PLANNED, BatchState.CANCELLED, BatchState.FAILED)
+_SETTLED = (BatchState.SUBMITTED, BatchState.RECONCILED)
 # the same for a query of the job table alone
 _JOB_OF_ORG = (
     "(? IS NULL OR EXISTS (SELECT 1 FROM user u JOIN batch b ON b.seq = u.batch_seq"
@@ -168,6 +171,34 @@ class JournalQueries(JournalStore):
             f"WHERE b.state IN ('submitting', 'ambiguous') AND {_OF_ORG} ORDER BY b.seq",
             (org, org),
         )
+
+    def jobs_created(self, batch_ids: Iterable[str]) -> dict[str, int | None]:
+        """What each of ``batch_ids`` created at the service, as the journal has committed it:
+        the jobs of a settled POST (``submitted``, ``reconciled``: adopted or deferred), 0 for a
+        batch never POSTed or refused (``planned``, ``cancelled``, ``failed``), None while the
+        outcome is unknown (``submitting``, ``ambiguous``: reconciliation will tell) or was
+        settled before the journal counted it. Unknown batch ids are left out.
+
+        The daily-cap ledger's reservations are settled from this (the journal is the truth).
+        """
+        ids = list(batch_ids)
+        found: dict[str, int | None] = {}
+        with self._read() as c:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                marks = ", ".join("?" * len(chunk))
+                rows = c.execute(
+                    f"SELECT batch_id, state, jobs_created FROM batch WHERE batch_id IN ({marks})",
+                    chunk,
+                )
+                for batch_id, state, created in rows:
+                    if state in _NEVER_CREATED:
+                        found[batch_id] = 0
+                    elif state in _SETTLED:
+                        found[batch_id] = created
+                    else:
+                        found[batch_id] = None
+        return found
 
     def batch_info(self, batch_id: str) -> BatchInfo:
         """One batch's bookkeeping; :class:`JournalError` if unknown."""

@@ -20,7 +20,7 @@ from ..errors import DamagedJournal, JournalError
 from ..files import Closing
 from .models import NEEDS_DETAILS_SQL, NEEDS_DOWNLOAD_SQL
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 JOURNAL_FILE = "journal.sqlite"
 BUSY_TIMEOUT_MS = 30_000
 # Page cache, negative = KiB: 16 MiB in use; 64 MiB while a plan of 200,000 jobs is written.
@@ -230,6 +230,11 @@ _PURGE_V6: tuple[str, ...] = (
 # its [[orgs]] table; 'default' for a single-org run and every batch planned before v7)
 _ORG_V7: tuple[str, ...] = ("ALTER TABLE batch ADD COLUMN org TEXT NOT NULL DEFAULT 'default'",)
 
+# v8: how many jobs each settled POST created (the ledger's reservations are settled from it):
+# set with the transition that settles the batch (submitted, reconciled, deferred, failed);
+# NULL on batches settled before v8, which hold no named reservation
+_CREATED_V8: tuple[str, ...] = ("ALTER TABLE batch ADD COLUMN jobs_created INTEGER",)
+
 # MIGRATIONS[n] takes a file from version n to n + 1; version 0 is an empty file.
 MIGRATIONS: Mapping[int, Sequence[str]] = {
     0: _SCHEMA_V1,
@@ -239,6 +244,7 @@ MIGRATIONS: Mapping[int, Sequence[str]] = {
     4: _SKIPPED_V5,
     5: _PURGE_V6,
     6: _ORG_V7,
+    7: _CREATED_V8,
 }
 
 

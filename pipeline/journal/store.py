@@ -254,7 +254,7 @@ class Journal(
         with self._tx() as c:
             seq, _ = self._move_batch(
                 c, batch_id, BatchState.SUBMITTED, (BatchState.SUBMITTING,), at,
-                request_id=request_id, submitted_at=to_us(at),
+                request_id=request_id, submitted_at=to_us(at), jobs_created=len(jobs),
             )  # fmt: skip
             self._adopt(c, batch_id, seq, jobs, to_us(at))
             left = self._pending_users(c, seq)
@@ -267,7 +267,7 @@ class Journal(
         with self._tx() as c:
             seq, _ = self._move_batch(
                 c, batch_id, BatchState.SUBMITTED, (BatchState.SUBMITTING,), at,
-                request_id="consent", submitted_at=to_us(at),
+                request_id="consent", submitted_at=to_us(at), jobs_created=0,
             )  # fmt: skip
             c.execute(
                 "UPDATE job SET state = 'accepted', submitted_at = ?, updated_at = ?,"
@@ -324,8 +324,9 @@ class Journal(
         """
         with self._tx() as c:
             seq, _ = self._move_batch(
-                c, batch_id, BatchState.FAILED, (BatchState.PLANNED, BatchState.SUBMITTING), at
-            )
+                c, batch_id, BatchState.FAILED, (BatchState.PLANNED, BatchState.SUBMITTING), at,
+                jobs_created=0,
+            )  # fmt: skip
             values = identity_values(c, "WHERE batch_seq = ?", (seq,))
             clean = redact(message, values)
             c.execute(
@@ -351,8 +352,9 @@ class Journal(
         """
         with self._tx() as c:
             seq, intent = self._move_batch(
-                c, batch_id, BatchState.RECONCILED, (BatchState.AMBIGUOUS,), at
-            )
+                c, batch_id, BatchState.RECONCILED, (BatchState.AMBIGUOUS,), at,
+                jobs_created=len(adopted),
+            )  # fmt: skip
             # adopted jobs were created at the POST; the intent time bounds it from below
             self._adopt(c, batch_id, seq, adopted, intent or to_us(at))
             missing = self._pending_users(c, seq)
@@ -369,8 +371,9 @@ class Journal(
         """
         with self._tx() as c:
             seq, _ = self._move_batch(
-                c, batch_id, BatchState.RECONCILED, (BatchState.SUBMITTING,), at, error_code=reason
-            )
+                c, batch_id, BatchState.RECONCILED, (BatchState.SUBMITTING,), at,
+                error_code=reason, jobs_created=0,
+            )  # fmt: skip
             return self._child_batch(c, batch_id, seq, self._pending_users(c, seq), at)
 
     def _move_batch(

@@ -29,10 +29,14 @@ budget back. :class:`BudgetGate` holds that rule for the submitter's workers.
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from ..journal.ledger import DayUsage
+from ..journal.ledger import DayUsage, Ledger, Settled
+from ..journal.store import Journal
+
+log = logging.getLogger("dsar.submit")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -100,3 +104,32 @@ def next_service_day(at: datetime) -> datetime:
     """When the service day after ``at``'s begins (UTC midnight): a day's budget is new then."""
     day = at.date() + timedelta(days=1)
     return datetime(day.year, day.month, day.day, tzinfo=at.tzinfo)
+
+
+def settle_reservations(journal: Journal, ledger: Ledger) -> Settled:
+    """Settle the ledger reservations the run's last process left behind, from the journal.
+
+    Journal and ledger are two SQLite files with no atomic commit across them, and the journal
+    moves first: a process killed after a batch's transition and before the ledger followed
+    leaves its reservation booked. Each is settled here by its batch's committed state
+    (:meth:`~pipeline.journal.queries.JournalQueries.jobs_created`): a submitted or reconciled
+    batch books the jobs it created and gives back the rest; a planned, deferred, failed or
+    cancelled one gives it all back; a ``submitting`` or ``ambiguous`` one keeps it for
+    reconciliation, which settles it by what the service shows. Call it when the run starts
+    driving, before it reserves anything (the run's lock keeps other processes off its
+    reservations); a second call changes nothing.
+    """
+    run_id = journal.run_info().meta.run_id
+    left = ledger.reservations(run_id)
+    if not left:
+        return Settled()
+    settled = ledger.settle(run_id, journal.jobs_created(r.batch_id for r in left))
+    log.info(
+        "daily budget: %d reservations left by an earlier process settled from the journal"
+        " (%d jobs booked, %d given back whole), %d kept for reconciliation",
+        settled.committed + settled.released,
+        settled.jobs,
+        settled.released,
+        settled.kept,
+    )
+    return settled

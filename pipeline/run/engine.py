@@ -31,7 +31,7 @@ from typing import Any
 from ..api.clock import Clock
 from ..errors import AuthError
 from ..journal.models import JobState, JournalCounts, RunState
-from .budget import next_service_day
+from .budget import next_service_day, settle_reservations
 from .canary import PAUSE_REASON
 from .context import RunContext
 from .orgs import AUTH_FAILED, OrgPollers, OrgSubmitters
@@ -102,6 +102,7 @@ async def drive(
     """
     _install_signals(ctx)  # before the run is active: an active run always pauses on a signal
     ctx.journal.activate(ctx.now())
+    settle_reservations(ctx.journal, ctx.ledger)  # before any reservation of this process
     submitter: Submitter | OrgSubmitters = OrgSubmitters(orgs) if orgs else Submitter(ctx)
     poller: Poller | OrgPollers = OrgPollers(orgs, run_dir) if orgs else Poller(ctx, run_dir)
     clients = list(orgs) or [ctx]

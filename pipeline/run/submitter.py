@@ -7,9 +7,13 @@ batch turns ``ambiguous`` and :meth:`Submitter.reconcile_unresolved` lists the r
 jobs since the intent, adopts those whose (user key, action) match, and moves only the missing
 users to a new batch.
 
-The journal moves first and the ledger follows, so a crash in between can only leave budget
-reserved (under-used), never given back twice; reconciliation settles the reservation of an
-ambiguous or interrupted POST by what the service shows was created.
+Each POST's budget is one reservation in the ledger, named by the run and the batch. The
+journal moves first and the ledger follows (journal and ledger are two SQLite files, with no
+atomic commit across them: the journal is the truth). A crash in between leaves the reservation
+behind; the next start of the run settles it from the journal
+(:func:`~pipeline.run.budget.settle_reservations`), and reconciliation settles the reservation
+of an ambiguous or interrupted POST by what the service shows was created. Settling is
+idempotent, so nothing is booked or given back twice.
 
 Each request is sized by :func:`~pipeline.run.budget.allowance` from the day's ledger entry: a
 daily-limit refusal (a clean 400, nothing created) closes the batch as deferred, re-queues its
@@ -70,6 +74,7 @@ class Submitter:
         self._gate = BudgetGate()
         self._reconcile_first = False
         self.canary = CanaryGate(ctx)  # while a canary is judged, only its batches go
+        self.run_id = ctx.journal.run_info().meta.run_id  # names the ledger's reservations
 
     async def submit_all(self) -> SubmitReport:
         """Reconcile, then submit every planned batch, round after round, until none is left,
@@ -143,8 +148,12 @@ class Submitter:
             await self._gate.settle()
 
     async def _post(self, batch: PlannedBatch, day: date, n: int, report: SubmitReport) -> None:
-        ctx, org, batch_id = self.ctx, self.ctx.org_id, batch.batch_id
-        ctx.journal.record_intent(batch_id, payload_digest(batch), ctx.now())
+        ctx, ledger, run_id, batch_id = self.ctx, self.ctx.ledger, self.run_id, batch.batch_id
+        try:
+            ctx.journal.record_intent(batch_id, payload_digest(batch), ctx.now())
+        except JournalError:
+            ledger.release(run_id, batch_id)  # never POSTed (e.g. the run is no longer live)
+            raise
         try:
             result = await ctx.client.create_jobs(batch.to_request())
         except AmbiguousSubmission as exc:
@@ -156,11 +165,11 @@ class Submitter:
         except DailyCapReached:
             # nothing was created: the users go to a new batch, sized by the lower ceiling
             ctx.journal.defer(batch_id, "daily_cap", ctx.now())
-            ceiling = ctx.ledger.refused(org, day, n)
+            ceiling = ledger.refused(run_id, batch_id)
             report.deferred += 1
             log.info(
                 "batch %s (%d jobs) refused at the service's daily limit;"
-                " %s accepts at most %d jobs",
+                " %s accepts at most %s jobs",
                 batch_id,
                 n,
                 day,
@@ -169,17 +178,17 @@ class Submitter:
             return
         except ThrottledError:
             ctx.journal.defer(batch_id, "throttled", ctx.now())
-            ctx.ledger.release(org, day, n)
+            ledger.release(run_id, batch_id)
             report.deferred += 1
             return
         except (AuthError, PermissionDeniedError):
             ctx.journal.defer(batch_id, "auth", ctx.now())
-            ctx.ledger.release(org, day, n)
+            ledger.release(run_id, batch_id)
             raise
         except RequestRejected as exc:
             code = exc.code or f"HTTP-{exc.status}"
             ctx.journal.mark_failed(batch_id, code, str(exc), ctx.now())
-            ctx.ledger.release(org, day, n)
+            ledger.release(run_id, batch_id)
             report.failed += 1
             log.error("batch %s: rejected by the service: %s", batch_id, exc)
             return
@@ -200,7 +209,7 @@ class Submitter:
             report.ambiguous += 1
             log.warning("batch %s: the answer did not match the request; will reconcile", batch_id)
             return
-        ctx.ledger.commit(org, day, n)
+        ledger.commit(run_id, batch_id, len(created))
 
     async def _reserve(self, batch: PlannedBatch, day: date) -> tuple[PlannedBatch, int] | None:
         """Book the batch's jobs in the day's budget, first splitting it to the size
@@ -236,7 +245,7 @@ class Submitter:
                 )
                 batch = ctx.journal.load_batch(batch.batch_id)
             n = batch.job_count
-            if ctx.ledger.reserve(org, day, n, cap):
+            if ctx.ledger.reserve(org, day, n, cap, run_id=self.run_id, batch_id=batch.batch_id):
                 self._gate.in_flight += 1
                 if allow.probe:
                     log.info(
@@ -318,15 +327,12 @@ class Submitter:
                     owner = wanted.get(key)
                     if owner is not None and key not in found[owner]:
                         found[owner][key] = job.job_id
-            posted = {b.batch_id: b.job_count for b in batches}
             for info in infos:
                 adopted = found.get(info.batch_id, {})
                 result = ctx.journal.reconcile(info.batch_id, adopted, ctx.now())
                 # The POST's reservation (left by this process or a killed one) is settled
-                # now: the jobs found are booked, the rest given back to the day's budget.
-                day = (info.intent_at or ctx.now()).date()
-                ctx.ledger.commit(ctx.org_id, day, len(adopted))
-                ctx.ledger.release(ctx.org_id, day, posted[info.batch_id] - len(adopted))
+                # now: the jobs found are booked, the rest given back to its day's budget.
+                ctx.ledger.commit(self.run_id, info.batch_id, len(adopted))
                 done += 1
                 log.info(
                     "batch %s reconciled: %d jobs adopted, %d users to resubmit",

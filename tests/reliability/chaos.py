@@ -42,11 +42,10 @@ FINAL_TIMEOUT_S = 900.0
 STALL_S = 120.0  # no commit to the journal for this long while waiting for a kill point: stuck
 # One access job in ten: downloads are killed too, without making the run slow.
 CHAOS_ACTIONS = ("delete",) * 9 + ("access",)
-# Reconciliation settles the reservation of every POST a kill interrupted, so the budget
-# leaks only for a kill in the instant between the ledger's reserve and the journal's intent
-# (or between the journal's record and the ledger's commit): at most a batch of 100 per kill
-# that lands while POSTs are in flight. A margin of ten batches over the input covers those;
-# before the settling, ten kills left ~700 jobs booked and the run short.
+# Every reservation a kill leaves behind is settled from the journal when the run resumes (and
+# an interrupted POST's by reconciliation), so the ledger ends booking exactly the jobs created;
+# the margin over the input only covers reservations of POSTs in flight at a kill (at most
+# max_in_flight batches of 100), held until the resumed run settles them.
 DAILY_CAP = 21_000
 EARLY_FINISHES = 3  # a run that pauses (exit 4) more often than this between kills is stuck
 

@@ -32,6 +32,11 @@ def _assert_survived(result: ChaosResult, kills: int) -> None:
     # the workspace registry: never a job the journal lacks; equal once caught up, and at the end
     assert result.registry_at_kills == [(0, 0, 0)] * kills, result.registry_at_kills
     assert result.registry_at_end == (0, 0)
+    # the daily-cap ledger books exactly the jobs created, and no kill left a reservation
+    with sqlite3.connect(result.run_dir.parent / "ledger.sqlite") as conn:
+        (used,) = conn.execute("SELECT coalesce(sum(used), 0) FROM day_usage").fetchone()
+        reserved = conn.execute("SELECT batch_id, n FROM reservation").fetchall()
+    assert (used, reserved) == (result.stats["jobs_created"], [])
 
 
 @pytest.mark.slow

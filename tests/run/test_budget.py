@@ -62,12 +62,13 @@ def _day(ledger: Ledger, day: date, real_cap: int, batch: int, user_jobs: int) -
         if allow.day_done:
             return ledger.usage(ORG, day).used, posts
         n = min(batch, allow.jobs) // user_jobs * user_jobs
-        assert ledger.reserve(ORG, day, n, CAP)
+        batch_id = f"b{day.isoformat()}-{posts}"
+        assert ledger.reserve(ORG, day, n, CAP, run_id="r", batch_id=batch_id)
         posts += 1
         if ledger.usage(ORG, day).used + n > real_cap:
-            ledger.refused(ORG, day, n)
+            ledger.refused("r", batch_id)
         else:
-            ledger.commit(ORG, day, n)
+            ledger.commit("r", batch_id, n)
 
 
 @pytest.mark.parametrize(

@@ -150,3 +150,40 @@ def test_ambiguous_posts_while_probing_lose_and_duplicate_nothing(
         observed = ledger.observed_cap(emu.env["ADOBE_ORG_ID"])
     assert observed is not None
     assert observed.accepted == 300
+
+
+def test_a_run_stopped_between_its_journal_and_the_ledger_books_what_exists_on_resume(
+    tmp_path: Path, emulator_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The crash window: every POST's batch is marked submitted in the journal but its ledger
+    commit never runs (as when the process dies in between), so the day's reservations are all
+    left behind. The resume settles them from the journal before reserving anything: the day
+    books exactly the jobs the service created, and nothing stays reserved."""
+    emu = emulator_factory()
+    n = 120
+    write_subjects(tmp_path / "in.csv", n, actions=("delete",))
+    cfg = write_config(tmp_path / "c.toml", limits={"users_per_request": 20})
+    ws = tmp_path / "ws"
+    org = emu.env["ADOBE_ORG_ID"]
+    argv = ["run", str(tmp_path / "in.csv"), "--config", str(cfg), "--workspace", str(ws)]
+    with monkeypatch.context() as crash:
+        crash.setattr(Ledger, "commit", lambda self, run_id, batch_id, created: False)
+        assert run_cli([*argv, "--no-wait"], emu.env, monkeypatch) == 4
+    assert emu.stats()["jobs_created"] == n
+    with Ledger.open(ws) as ledger:
+        (day,) = {r.day for r in ledger.reservations(_run_id(ws))}
+        left = ledger.usage(org, day)
+        assert (left.used, left.reserved) == (0, n)  # the window the fix closes
+    code = run_cli(["resume", str(only_run(ws)), "--no-wait"], emu.env, monkeypatch)
+    assert code in (0, 4)
+    with Ledger.open(ws) as ledger:
+        u = ledger.usage(org, day)
+        assert (u.used, u.reserved) == (emu.stats()["jobs_created"], 0) == (n, 0)
+        assert ledger.reservations(_run_id(ws)) == []
+    assert emu.stats()["duplicate_user_keys"] == []
+    assert_every_row_once(only_run(ws), n)
+
+
+def _run_id(ws: Path) -> str:
+    with closing(sqlite3.connect(only_run(ws) / "journal.sqlite")) as conn:
+        return str(conn.execute("SELECT run_id FROM run").fetchone()[0])

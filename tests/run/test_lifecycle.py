@@ -196,9 +196,11 @@ def test_a_sibling_workspace_booking_the_same_org_is_warned_about(
     emu = emulator_factory(simulation=NO_ERRORS)
     org = emu.env["ADOBE_ORG_ID"]
     with Ledger.open(tmp_path / "other") as ledger:
-        ledger.reserve(org, date(2026, 12, 1), 1, cap=10)
+        ledger.reserve(org, date(2026, 12, 1), 1, cap=10, run_id="r", batch_id="b")
     with Ledger.open(tmp_path / "third") as ledger:
-        ledger.reserve("SOMEONEELSE@AdobeOrg", date(2026, 12, 1), 1, cap=10)
+        ledger.reserve(
+            "SOMEONEELSE@AdobeOrg", date(2026, 12, 1), 1, cap=10, run_id="r", batch_id="b"
+        )
     write_subjects(tmp_path / "in.csv", 5, actions=("delete",))
     cfg = write_config(tmp_path / "c.toml")
     ws = tmp_path / "ws"
