@@ -20,10 +20,11 @@ from typing import TYPE_CHECKING
 
 from ..errors import ConfigError, DamagedJournal, JournalError
 from ..journal.intent import CancelResult
-from ..journal.ledger import LEDGER_FILE
+from ..journal.ledger import LEDGER_FILE, Ledger
 from ..journal.models import RunInfo, RunIntent, RunState
 from ..journal.schema import JOURNAL_FILE
 from ..journal.store import Journal
+from .budget import settle_reservations
 from .context import RunOptions
 from .lock import hold_lock
 
@@ -141,9 +142,19 @@ def cancel_run(run_dir: Path, *, stop_polling: bool, options: RunOptions) -> Can
         if not journal.has_plan:
             raise JournalError(f"{run_dir}: the run was killed while planning; nothing to cancel")
         result = journal.cancel(options.clock.utc_now(), stop_polling=stop_polling)
+        _settle_ledger(journal)
         publish(journal, run_dir, options=options)
         run_id = journal.run_info().meta.run_id
     return CancelOutcome(run_dir=run_dir, run_id=run_id, result=result, stop_polling=stop_polling)
+
+
+def _settle_ledger(journal: Journal) -> None:
+    """Give back what a cancelled run's last process left reserved for batches that will now
+    never be sent (a finished cancelled run is never driven again to settle them)."""
+    workspace = Path(journal.run_info().meta.settings["output"]["workspace"])
+    if (workspace / LEDGER_FILE).is_file():  # no ledger, nothing reserved: make none
+        with Ledger.open(workspace) as ledger:
+            settle_reservations(journal, ledger)
 
 
 def ledger_orgs(workspace: Path) -> set[str]:

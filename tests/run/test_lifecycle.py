@@ -238,3 +238,17 @@ def test_a_run_interrupted_at_the_prompt_is_a_preview_nothing_submits_behind_it(
     assert "another org" in capsys.readouterr().err
     assert run_cli(["submit", str(run_dir), "--yes"], emu.env, monkeypatch) == 0
     assert emu.stats()["jobs_created"] == 10
+
+
+def test_cancel_gives_back_the_budget_a_killed_process_reserved_for_a_batch_never_sent(
+    tmp_path: Path, emulator_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    emu, ws, run_dir = _cancellable_run(tmp_path, emulator_factory, monkeypatch)
+    org, day = emu.env["ADOBE_ORG_ID"], date(2026, 12, 1)
+    with Journal.open(run_dir) as journal, Ledger.open(ws) as ledger:
+        run_id = journal.run_info().meta.run_id
+        (batch_id,) = journal.batches_to_submit()  # killed between the reserve and the intent
+        assert ledger.reserve(org, day, 50, cap=100, run_id=run_id, batch_id=batch_id)
+    assert run_cli(["cancel", str(run_dir), "--stop-polling"], emu.env, monkeypatch) == 0
+    with Ledger.open(ws) as ledger:
+        assert (ledger.reservations(run_id), ledger.usage(org, day).reserved) == ([], 0)
