@@ -14,7 +14,9 @@ The points:
 - ``reconciling``: a batch left ``submitting`` by the previous kill is ``ambiguous``: the
   resumed run is paging through the service's job list to adopt what that POST created;
 - ``polling``: every batch is resolved and some job is not terminal yet;
-- ``downloading``: access results are being downloaded (some downloaded, some waiting).
+- ``downloading``: access results are being downloaded: some downloaded and some waiting, or
+  results waiting once no job is open (the last round's downloads: a small run's results may
+  all be downloaded in that one round, one transaction per org).
 
 :func:`choose` turns a wanted point into one the run can still reach, from the journal as the
 previous kill left it (e.g. ``reconciling`` needs a batch left ``submitting``).
@@ -151,7 +153,7 @@ def choose(
     if wanted == "downloading":
         return KillPoint(
             "downloading",
-            lambda o: o.downloaded and o.awaiting_download,
+            lambda o: o.awaiting_download and (o.downloaded or not o.jobs_open),
             jobs=True,
             poll_s=0.05,
         )

@@ -56,12 +56,13 @@ def test_sigkill_at_ten_random_points_of_a_20000_subject_run_loses_and_duplicate
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-def test_sigkill_at_five_points_of_a_two_org_run_loses_and_duplicates_nothing(
+def test_sigkill_at_six_points_of_a_two_org_run_loses_and_duplicates_nothing(
     tmp_path: Path,
 ) -> None:
-    points = ("planning", "submitting", "reconciling", "submitting", "polling")
-    result = chaos_run(tmp_path, n=6000, kills=5, seed=3, points=points, orgs=("eu", "us"))
-    _assert_survived(result, kills=5)
+    points = ("planning", "submitting", "reconciling", "submitting", "polling", "downloading")
+    result = chaos_run(tmp_path, n=6000, kills=6, seed=3, points=points, orgs=("eu", "us"))
+    _assert_survived(result, kills=6)
+    assert result.points == list(points), result.points
     with sqlite3.connect(result.run_dir / "journal.sqlite") as conn:
         orgs = dict(conn.execute("SELECT org, count(*) FROM batch GROUP BY org").fetchall())
     assert set(orgs) == {"eu", "us"}
