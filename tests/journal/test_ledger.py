@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.journal.ledger import LEDGER_FILE, Ledger, ObservedCap, Reservation, Settled
+from pipeline.journal.schema import JOURNAL_FILE, open_database
 from pipeline.journal.store import Journal
 from pipeline.models import Action
 from tests.helpers.plans import at
@@ -302,3 +303,19 @@ def test_a_batch_split_after_its_reservation_books_what_it_created_and_frees_the
         )
         u = ledger.usage(ORG, DAY)
         assert (u.used, u.reserved) == (2, 0)
+
+
+def test_a_version_7_journal_gains_the_created_count_and_its_old_posts_stay_unknown(
+    tmp_path: Path, journal: Journal
+) -> None:
+    path = tmp_path / "old" / JOURNAL_FILE
+    path.parent.mkdir()
+    open_database(path, target=7).close()
+    with Journal.open(path.parent) as migrated:
+        columns = {r[1] for r in migrated._conn.execute("PRAGMA table_info(batch)")}
+    assert "jobs_created" in columns
+    # a batch submitted before v8 has no count: a reservation naming it is kept, not guessed
+    journal.record_intent("b00001", "d", at(1))
+    journal.mark_submitted("b00001", "req-1", _ids(journal, "b00001"), at(2))
+    journal._conn.execute("UPDATE batch SET jobs_created = NULL WHERE batch_id = 'b00001'")
+    assert journal.jobs_created(["b00001"]) == {"b00001": None}
