@@ -38,7 +38,7 @@ from ..errors import (
 from ..files import sha256_file
 from ..handoff.bundle import write_handoff
 from ..input.planning import plan_input
-from ..journal.ledger import Ledger
+from ..journal.ledger import LEDGER_FILE, Ledger
 from ..journal.models import RunIntent, RunMeta, RunState
 from ..journal.schema import JOURNAL_FILE, make_private_dir
 from ..journal.store import Journal
@@ -692,9 +692,13 @@ def publish(
     canary = journal.canary()
     if canary is not None:
         extra = {**(extra or {}), "canary": canary.as_dict()}
-    write_reports(journal, run_dir, now=now, extra=extra)
     meta = journal.run_info().meta
-    publish_dataset(run_dir, Path(meta.settings["output"]["workspace"]), meta.run_id)
+    workspace = Path(meta.settings["output"]["workspace"])
+    with (  # each org's days at its cap, as the workspace's ledger booked them
+        Ledger.open(workspace) if (workspace / LEDGER_FILE).exists() else nullcontext()
+    ) as ledger:
+        write_reports(journal, run_dir, now=now, extra=extra, ledger=ledger)
+    publish_dataset(run_dir, workspace, meta.run_id)
     write_handoff(
         run_dir,
         now=now,

@@ -35,6 +35,30 @@ def _subjects(path: Path, n: int) -> None:
     path.write_text("subject_key,email,org\n" + rows, encoding="utf-8")
 
 
+def _assert_org_figures_match_status(run_dir: Path) -> dict[str, Any]:
+    """summary.json's per-org figures equal a groupby of status.parquet (statuses, error
+    codes) and of the journal (jobs created per day); returns the ``orgs`` section."""
+    orgs: dict[str, Any] = json.loads((run_dir / "summary.json").read_text())["orgs"]
+    status = pq.read_table(run_dir / "status.parquet").to_pandas()
+    by_status = status.groupby("org").status.value_counts()
+    by_code = status.dropna(subset=["error_code"]).groupby("org").error_code.value_counts()
+    for org in set(status.org.dropna()):
+        assert orgs[org]["status"] == by_status[org].to_dict()
+        codes = by_code[org].to_dict() if org in by_code.index.get_level_values(0) else {}
+        assert orgs[org]["error_codes"] == codes
+    with sqlite3.connect(run_dir / "journal.sqlite") as conn:
+        created = dict(
+            conn.execute(
+                "SELECT b.org, count(*) FROM job j JOIN user u ON u.uid = j.uid"
+                " JOIN batch b ON b.seq = u.batch_seq WHERE j.job_id IS NOT NULL GROUP BY b.org"
+            ).fetchall()
+        )
+    assert {o: sum(d["jobs"] for d in s["cap_timeline"]) for o, s in orgs.items()} == {
+        o: created.get(o, 0) for o in orgs
+    }
+    return orgs
+
+
 def test_one_org_table_is_driven_with_the_credentials_its_variables_hold(
     tmp_path: Path, emulator_factory: Any, monkeypatch: pytest.MonkeyPatch, capsys: Any
 ) -> None:
@@ -119,6 +143,15 @@ def test_three_orgs_one_at_its_cap_one_refused_one_clean(
     assert "pending" in by_org["us"]
     apac = status[status.org == "apac"]
     assert set(apac.error_code) == {"AUTH_FAILED"}
+    orgs = _assert_org_figures_match_status(run_dir)
+    assert orgs["us"]["cap_timeline"][0]["jobs"] == 10  # its cap of 10 a day
+    assert orgs["us"]["cap_timeline"][0]["at_cap"]
+    assert orgs["us"]["paused_until"] is not None
+    assert orgs["us"]["pauses"][-1]["resume_after"] == orgs["us"]["paused_until"]
+    assert orgs["eu"]["paused_until"] is None
+    assert orgs["eu"]["pauses"] == []
+    assert orgs["apac"]["error_codes"] == {"AUTH_FAILED": n // 3}
+    assert orgs["apac"]["cap_timeline"] == []  # the service created none of its jobs
     for _ in range(5):  # the next emulator days finish the capped org
         emu.control("advance", {"days": 1})
         code = run_cli(["resume", str(run_dir)], env, monkeypatch)
@@ -133,6 +166,10 @@ def test_three_orgs_one_at_its_cap_one_refused_one_clean(
     assert {org: {s: k for s, k in counts.items() if k} for org, counts in per_org.items()} == {
         org: table[org].to_dict() for org in names
     }
+    orgs = _assert_org_figures_match_status(run_dir)
+    assert [d["jobs"] for d in orgs["us"]["cap_timeline"]] == [10] * (n // 3 // 10)
+    assert all(o["paused_until"] is None for o in orgs.values())  # finished: nobody waits
+    assert len(orgs["us"]["pauses"]) >= 1
     with sqlite3.connect(run_dir / "journal.sqlite") as conn:  # no user key twice
         keys = conn.execute(
             "SELECT u.user_key, j.action FROM job j JOIN user u ON u.uid = j.uid"
@@ -195,6 +232,11 @@ def test_the_two_org_sample_runs_on_the_embedded_emulator_with_one_client_per_or
     argv = ["run", str(root / "data" / "sample_two_orgs.csv"), "--workspace", "ws", "--yes"]
     argv += ["--config", str(root / "configs" / "two_orgs.toml")]
     assert main(argv) == 1  # the sample's UNKNOWN_ORG row
+    orgs = _assert_org_figures_match_status(only_run(tmp_path / "ws"))
+    assert set(orgs) == {"eu", "us"}
+    html = (only_run(tmp_path / "ws") / "report.html").read_text(encoding="utf-8")
+    assert 'id="org-eu"' in html
+    assert 'id="org-us"' in html
     status = pq.read_table(only_run(tmp_path / "ws") / "status.parquet").to_pandas()
     assert set(status.org) == {"eu", "us"}
     assert set(status.status) <= {"complete", "error"}
