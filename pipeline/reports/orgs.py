@@ -22,6 +22,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from ..journal.ledger import Ledger
+from ..journal.models import JobState, RunInfo
 from ..journal.queries import JournalQueries
 
 # one status.parquet row as the org figures count it: (org, status, error_code)
@@ -36,6 +37,17 @@ def _iso(at: datetime | None) -> str | None:
 
 def _next_day(day: date) -> datetime:
     return datetime.combine(day + timedelta(days=1), time(0), tzinfo=UTC)
+
+
+def org_pauses(info: RunInfo, states: Mapping[str, Mapping[str, int]]) -> dict[str, datetime]:
+    """Each org waiting for its next day -> when it may submit again: while the run is paused
+    at the daily cap, every org with jobs not yet submitted (``states``: journal job states
+    by org, :meth:`~pipeline.journal.queries.JournalQueries.states_by_org`). An org at its
+    cap is the only one left with unsubmitted jobs when a run pauses so."""
+    if info.pause_reason != "daily_cap" or info.resume_after is None:
+        return {}
+    at = info.resume_after
+    return {org: at for org, by in states.items() if by.get(JobState.PENDING, 0) > 0}
 
 
 def configured_orgs(settings: Mapping[str, Any], org_id: str | None) -> dict[str, dict[str, Any]]:
@@ -68,7 +80,7 @@ def org_sections(
         if code:
             by_code = errors.setdefault(org, {})
             by_code[code] = by_code.get(code, 0) + n
-    resume = info.resume_after if info.pause_reason == "daily_cap" else None
+    waiting = org_pauses(info, journal.states_by_org())
     out: dict[str, dict[str, Any]] = {}
     for name in [*orgs, *sorted((set(status) | set(created)) - set(orgs))]:
         conf = orgs.get(name, {"org_id": None, "daily_job_cap": None})
@@ -92,12 +104,11 @@ def org_sections(
             )
             if at_cap:
                 pauses.append({"day": day_text, "resume_after": _iso(_next_day(day))})
-        paused_until = None
-        if resume is not None and status.get(name, {}).get("pending", 0) > 0:
-            paused_until = _iso(resume)  # its jobs wait for the next day
-            if all(p["resume_after"] != paused_until for p in pauses):
-                before = (resume - timedelta(days=1)).date().isoformat()
-                pauses.append({"day": before, "resume_after": paused_until})
+        resume = waiting.get(name)
+        paused_until = _iso(resume)
+        if resume is not None and all(p["resume_after"] != paused_until for p in pauses):
+            before = (resume - timedelta(days=1)).date().isoformat()
+            pauses.append({"day": before, "resume_after": paused_until})
         out[name] = {
             "org_id": conf["org_id"],
             "daily_job_cap": cap,

@@ -43,6 +43,7 @@ from ..journal.models import RunIntent, RunMeta, RunState
 from ..journal.schema import JOURNAL_FILE, make_private_dir
 from ..journal.store import Journal
 from ..keys import key_secret
+from ..reports.orgs import org_pauses
 from ..reports.writers import REJECTS_FILE, STATUS_FILE, write_reports
 from ..settings import Settings, load_settings, snapshot_overrides
 from .aio import in_worker, refuse_running_loop
@@ -655,15 +656,17 @@ def _drive(journal: Journal, run_dir: Path, target: Target, options: RunOptions)
 
     _drive_allocator()
     try:
-        result = asyncio.run(main())
+        asyncio.run(main())
     except BaseException:
         publish(journal, run_dir, options=options, extra=last_extra)  # what is known
         raise
     finally:  # after the journal's commits, never before them (pipeline.journal.registry)
         sync_registry(Path(settings.output.workspace), run_dir, secret_of(settings, options.env))
     outcome = _outcome(journal, run_dir)
-    if result.orgs_paused and outcome.exit_code == 4:  # each paused org with its resume time
-        note = f"{pause_message(result.orgs_paused)}: run `dsar resume {run_dir}` then"
+    # [[orgs]]: each org waiting for its next day, with its resume time, as the journal says
+    paused = org_pauses(journal.run_info(), journal.states_by_org()) if settings.multi_org else {}
+    if paused and outcome.exit_code == 4:
+        note = f"{pause_message(paused)}: run `dsar resume {run_dir}` then"
         outcome = dataclasses.replace(outcome, note=note)
     return outcome
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,7 @@ from ..journal.schema import JOURNAL_FILE
 from ..journal.store import Journal
 from ..logs import json_line
 from ..reports.deadlines import DeadlineWatch, deadline_watch
+from ..reports.orgs import org_pauses
 from ..reports.writers import REJECTS_FILE, report_counts
 from .damage import check_journal, findings
 from .lock import Holder, lock_holder
@@ -54,6 +56,7 @@ def run_status(
         purges = journal.purges()
         by_org = journal.states_by_org()
     meta = info.meta
+    paused = org_pauses(info, by_org)
     budget: dict[str, Any] | None = None
     workspace = Path(str(meta.settings.get("output", {}).get("workspace", run_dir.parent)))
     cap = int(meta.settings.get("limits", {}).get("daily_job_cap", 0))
@@ -115,6 +118,8 @@ def run_status(
         "daily_budget": budget,
         # per org, its status.parquet rows by status (skipped rows have no org)
         "orgs": {org: report_counts(states) for org, states in by_org.items()},
+        # per org, when it may submit again while it waits for its next day at the cap
+        "org_paused_until": {org: _iso(paused.get(org)) for org in by_org},
         "deadlines": deadlines,
         "next": _next_action(
             info.state,
@@ -128,6 +133,10 @@ def run_status(
         "damaged": [str(finding) for finding in damaged],
         "purges": [{"what": p.what, "at": p.at.isoformat(), "files": len(p.files)} for p in purges],
     }
+
+
+def _iso(at: datetime | None) -> str | None:
+    return at.isoformat() if at else None
 
 
 def _next_action(
@@ -240,6 +249,9 @@ def render_status(status: dict[str, Any]) -> str:
     if set(orgs) - {DEFAULT_ORG}:  # one line per org of a run with [[orgs]]
         for org, body in orgs.items():
             states = ", ".join(f"{state} {n:,}" for state, n in body.items() if n)
+            until = status.get("org_paused_until", {}).get(org)
+            if until:
+                states += f"; paused at its daily cap until {until[:16].replace('T', ' ')} UTC"
             head.append((f"org {org}", states or "no jobs"))
     for purge in status.get("purges", []):
         files = f", {purge['files']:,} files" if purge["files"] else ""

@@ -143,7 +143,19 @@ def test_three_orgs_one_at_its_cap_one_refused_one_clean(
     assert "pending" in by_org["us"]
     apac = status[status.org == "apac"]
     assert set(apac.error_code) == {"AUTH_FAILED"}
+    capsys.readouterr()
+    assert main(["status", str(run_dir)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    (us_line,) = [x for x in lines if "org us" in x]
+    assert "paused at its daily cap until" in us_line
+    assert not [x for x in lines if "org eu" in x and "paused" in x]
+    assert main(["status", str(run_dir), "--json"]) == 0
+    until = json.loads(capsys.readouterr().out)["org_paused_until"]
+    assert until["us"] is not None
+    assert until["eu"] is None
+    assert until["apac"] is None
     orgs = _assert_org_figures_match_status(run_dir)
+    assert orgs["us"]["paused_until"][:16] == until["us"][:16]
     assert orgs["us"]["cap_timeline"][0]["jobs"] == 10  # its cap of 10 a day
     assert orgs["us"]["cap_timeline"][0]["at_cap"]
     assert orgs["us"]["paused_until"] is not None
@@ -179,6 +191,26 @@ def test_three_orgs_one_at_its_cap_one_refused_one_clean(
     with sqlite3.connect(ws / "ledger.sqlite") as conn:
         orgs = {r[0] for r in conn.execute("SELECT DISTINCT org FROM day_usage")}
     assert {ORG_CLIENTS[n]["org_id"] for n in ("eu", "us")} <= orgs
+
+
+def test_one_org_table_at_its_cap_exits_4_naming_the_org_and_its_resume_time(
+    tmp_path: Path, emulator_factory: Any, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    emu = emulator_factory(clients=[ORG_CLIENTS["eu"]])
+    for var in ("ADOBE_CLIENT_ID", "ADOBE_CLIENT_SECRET", "ADOBE_ORG_ID"):
+        monkeypatch.delenv(var, raising=False)
+    rows = "".join(f"S{i},p{i}@example.org,eu\n" for i in range(15))
+    (tmp_path / "in.csv").write_text("subject_key,email,org\n" + rows, encoding="utf-8")
+    cfg = write_config(tmp_path / "c.toml")
+    cfg.write_text(cfg.read_text() + org_tables(("eu",), eu={"daily_job_cap": 10}), "utf-8")
+    argv = ["run", str(tmp_path / "in.csv"), "--config", str(cfg), "--workspace", "ws"]
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    assert run_cli(argv, org_env(emu, ("eu",)), monkeypatch) == 4
+    out = capsys.readouterr()
+    assert "paused: org eu at its daily cap until" in out.out + out.err
+    orgs = _assert_org_figures_match_status(only_run(tmp_path / "ws"))
+    assert orgs["eu"]["paused_until"] is not None
 
 
 def test_a_resume_config_that_changes_the_orgs_is_refused(tmp_path: Path) -> None:
