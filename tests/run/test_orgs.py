@@ -275,3 +275,50 @@ def test_the_two_org_sample_runs_on_the_embedded_emulator_with_one_client_per_or
     with sqlite3.connect(tmp_path / "ws" / "ledger.sqlite") as conn:
         orgs = {r[0] for r in conn.execute("SELECT org FROM day_usage WHERE used > 0")}
     assert orgs == {"EU0000000000000000000001@AdobeOrg", "US0000000000000000000002@AdobeOrg"}
+
+
+def test_dedupe_is_per_org_a_subject_blocks_in_its_own_org_not_in_another(
+    tmp_path: Path, emulator_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    names = ("eu", "us")
+    emu = emulator_factory(
+        clients=[ORG_CLIENTS[n] for n in names], simulation={"product_error_rate": 0.0}
+    )
+    for var in ("ADOBE_CLIENT_ID", "ADOBE_CLIENT_SECRET", "ADOBE_ORG_ID"):
+        monkeypatch.delenv(var, raising=False)
+    env = org_env(emu, names)
+    cfg = write_config(tmp_path / "c.toml")
+    cfg.write_text(cfg.read_text() + org_tables(names), encoding="utf-8")
+    ws = tmp_path / "ws"
+    n = 20
+
+    def run(orgs: tuple[str, str]) -> Path:
+        src = tmp_path / f"in-{orgs[0]}.csv"
+        rows = "".join(f"S{i},p{i}@example.org,{orgs[i % 2]}\n" for i in range(n))
+        src.write_text("subject_key,email,org\n" + rows, encoding="utf-8")
+        before = set(ws.glob("*/journal.sqlite"))
+        argv = ["run", str(src), "--config", str(cfg), "--workspace", str(ws)]
+        assert run_cli(argv, env, monkeypatch) == 0
+        (journal,) = set(ws.glob("*/journal.sqlite")) - before
+        return journal.parent
+
+    first = run(("eu", "us"))
+    assert set(pq.read_table(first / "status.parquet").column("status").to_pylist()) == {"complete"}
+    created = emu.stats()["jobs_created"]
+    second = run(("eu", "us"))  # the same subjects in the same orgs: all skipped
+    status = pq.read_table(second / "status.parquet").to_pandas()
+    assert len(status) == n
+    assert set(status.status) == {"skipped"}
+    assert emu.stats()["jobs_created"] == created
+    third = run(("us", "eu"))  # each subject moved to the other org: other data, none skipped
+    status = pq.read_table(third / "status.parquet").to_pandas()
+    assert len(status) == n
+    assert set(status.status) == {"complete"}
+    assert emu.stats()["jobs_created"] == 2 * created
+    with sqlite3.connect(ws / "registry.sqlite") as conn:  # each job under its own org's id
+        orgs = dict(
+            conn.execute(
+                "SELECT run_id, group_concat(DISTINCT org) FROM submission GROUP BY run_id"
+            ).fetchall()
+        )
+    assert {len(v.split(",")) for v in orgs.values()} == {2}
