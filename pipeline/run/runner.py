@@ -198,7 +198,7 @@ def start_run(
     if not input_path.is_file():
         raise InputError(f"{input_path}: no such file")
     if not dry_run:
-        check_target(settings, several=True)  # a half-configured target writes nothing
+        check_target(settings)  # a half-configured target writes nothing
     make_private_dir(run_dir)
     with hold_lock(run_dir, f"run {run_id}"):
         sweep_workspace(workspace)
@@ -319,7 +319,7 @@ def _start(
             journal.pause("dry_run", options.clock.utc_now())
             publish(journal, run_dir, options=options)
             return _outcome(journal, run_dir)
-    with api_target(settings, workspace=workspace, env=env, several=True) as target:
+    with api_target(settings, workspace=workspace, env=env) as target:
         org_id = target.settings.credentials.org_id
         warn_shared_org(workspace, {org_id or ""})
         with Journal.open(run_dir) as journal:
@@ -511,7 +511,7 @@ def _resume_planned(
             return _outcome(journal, run_dir)
         workspace = Path(settings.output.workspace)
         try:
-            with api_target(settings, workspace=workspace, env=env, several=True) as target:
+            with api_target(settings, workspace=workspace, env=env) as target:
                 org = target.settings.credentials.org_id
                 if info.meta.org_id and org != info.meta.org_id:
                     raise ConfigError("the credentials belong to another org than this run's")

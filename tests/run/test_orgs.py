@@ -101,18 +101,62 @@ def test_one_org_table_is_driven_with_the_credentials_its_variables_hold(
         assert conn.execute("SELECT DISTINCT org FROM day_usage").fetchall() == [(client.org_id,)]
 
 
-def test_jobs_with_two_org_tables_is_refused_before_any_call(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
-) -> None:
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "c.toml").write_text(
-        _org_table("eu", "EU@AdobeOrg") + _org_table("us", "US@AdobeOrg"), encoding="utf-8"
+def _two_clean_orgs(
+    tmp_path: Path, emulator_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Any, dict[str, str], Path]:
+    """An emulator serving orgs eu and us (no product errors), their environment (no
+    ADOBE_* variables) and a config with their two [[orgs]] tables."""
+    names = ("eu", "us")
+    emu = emulator_factory(
+        clients=[ORG_CLIENTS[n] for n in names], simulation={"product_error_rate": 0.0}
     )
-    code = main(["jobs", "list", "--regulation", "gdpr", "--config", "c.toml", "--workspace", "ws"])
-    err = capsys.readouterr().err.splitlines()
-    assert code == 2
-    assert len(err) == 1
-    assert "2 [[orgs]] tables" in err[0]
+    for var in ("ADOBE_CLIENT_ID", "ADOBE_CLIENT_SECRET", "ADOBE_ORG_ID"):
+        monkeypatch.delenv(var, raising=False)
+    cfg = write_config(tmp_path / "c.toml")
+    cfg.write_text(cfg.read_text() + org_tables(names), encoding="utf-8")
+    return emu, org_env(emu, names), cfg
+
+
+def test_jobs_with_two_orgs_lists_every_org_finds_a_job_at_its_org_and_refuses_an_unknown_org(
+    tmp_path: Path, emulator_factory: Any, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    names = ("eu", "us")
+    emu, env, cfg = _two_clean_orgs(tmp_path, emulator_factory, monkeypatch)
+    rows = "".join(f"S{i},p{i}@example.org,{names[i % 2]}\n" for i in range(10))
+    (tmp_path / "in.csv").write_text("subject_key,email,org\n" + rows, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    common = ["--config", str(cfg), "--workspace", "ws"]
+    assert run_cli(["run", "in.csv", *common], env, monkeypatch) == 0
+    status = pq.read_table(only_run(tmp_path / "ws") / "status.parquet").to_pandas()
+    ids = {org: set(status[status.org == org].job_id) for org in names}
+    capsys.readouterr()
+
+    listing = ["jobs", "list", "--regulation", "gdpr", "--json", *common]
+    assert run_cli(listing, env, monkeypatch) == 0
+    listed = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert {org: {r["job_id"] for r in listed if r["org"] == org} for org in names} == ids
+    assert run_cli([*listing, "--org", "us"], env, monkeypatch) == 0
+    assert {json.loads(x)["job_id"] for x in capsys.readouterr().out.splitlines()} == ids["us"]
+
+    before = emu.stats()["requests"]
+    assert run_cli([*listing, "--org", "apac"], env, monkeypatch) == 2
+    (err,) = capsys.readouterr().err.splitlines()
+    assert "--org 'apac'" in err
+    assert "known: eu, us" in err
+    assert emu.stats()["requests"] == before  # refused before any call
+
+    us_job, eu_job = sorted(ids["us"])[0], sorted(ids["eu"])[0]
+    assert run_cli(["jobs", "get", us_job, "--json", *common], env, monkeypatch) == 0
+    found = json.loads(capsys.readouterr().out)
+    assert (found["job_id"], found["org"], found["status"]) == (us_job, "us", "complete")
+    assert run_cli(["jobs", "get", us_job, "--org", "eu", *common], env, monkeypatch) == 6
+    capsys.readouterr()
+    assert run_cli(["jobs", "get", "no-such-job", *common], env, monkeypatch) == 6
+    (err,) = [x for x in capsys.readouterr().err.splitlines() if x.startswith("dsar:")]
+    assert "none of the orgs (eu, us) has it" in err
+    dest = tmp_path / "dl"
+    assert run_cli(["jobs", "download", eu_job, "--out", str(dest), *common], env, monkeypatch) == 0
+    assert (dest / f"{eu_job}.zip").stat().st_size > 0
 
 
 def test_three_orgs_one_at_its_cap_one_refused_one_clean(
@@ -280,15 +324,7 @@ def test_the_two_org_sample_runs_on_the_embedded_emulator_with_one_client_per_or
 def test_dedupe_is_per_org_a_subject_blocks_in_its_own_org_not_in_another(
     tmp_path: Path, emulator_factory: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    names = ("eu", "us")
-    emu = emulator_factory(
-        clients=[ORG_CLIENTS[n] for n in names], simulation={"product_error_rate": 0.0}
-    )
-    for var in ("ADOBE_CLIENT_ID", "ADOBE_CLIENT_SECRET", "ADOBE_ORG_ID"):
-        monkeypatch.delenv(var, raising=False)
-    env = org_env(emu, names)
-    cfg = write_config(tmp_path / "c.toml")
-    cfg.write_text(cfg.read_text() + org_tables(names), encoding="utf-8")
+    emu, env, cfg = _two_clean_orgs(tmp_path, emulator_factory, monkeypatch)
     ws = tmp_path / "ws"
     n = 20
 
