@@ -36,15 +36,13 @@ from ..errors import (
     TooManyJobs,
 )
 from ..files import sha256_file
-from ..handoff.bundle import write_handoff
 from ..input.planning import plan_input
-from ..journal.ledger import LEDGER_FILE, Ledger
+from ..journal.ledger import Ledger
 from ..journal.models import RunIntent, RunMeta, RunState
 from ..journal.schema import JOURNAL_FILE, make_private_dir
 from ..journal.store import Journal
-from ..keys import key_secret
 from ..reports.orgs import org_pauses
-from ..reports.writers import REJECTS_FILE, STATUS_FILE, write_reports
+from ..reports.writers import REJECTS_FILE, STATUS_FILE
 from ..settings import Settings, load_settings, snapshot_overrides
 from .aio import in_worker, refuse_running_loop
 from .canary import (
@@ -69,8 +67,9 @@ from .lock import hold_lock
 from .orgs import pause_message
 from .poller import Poller
 from .progress import ProgressReporter
+from .publish import publish
 from .purge import apply_retention
-from .recurring import catch_up, loading_blocklist, publish_dataset, secret_of, sync_registry
+from .recurring import catch_up, loading_blocklist, secret_of, sync_registry
 from .resume_settings import check_resume_configs, resume_settings
 from .target import Target, api_target, check_target
 
@@ -679,38 +678,6 @@ def _drive_allocator() -> None:
     if "ARROW_DEFAULT_MEMORY_POOL" not in os.environ:
         pa.default_memory_pool().release_unused()  # what planning's allocator still keeps
         pa.set_memory_pool(pa.system_memory_pool())
-
-
-def publish(
-    journal: Journal,
-    run_dir: Path,
-    *,
-    options: RunOptions,
-    extra: Mapping[str, Any] | None = None,
-) -> None:
-    """Rewrite every report of the run: the Parquet files and summary.json, then report.html
-    and manifest.json (whose checksums cover the others), each atomically; ``now`` (the
-    reports' time) comes from the options' clock."""
-    now = options.clock.utc_now()
-    canary = journal.canary()
-    if canary is not None:
-        extra = {**(extra or {}), "canary": canary.as_dict()}
-    meta = journal.run_info().meta
-    workspace = Path(meta.settings["output"]["workspace"])
-    with (  # each org's days at its cap, as the workspace's ledger booked them
-        Ledger.open(workspace) if (workspace / LEDGER_FILE).exists() else nullcontext()
-    ) as ledger:
-        write_reports(journal, run_dir, now=now, extra=extra, ledger=ledger)
-    publish_dataset(run_dir, workspace, meta.run_id)
-    write_handoff(
-        run_dir,
-        now=now,
-        redact_keys=options.redact_keys,
-        key_secret=key_secret(options.env),
-    )
-    # Arrow's allocator keeps freed pages for reuse; a long run's report passes would stack
-    # their peaks on each other without handing them back to the system.
-    pa.default_memory_pool().release_unused()
 
 
 def _nothing_to_retry(journal: Journal, run_dir: Path) -> RunOutcome:
