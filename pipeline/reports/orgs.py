@@ -9,8 +9,9 @@ For every org of the run (its ``[[orgs]]`` name; ``default`` without ``[[orgs]]`
   attempt with a job id, by its submission day), the jobs the workspace's ledger booked for the
   org that day (every run of the workspace; null without a ledger), the day's limit (the org's
   daily cap, or the lower ceiling the service's refusals set) and whether the day reached it;
-- ``pauses``: each day the org reached its limit, with the time submitting could go on (the
-  next UTC day), and the run's current pause when the org waits for its next day now;
+- ``pauses``: each day the org reached its limit and went on submitting on a later day, with
+  the time it could go on (the next UTC midnight), and the run's current pause when the org
+  waits for its next day now;
 - ``paused_until``: that resume time while the run is paused at the daily cap with jobs of this
   org not yet submitted, else null.
 """
@@ -21,14 +22,13 @@ from collections.abc import Mapping
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+from ..constants import DEFAULT_ORG
 from ..journal.ledger import Ledger
 from ..journal.models import JobState, RunInfo
 from ..journal.queries import JournalQueries
 
 # one status.parquet row as the org figures count it: (org, status, error_code)
 OrgRowKey = tuple[str | None, str, str | None]
-
-DEFAULT_ORG = "default"
 
 
 def _iso(at: datetime | None) -> str | None:
@@ -86,23 +86,25 @@ def org_sections(
         conf = orgs.get(name, {"org_id": None, "daily_job_cap": None})
         cap = conf["daily_job_cap"]
         timeline, pauses = [], []
-        for day_text, jobs in created.get(name, {}).items():
+        days = created.get(name, {})
+        for i, (day_text, jobs) in enumerate(days.items()):
             day = date.fromisoformat(day_text)
-            booked, limit = jobs, cap
+            booked: int | None = None
+            limit = cap
             if ledger is not None and conf["org_id"] is not None and cap:
                 usage = ledger.usage(str(conf["org_id"]), day)
                 booked, limit = usage.used, usage.limit(int(cap))
-            at_cap = bool(limit) and booked >= int(limit or 0)
+            at_cap = bool(limit) and (jobs if booked is None else booked) >= int(limit or 0)
             timeline.append(
                 {
                     "day": day_text,
                     "jobs": jobs,
-                    "workspace_jobs": booked if ledger is not None else None,
+                    "workspace_jobs": booked,
                     "limit": limit,
                     "at_cap": at_cap,
                 }
             )
-            if at_cap:
+            if at_cap and i < len(days) - 1:  # it went on a later day: it waited for that
                 pauses.append({"day": day_text, "resume_after": _iso(_next_day(day))})
         resume = waiting.get(name)
         paused_until = _iso(resume)

@@ -225,7 +225,10 @@ def test_three_orgs_one_at_its_cap_one_refused_one_clean(
     orgs = _assert_org_figures_match_status(run_dir)
     assert [d["jobs"] for d in orgs["us"]["cap_timeline"]] == [10] * (n // 3 // 10)
     assert all(o["paused_until"] is None for o in orgs.values())  # finished: nobody waits
-    assert len(orgs["us"]["pauses"]) >= 1
+    timeline = orgs["us"]["cap_timeline"]
+    assert [p["day"] for p in orgs["us"]["pauses"]] == [d["day"] for d in timeline[:-1]]
+    assert all(d["at_cap"] for d in timeline)
+    assert all(d["workspace_jobs"] == d["jobs"] for d in timeline)  # the only run
     with sqlite3.connect(run_dir / "journal.sqlite") as conn:  # no user key twice
         keys = conn.execute(
             "SELECT u.user_key, j.action FROM job j JOIN user u ON u.uid = j.uid"
