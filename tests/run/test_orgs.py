@@ -191,10 +191,14 @@ def test_three_orgs_one_at_its_cap_one_refused_one_clean(
     assert main(["status", str(run_dir)]) == 0
     lines = capsys.readouterr().out.splitlines()
     (us_line,) = [x for x in lines if "org us" in x]
-    assert "paused at its daily cap until" in us_line
+    assert "today 10 / 10; paused until" in us_line
     assert not [x for x in lines if "org eu" in x and "paused" in x]
     assert main(["status", str(run_dir), "--json"]) == 0
-    until = json.loads(capsys.readouterr().out)["org_paused_until"]
+    shown = json.loads(capsys.readouterr().out)
+    until = shown["org_paused_until"]
+    assert shown["daily_budget"] is None  # several orgs: each its own
+    assert shown["org_budget_today"]["us"]["exhausted"]
+    assert not shown["org_budget_today"]["eu"]["exhausted"]
     assert until["us"] is not None
     assert until["eu"] is None
     assert until["apac"] is None
