@@ -158,8 +158,9 @@ class Blocklist:
         blocked: dict[str, np.ndarray] = {}  # action -> previous row per user, -1: not blocked
         for (org, act, reg), group in self.groups.items():
             mask = np.isin(codes, _HOLDERS[act]) & (regulations == reg)
-            if self.plan_orgs != (None,):  # only the users of the job's own org
-                mask &= np.isin(orgs, [i for i, o in enumerate(self.plan_orgs) if o in (None, org)])
+            ours = [i for i, o in enumerate(self.plan_orgs) if o in (None, org)]
+            if len(ours) < len(self.plan_orgs):  # only the users of the job's own org
+                mask &= np.isin(orgs, ours)
             sel = np.flatnonzero(mask)
             if not len(sel):
                 continue
