@@ -64,9 +64,14 @@ def configured_orgs(settings: Mapping[str, Any], org_id: str | None) -> dict[str
 
 
 def org_sections(
-    journal: JournalQueries, rows: Mapping[OrgRowKey, int], *, ledger: Ledger | None = None
+    journal: JournalQueries,
+    rows: Mapping[OrgRowKey, int],
+    states: Mapping[str, Mapping[str, int]],
+    *,
+    ledger: Ledger | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """The ``orgs`` section of summary.json (see the module docstring)."""
+    """The ``orgs`` section of summary.json (see the module docstring): ``rows`` counted by
+    the status pass, ``states`` the journal's job states by org."""
     info = journal.run_info()
     orgs = configured_orgs(info.meta.settings, info.meta.org_id)
     created = journal.jobs_created_by_org()
@@ -80,7 +85,7 @@ def org_sections(
         if code:
             by_code = errors.setdefault(org, {})
             by_code[code] = by_code.get(code, 0) + n
-    waiting = org_pauses(info, journal.states_by_org())
+    waiting = org_pauses(info, states)
     out: dict[str, dict[str, Any]] = {}
     for name in [*orgs, *sorted((set(status) | set(created)) - set(orgs))]:
         conf = orgs.get(name, {"org_id": None, "daily_job_cap": None})

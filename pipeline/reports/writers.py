@@ -278,6 +278,7 @@ def build_summary(
     status_counts = {s: int(statuses.get(s, 0)) for s in STATUSES}
     status_counts["rejected"] = rejected
     timings = {k: _iso(v) for k, v in journal.timings().items()}
+    states = journal.states_by_org()
     return {
         "run_id": meta.run_id,
         "tool_version": meta.tool_version,
@@ -297,7 +298,7 @@ def build_summary(
             "batches": counts.batches,
             "users": counts.users,
             # per org, the status.parquet rows of its jobs (skipped rows carry no org)
-            "orgs": {org: report_counts(states) for org, states in journal.states_by_org().items()},
+            "orgs": {org: report_counts(by) for org, by in states.items()},
         },
         "timings": {
             "created_at": _iso(meta.created_at),
@@ -305,7 +306,7 @@ def build_summary(
             "elapsed_s": round((now - meta.created_at).total_seconds(), 3),
         },
         # per org: status and error-code counts of its status.parquet rows, cap timeline, pauses
-        "orgs": org_sections(journal, by_org or {}, ledger=ledger),
+        "orgs": org_sections(journal, by_org or {}, states, ledger=ledger),
         "api_calls": api,
         "api_calls_total": sum(n for by_status in api.values() for n in by_status.values()),
         "purges": [
