@@ -23,7 +23,14 @@ from ..keys import key_labeller, key_secret
 from ..logs import say
 from ..run.context import RunOptions
 from ..run.damage import before_resume
-from ..run.jobs import JobQuery, details_dict, download_job, get_job, list_jobs, write_jobs_parquet
+from ..run.jobs import (
+    JobQuery,
+    details_dict,
+    download_job,
+    list_jobs,
+    locate_job,
+    write_jobs_parquet,
+)
 from ..run.runner import RunOutcome, resume_all, resume_run, start_run
 from ..run.status import outcome_line, render_outcome, run_status
 from .common import Registrar, SubParsers, add_common, check_out_flag, settings_from_args
@@ -344,6 +351,12 @@ def _register_jobs(sub: SubParsers[argparse.ArgumentParser]) -> None:
     for child in (ls, get, dl):
         add_common(child)
         child.add_argument("--workspace", type=Path, help="workspace (embedded emulator state)")
+        child.add_argument(
+            "--org",
+            metavar="NAME",
+            help="talk to this [[orgs]] table's org only (default: every org of the config; "
+            "get and download ask each org for the job)",
+        )
     p.set_defaults(handler=_cmd_jobs)
     for child in (ls, get, dl):
         child.set_defaults(handler=_cmd_jobs)
@@ -360,7 +373,9 @@ def _cmd_jobs(args: argparse.Namespace) -> int:
             from_date=args.from_date,
             to_date=args.to_date,
         )
-        rows = list_jobs(query, settings, workspace=workspace, env=os.environ, clock=args.clock)
+        rows = list_jobs(
+            query, settings, workspace=workspace, env=os.environ, clock=args.clock, org=args.org
+        )
         if args.out:
             write_jobs_parquet(rows, args.out)
             print(f"{len(rows):,} jobs written to {args.out}", file=sys.stderr)
@@ -369,24 +384,33 @@ def _cmd_jobs(args: argparse.Namespace) -> int:
                 sys.stdout.write(orjson.dumps(row).decode() + "\n")
         else:
             for row in rows:
+                org = f"{row['org']}  " if settings.multi_org else ""
                 print(
-                    f"{row['job_id']}  {row['status']:<10}  {row['action']:<8}  {row['created_at']}"
+                    f"{org}{row['job_id']}  {row['status']:<10}  {row['action']:<8}  "
+                    f"{row['created_at']}"
                 )
             print(f"{len(rows):,} jobs", file=sys.stderr)
         return 0
     if args.jobs_command == "get":
-        job = get_job(args.job_id, settings, workspace=workspace, env=os.environ, clock=args.clock)
-        data = details_dict(job)
+        org, job = locate_job(
+            args.job_id, settings, workspace=workspace, env=os.environ, clock=args.clock,
+            org=args.org,
+        )  # fmt: skip
+        data = {**details_dict(job), "org": org}
         if args.json:
             sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
         else:
-            print(f"{data['job_id']}  {data['action']}  {data['status']}  {data['regulation']}")
+            print(
+                f"{data['job_id']}  {data['action']}  {data['status']}  {data['regulation']}"
+                + (f"  org {org}" if settings.multi_org else "")
+            )
             for prod in data["products"]:
                 print(f"  {prod['product']:<18} {prod['status']:<10} {prod['response_code'] or ''}")
         return 0
     path, digest = download_job(
-        args.job_id, args.out, settings, workspace=workspace, env=os.environ, clock=args.clock
-    )
+        args.job_id, args.out, settings, workspace=workspace, env=os.environ, clock=args.clock,
+        org=args.org,
+    )  # fmt: skip
     print(f"{path}  sha256 {digest}")
     return 0
 

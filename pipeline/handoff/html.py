@@ -52,6 +52,7 @@ def render(data: ReportData) -> str:
         _cap(data),
         _errors(data),
         _rejects(data),
+        *([_orgs(data.orgs)] if set(data.orgs) - {"default"} else []),
         _deadlines(data),
         *([_purges(data)] if data.purges else []),
         _reading_notes(),
@@ -182,6 +183,59 @@ def _errors(data: ReportData) -> str:
         "error) and failed products, grouped by code and the service's message.</p>"
         + _table(["from", "code", "message", "count", "example subject keys"], rows, numeric=[3])
         + "</section>"
+    )
+
+
+def _orgs(orgs: Mapping[str, Mapping[str, Any]]) -> str:
+    """A section per org of a run with ``[[orgs]]``: its rows by status and by error code, the
+    jobs created per UTC day against its cap, and its pauses at the cap."""
+    parts = []
+    for name, org in orgs.items():
+        cap = org.get("daily_job_cap")
+        paused = org.get("paused_until")
+        state = (
+            f"<p><strong>Paused at its daily cap</strong> until {escape(str(paused))}.</p>"
+            if paused
+            else ""
+        )
+        timeline = [
+            (
+                str(d.get("day")), int(d.get("jobs") or 0),
+                "-" if d.get("workspace_jobs") is None else int(d["workspace_jobs"]),
+                "-" if d.get("limit") is None else int(d["limit"]),
+                "yes" if d.get("at_cap") else "no",
+            )
+            for d in org.get("cap_timeline") or []
+        ]  # fmt: skip
+        pauses = [(str(p.get("day")), str(p.get("resume_after"))) for p in org.get("pauses") or []]
+        statuses = sorted((org.get("status") or {}).items())
+        codes = sorted((org.get("error_codes") or {}).items(), key=lambda kv: (-kv[1], kv[0]))
+        parts.append(
+            f'<div id="org-{escape(name)}"><h3>{escape(name)}</h3>'
+            f'<p class="muted">IMS org {escape(str(org.get("org_id") or "-"))} · daily cap '
+            f"{escape(f'{cap:,}' if isinstance(cap, int) else '-')}</p>"
+            + state
+            + _table(["status", "rows"], statuses, numeric=[1])
+            + _table(["error code", "rows"], codes, numeric=[1])
+            + _table(
+                [
+                    "UTC day",
+                    "jobs created (this run)",
+                    "jobs booked (workspace)",
+                    "limit",
+                    "at cap",
+                ],
+                timeline,
+                numeric=[1, 2, 3],
+            )
+            + _table(["paused at the cap on", "resumes after (UTC)"], pauses)
+            + "</div>"
+        )
+    return (
+        '<section id="orgs"><h2>By org</h2>'
+        '<p class="muted">Each IMS org of the run: its rows of status.parquet by status and '
+        "error code, the jobs the service created per UTC day against the org's daily cap, "
+        "and the days it stopped at that cap.</p>" + "".join(parts) + "</section>"
     )
 
 

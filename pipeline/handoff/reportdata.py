@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -87,6 +87,7 @@ class ReportData:
     due_soon: int
     purges: tuple[tuple[str, str, int, int], ...] = ()  # what, when, files removed, bytes
     canary: dict[str, Any] | None = None  # summary.json's canary: settings and verdict
+    orgs: dict[str, dict[str, Any]] = field(default_factory=dict)  # summary.json's per org
 
 
 PRODUCT_BATCH_ROWS = 65_536
@@ -126,6 +127,7 @@ def gather(run_dir: Path, *, now: datetime, key_label: Callable[[str], str] = st
             for p in rf.purges(summary)
         ),
         canary=rf.canary(summary),
+        orgs=rf.orgs(summary),
     )
 
 

@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 
 from .. import constants
 from ..keys import fingerprints
-from .batching import USER_SCHEMA
+from .batching import USER_SCHEMA, org_codes
 from .rules import CANONICAL_ACTIONS, REGULATION_LIST
 
 __all__ = ["SKIPPED_SCHEMA", "BlockingChunk", "Blocklist"]
@@ -60,13 +60,15 @@ SKIPPED_SCHEMA = pa.schema(
 
 @dataclass(frozen=True)
 class BlockingChunk:
-    """Blocking jobs of one action, regulation and run: fingerprints and job ids, in step."""
+    """Blocking jobs of one action, regulation, run and org: fingerprints and job ids, in
+    step. ``org`` is the IMS org id the jobs were sent to."""
 
     action: str
     regulation: str
     run_id: str
     fingerprints: np.ndarray  # int64
     job_ids: pa.Array
+    org: str = ""
 
 
 @dataclass(frozen=True)
@@ -91,22 +93,33 @@ class _Group:
 
 @dataclass
 class Blocklist:
-    """The earlier jobs that block a new submission, grouped by (action, regulation).
+    """The earlier jobs that block a new submission, grouped by (org, action, regulation).
 
     Built by :meth:`build` from parallel arrays; ``secret`` keys the fingerprints of the new
-    plan's subject keys exactly as the registry's were keyed. Read-only once built: planning
-    calls :meth:`split` from its worker threads.
+    plan's subject keys exactly as the registry's were keyed. ``plan_orgs`` is the IMS org id
+    of each org code of the plan's users (:func:`~pipeline.input.batching.org_codes`): a job
+    blocks only the users of its own org (the same subject in another org is other data);
+    None blocks the users of that code whatever org the earlier job went to (a dry run
+    without credentials). Read-only once built: planning calls :meth:`split` from its worker
+    threads.
     """
 
     secret: bytes
     run_ids: pa.DictionaryArray  # one entry per blocking job: a handful of runs
     job_ids: pa.Array
-    groups: dict[tuple[str, int], _Group] = field(default_factory=dict)
+    groups: dict[tuple[str, str, int], _Group] = field(default_factory=dict)
+    plan_orgs: tuple[str | None, ...] = (None,)
 
     @classmethod
-    def build(cls, chunks: Sequence[BlockingChunk], *, secret: bytes) -> Blocklist:
-        """Index the blocking jobs, given as chunks of one (action, regulation, run id) each
-        (of several jobs of one subject, the first names its previous job)."""
+    def build(
+        cls,
+        chunks: Sequence[BlockingChunk],
+        *,
+        secret: bytes,
+        plan_orgs: Sequence[str | None] = (None,),
+    ) -> Blocklist:
+        """Index the blocking jobs, given as chunks of one (action, regulation, run id, org)
+        each (of several jobs of one subject, the first names its previous job)."""
         runs = sorted({c.run_id for c in chunks})
         run_code = {run: code for code, run in enumerate(runs)}
         sizes = [len(c.fingerprints) for c in chunks]
@@ -116,12 +129,13 @@ class Blocklist:
             secret=secret,
             run_ids=pa.DictionaryArray.from_arrays(pa.array(codes), pa.array(runs, pa.string())),
             job_ids=pa.chunked_array(job_ids, pa.string()).combine_chunks(),
+            plan_orgs=tuple(plan_orgs) or (None,),
         )
         starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-        spans: dict[tuple[str, int], list[np.ndarray]] = {}
+        spans: dict[tuple[str, str, int], list[np.ndarray]] = {}
         for i, chunk in enumerate(chunks):
             if chunk.action in _HOLDERS and chunk.regulation in _REGULATION_CODE:
-                key = (chunk.action, _REGULATION_CODE[chunk.regulation])
+                key = (chunk.org, chunk.action, _REGULATION_CODE[chunk.regulation])
                 spans.setdefault(key, []).append(np.arange(starts[i], starts[i + 1]))
         everything = np.concatenate([np.zeros(0, np.int64), *(c.fingerprints for c in chunks)])
         for key, parts in spans.items():
@@ -140,9 +154,14 @@ class Blocklist:
         fps = fingerprints(users.column("subject_key").combine_chunks(), self.secret)
         codes = users.column("action").to_numpy()
         regulations = users.column("regulation").to_numpy()
+        orgs = org_codes(users)
         blocked: dict[str, np.ndarray] = {}  # action -> previous row per user, -1: not blocked
-        for (act, reg), group in self.groups.items():
-            sel = np.flatnonzero(np.isin(codes, _HOLDERS[act]) & (regulations == reg))
+        for (org, act, reg), group in self.groups.items():
+            mask = np.isin(codes, _HOLDERS[act]) & (regulations == reg)
+            ours = [i for i, o in enumerate(self.plan_orgs) if o in (None, org)]
+            if len(ours) < len(self.plan_orgs):  # only the users of the job's own org
+                mask &= np.isin(orgs, ours)
+            sel = np.flatnonzero(mask)
             if not len(sel):
                 continue
             pos = group.index.get_indexer(pd.Index(fps[sel]))

@@ -392,16 +392,30 @@ class JournalQueries(JournalStore):
     def states_by_org(self) -> dict[str, dict[str, int]]:
         """The latest attempt of every job, counted by org and journal state (the rows of
         status.parquet but the skipped ones)."""
+        return self._count_by_org(
+            "SELECT b.org, j.state, count(*) FROM job j JOIN user u ON u.uid = j.uid"
+            " JOIN batch b ON b.seq = u.batch_seq"
+            " WHERE NOT EXISTS (SELECT 1 FROM job r WHERE r.parent_jid = j.jid)"
+            " GROUP BY b.org, j.state ORDER BY b.org"
+        )
+
+    def jobs_created_by_org(self) -> dict[str, dict[str, int]]:
+        """Jobs the service created (every attempt with a job id), by org and UTC day of
+        their submission (``YYYY-MM-DD``): what each org spent of its daily caps."""
+        return self._count_by_org(
+            "SELECT b.org, date(j.submitted_at / 1000000, 'unixepoch'), count(*) FROM job j"
+            " JOIN user u ON u.uid = j.uid JOIN batch b ON b.seq = u.batch_seq"
+            " WHERE j.job_id IS NOT NULL AND j.submitted_at IS NOT NULL"
+            " GROUP BY 1, 2 ORDER BY 1, 2"
+        )
+
+    def _count_by_org(self, sql: str) -> dict[str, dict[str, int]]:
+        """``{org: {key: count}}`` of a query selecting (org, key, count) rows."""
         with self._lock:
-            rows = self._conn.execute(
-                "SELECT b.org, j.state, count(*) FROM job j JOIN user u ON u.uid = j.uid"
-                " JOIN batch b ON b.seq = u.batch_seq"
-                " WHERE NOT EXISTS (SELECT 1 FROM job r WHERE r.parent_jid = j.jid)"
-                " GROUP BY b.org, j.state ORDER BY b.org"
-            ).fetchall()
+            rows = self._conn.execute(sql).fetchall()
         by_org: dict[str, dict[str, int]] = {}
-        for org, state, n in rows:
-            by_org.setdefault(org, {})[state] = int(n)
+        for org, key, n in rows:
+            by_org.setdefault(org, {})[key] = int(n)
         return by_org
 
     def skipped_count(self) -> int:

@@ -32,11 +32,13 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.ipc
@@ -50,8 +52,12 @@ from .schema import JOURNAL_FILE, make_private_dir, open_database
 
 log = logging.getLogger("dsar.registry")
 
+# (job id or pending:<row>, subject key, action, regulation, state, submitted, completed,
+# the batch's org name)
+JobRow = tuple[str, str, str, str, str, int, int | None, str]
+
 REGISTRY_FILE = "registry.sqlite"
-REGISTRY_VERSION = 1
+REGISTRY_VERSION = 2
 
 _MIGRATIONS = {
     0: (
@@ -85,6 +91,13 @@ _MIGRATIONS = {
         )""",
         "INSERT INTO generation VALUES (1, 0)",
     ),
+    # v2: each job's own org (its batch's org's IMS org id), no longer its run's: the rows
+    # are derived, so they go and every run's next sync (its mark reset) records them again
+    1: (
+        "DELETE FROM submission",
+        "UPDATE synced SET submitted = -1",
+        "UPDATE generation SET n = n + 1",
+    ),
 }
 SNAPSHOT_FILE = "registry.blocking.arrow"
 _OPEN_UNTIL = 2**63 - 1  # an open job blocks whatever the cooldown
@@ -115,7 +128,8 @@ _SIGNATURE_SQL = (
 _JOBS_SQL = (
     f"SELECT coalesce(j.job_id, '{PENDING_PREFIX}' || j.jid), u.subject_key, j.action,"
     " b.regulation, j.state, coalesce(j.submitted_at, (SELECT created_at FROM run)),"
-    " j.completed_at FROM job j JOIN user u ON u.uid = j.uid JOIN batch b ON b.seq = u.batch_seq"
+    " j.completed_at, b.org FROM job j JOIN user u ON u.uid = j.uid"
+    " JOIN batch b ON b.seq = u.batch_seq"
     f" WHERE j.job_id IS NOT NULL OR ({_LIVE_PENDING})"
 )
 
@@ -167,10 +181,10 @@ class Registry(Closing):
         journal = _read_only(run_dir / JOURNAL_FILE)
         try:
             journal.execute("BEGIN")  # one snapshot for the mark and the rows
-            run = journal.execute("SELECT run_id, org_id FROM run").fetchone()
+            run = journal.execute("SELECT run_id, org_id, settings_json FROM run").fetchone()
             if run is None:
                 return 0  # killed while planning: nothing submitted
-            run_id, org = str(run[0]), str(run[1] or "")
+            run_id, orgs = str(run[0]), _org_ids(run[2], run[1])
             mark = tuple(journal.execute(_SIGNATURE_SQL).fetchone())
             seen = self._conn.execute(
                 "SELECT submitted, finished, pending FROM synced WHERE run_id = ?", (run_id,)
@@ -180,15 +194,15 @@ class Registry(Closing):
             rows = journal.execute(_JOBS_SQL).fetchall()
         finally:
             journal.close()
-        return self._apply(run_id, str(run_dir.resolve()), org, mark, rows, secret)
+        return self._apply(run_id, str(run_dir.resolve()), orgs, mark, rows, secret)
 
     def _apply(
         self,
         run_id: str,
         run_dir: str,
-        org: str,
+        orgs: Callable[[str], str],
         mark: tuple[int, int, int],
-        rows: list[tuple[str, str, str, str, str, int, int | None]],
+        rows: list[JobRow],
         secret: bytes,
     ) -> int:
         c = self._conn
@@ -213,8 +227,9 @@ class Registry(Closing):
                     " ON CONFLICT (run_id, job_id) DO UPDATE SET status = excluded.status,"
                     " finished_at = excluded.finished_at",
                     [
-                        (run_id, r[0], fp, r[2], r[3], org, r[5], _finished(r), _STATUS[r[4]])
+                        (run_id, r[0], fp, r[2], r[3], orgs(r[7]), r[5], _finished(r), status)
                         for r, fp in zip(fresh, fps, strict=True)
+                        for status in (_STATUS[r[4]],)
                     ],
                 )
             c.executemany(
@@ -238,17 +253,29 @@ class Registry(Closing):
     # -- what blocks a new submission -------------------------------------------------------
 
     def blocklist(
-        self, *, org: str | None, now: datetime, cooldown_days: int, secret: bytes
+        self,
+        *,
+        org: str | None = None,
+        now: datetime,
+        cooldown_days: int,
+        secret: bytes,
+        plan_orgs: Sequence[str | None] | None = None,
     ) -> Blocklist:
-        """The earlier jobs of ``org`` (any org when None: a dry run without credentials)
-        that block a new one: still open, or complete at or after ``now - cooldown_days``."""
+        """The earlier jobs that block a new one: still open, or complete at or after
+        ``now - cooldown_days``, each blocking only the plan's users of its own org.
+        ``plan_orgs`` is the IMS org id of each org code of the plan (None: any org, a dry run
+        without credentials); ``org`` stands for ``plan_orgs=(org,)``, a single-org plan."""
+        wanted = tuple(plan_orgs) if plan_orgs else (org,)
         table = self._blocking()
         cutoff = to_us(now - timedelta(days=cooldown_days))
         keep = table.column("until").to_numpy() >= cutoff
-        if org is not None:
+        if None not in wanted:  # the jobs of other orgs block nothing of this plan
             orgs = table.column("org").combine_chunks()
-            wanted = np.flatnonzero(np.asarray(orgs.dictionary.to_pylist(), dtype=object) == org)
-            keep &= np.isin(orgs.indices.to_numpy(), wanted)
+            names = np.asarray(orgs.dictionary.to_pylist(), dtype=object)
+            keep &= np.isin(
+                orgs.indices.to_numpy(),
+                np.flatnonzero(np.isin(names, [o for o in wanted if o is not None])),
+            )
         if not keep.all():  # most often every job still blocks: no copy
             table = table.filter(pa.array(keep))
         chunks = []
@@ -263,13 +290,14 @@ class Registry(Closing):
                     run_id=str(row.column("run_id")[0].as_py()),
                     fingerprints=table.column("fingerprint")[start:stop].to_numpy(),
                     job_ids=table.column("job_id")[start:stop].combine_chunks(),
+                    org=str(row.column("org")[0].as_py()),
                 )
             )
-        return Blocklist.build(chunks, secret=secret)
+        return Blocklist.build(chunks, secret=secret, plan_orgs=wanted)
 
     def _blocking(self) -> pa.Table:
         """Every job that may block (not in error), one row each, grouped by (action,
-        regulation, run id): from the snapshot file when it holds the registry's current
+        regulation, run id, org): from the snapshot file when it holds the registry's current
         generation, else from SQLite (and the snapshot is written again)."""
         path = self.workspace / SNAPSHOT_FILE
         (generation,) = self._conn.execute("SELECT n FROM generation").fetchone()
@@ -287,18 +315,20 @@ class Registry(Closing):
         """Write ``registry.blocking.arrow`` (atomically) from the registry and return it.
         Called after every sync that changed something, so that the next planning reads a
         columnar file instead of a million SQLite rows."""
-        # The table is clustered by (action, regulation, run id), so the groups cost no sort;
+        # The table is clustered by (action, regulation, run id), so the groups cost little
+        # sorting (a run of several orgs splits into one group per org);
         # each group's columns are concatenated inside SQLite and split by Arrow: a million
         # rows cost no Python object each.
         self._conn.execute("BEGIN")
         try:
             (generation,) = self._conn.execute("SELECT n FROM generation").fetchone()
             rows = self._conn.execute(
-                "SELECT action, regulation, run_id, min(org), count(*),"
+                "SELECT action, regulation, run_id, org, count(*),"
                 " group_concat(fingerprint, char(31)), group_concat(job_id, char(31)),"
                 f" group_concat(CASE status WHEN 'open' THEN {_OPEN_UNTIL}"
                 " ELSE coalesce(finished_at, 0) END, char(31))"
-                " FROM submission WHERE status != 'error' GROUP BY action, regulation, run_id"
+                " FROM submission WHERE status != 'error'"
+                " GROUP BY action, regulation, run_id, org"
             ).fetchall()
         finally:
             self._conn.execute("COMMIT")
@@ -376,7 +406,16 @@ def _split(text: str | None) -> pa.Array:
     return pc.split_pattern(pa.array([text], pa.string()), "\x1f").flatten()
 
 
-def _finished(row: tuple[str, str, str, str, str, int, int | None]) -> int | None:
+def _org_ids(settings_json: str | None, run_org: str | None) -> Callable[[str], str]:
+    """The IMS org id of a batch's org name in a run: its ``[[orgs]]`` table's, or the run's
+    org (a single-org run: ``default``)."""
+    tables = (orjson.loads(settings_json) if settings_json else {}).get("orgs") or []
+    ids = {str(t["name"]): str(t["org_id"]) for t in tables}
+    fallback = str(run_org or "")
+    return lambda name: ids.get(name, fallback)
+
+
+def _finished(row: JobRow) -> int | None:
     return row[6] if _STATUS[row[4]] != "open" else None
 
 

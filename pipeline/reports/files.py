@@ -215,6 +215,15 @@ def canary(summary: Mapping[str, Any]) -> dict[str, Any] | None:
     return dict(found) if isinstance(found, Mapping) else None
 
 
+def orgs(summary: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each org's section of summary.json (figures, cap timeline, pauses), in run order;
+    empty for a summary written before it had one."""
+    found = summary.get("orgs")
+    if not isinstance(found, Mapping):
+        return {}
+    return {str(k): dict(v) for k, v in found.items() if isinstance(v, Mapping)}
+
+
 def created_at(summary: Mapping[str, Any]) -> datetime | None:
     """When the run was planned: the receipt time of subjects without ``received_at``."""
     return summary_time(summary, "created_at", "run.created_at", "timings.created_at")

@@ -29,8 +29,10 @@ from ..api.responses import product_outcome
 from ..errors import DamagedRunFile, InputError
 from ..files import atomic_file
 from ..input.rules import REJECT_SCHEMA
+from ..journal.ledger import Ledger
 from ..journal.models import JobState, ProductRow, StatusRow, to_us
 from ..journal.queries import REPORT_CHUNK_ROWS, JournalQueries
+from .orgs import OrgRowKey, org_sections
 from .sla import sla_columns
 
 STATUS_FILE = "status.parquet"
@@ -121,11 +123,18 @@ def _iso_us(text: str | None) -> int | None:
 
 
 def _status_batch(
-    rows: list[StatusRow], counts: Counter[str], *, now: datetime, seen_at: datetime | None
+    rows: list[StatusRow],
+    counts: Counter[str],
+    *,
+    now: datetime,
+    seen_at: datetime | None,
+    by_org: Counter[OrgRowKey] | None = None,
 ) -> pa.RecordBatch:
     c = list(zip(*rows, strict=True))
     statuses = [REPORT_STATUS[s] for s in c[8]]
     counts.update(statuses)
+    if by_org is not None:  # (org, status, error_code) of every row: the per-org figures
+        by_org.update(zip(c[26], statuses, c[17], strict=True))
     arrays = [
         pa.array(c[0], pa.string()), pa.array(c[1], pa.string()), pa.array(c[4], pa.string()),
         pa.array(c[5], pa.string()), pa.array(c[6], pa.string()), pa.array(c[7], pa.string()),
@@ -177,15 +186,20 @@ def write_status(
     chunk_rows: int = REPORT_CHUNK_ROWS,
     *,
     now: datetime | None = None,
+    by_org: Counter[OrgRowKey] | None = None,
 ) -> Counter[str]:
-    """Write status.parquet; returns the row count of each status.
+    """Write status.parquet; returns the row count of each status (and counts every row's
+    ``(org, status, error_code)`` into ``by_org`` when given).
 
     The SLA columns count from each subject's ``received_at``, or from when the run first saw
     it (the run's creation) when the input had none, to ``now``.
     """
     chunks = journal.iter_status_rows(chunk_rows)
     to_batch = partial(
-        _status_batch, now=now or SYSTEM_CLOCK.utc_now(), seen_at=journal.run_info().meta.created_at
+        _status_batch,
+        now=now or SYSTEM_CLOCK.utc_now(),
+        seen_at=journal.run_info().meta.created_at,
+        by_org=by_org,
     )
     return _write_parquet(run_dir / STATUS_FILE, STATUS_SCHEMA, chunks, to_batch)
 
@@ -249,6 +263,8 @@ def build_summary(
     statuses: Mapping[str, int],
     outcomes: Mapping[str, int],
     rejected: int,
+    by_org: Mapping[OrgRowKey, int] | None = None,
+    ledger: Ledger | None = None,
 ) -> dict[str, Any]:
     """summary.json's content: counts, timings, API calls, input and config facts, version.
 
@@ -262,6 +278,7 @@ def build_summary(
     status_counts = {s: int(statuses.get(s, 0)) for s in STATUSES}
     status_counts["rejected"] = rejected
     timings = {k: _iso(v) for k, v in journal.timings().items()}
+    states = journal.states_by_org()
     return {
         "run_id": meta.run_id,
         "tool_version": meta.tool_version,
@@ -281,13 +298,15 @@ def build_summary(
             "batches": counts.batches,
             "users": counts.users,
             # per org, the status.parquet rows of its jobs (skipped rows carry no org)
-            "orgs": {org: report_counts(states) for org, states in journal.states_by_org().items()},
+            "orgs": {org: report_counts(by) for org, by in states.items()},
         },
         "timings": {
             "created_at": _iso(meta.created_at),
             **timings,
             "elapsed_s": round((now - meta.created_at).total_seconds(), 3),
         },
+        # per org: status and error-code counts of its status.parquet rows, cap timeline, pauses
+        "orgs": org_sections(journal, by_org or {}, states, ledger=ledger),
         "api_calls": api,
         "api_calls_total": sum(n for by_status in api.values() for n in by_status.values()),
         "purges": [
@@ -317,19 +336,28 @@ def write_reports(
     rejects_source: Path | None = None,
     chunk_rows: int = REPORT_CHUNK_ROWS,
     extra: Mapping[str, Any] | None = None,
+    ledger: Ledger | None = None,
 ) -> dict[str, Any]:
     """Rewrite all four reports of ``run_dir`` from ``journal``; returns the summary written.
 
     ``now`` stamps summary.json (default: the current UTC time); ``rejects_source`` is the
     input stage's rejects file when it is not already RUN_DIR/rejects.parquet; ``extra``
-    adds top-level sections to summary.json (the runner's polling figures).
+    adds top-level sections to summary.json (the runner's polling figures); ``ledger`` (the
+    workspace's daily-cap ledger) tells each org's days at its cap in ``orgs``.
     """
     now = now or SYSTEM_CLOCK.utc_now()
-    statuses = write_status(journal, run_dir, chunk_rows, now=now)
+    by_org: Counter[OrgRowKey] = Counter()
+    statuses = write_status(journal, run_dir, chunk_rows, now=now, by_org=by_org)
     outcomes = write_products(journal, run_dir, chunk_rows)
     rejected = write_rejects(run_dir, rejects_source)
     summary = build_summary(
-        journal, now=now, statuses=statuses, outcomes=outcomes, rejected=rejected
+        journal,
+        now=now,
+        statuses=statuses,
+        outcomes=outcomes,
+        rejected=rejected,
+        by_org=by_org,
+        ledger=ledger,
     )
     summary.update(extra or {})
     with atomic_file(run_dir / SUMMARY_FILE) as fh:

@@ -55,4 +55,17 @@ def in_worker(func: Callable[P, T]) -> Callable[P, Awaitable[T]]:
     return twin
 
 
-__all__ = ["in_worker", "refuse_running_loop", "run_sync"]
+def sync_twin(func: Callable[P, Coroutine[Any, Any, T]], name: str) -> Callable[P, T]:
+    """The sync form ``name`` of the async call ``func`` (named ``<name>_async``): the same
+    call on a new event loop, refused inside a running one (:func:`run_sync`)."""
+
+    @functools.wraps(func)
+    def twin(*args: P.args, **kwargs: P.kwargs) -> T:
+        return run_sync(name, lambda: func(*args, **kwargs))
+
+    twin.__name__ = twin.__qualname__ = name
+    twin.__doc__ = f"{func.__doc__ or ''}\n\nSync form of :func:`{name}_async` (its own loop)."
+    return twin
+
+
+__all__ = ["in_worker", "refuse_running_loop", "run_sync", "sync_twin"]

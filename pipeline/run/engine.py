@@ -23,7 +23,7 @@ import dataclasses
 import logging
 import signal
 from collections.abc import Callable, Coroutine, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -52,9 +52,9 @@ class DriveResult:
     finished: bool
     pause_reason: str | None = None
     resume_after: datetime | None = None
-    # several orgs: each org paused at its daily cap -> its resume time, and the orgs whose
-    # credentials were refused (their unsubmitted rows failed with AUTH_FAILED)
-    orgs_paused: Mapping[str, datetime] = field(default_factory=dict)
+    # several orgs: the orgs whose credentials were refused (their unsubmitted rows failed
+    # with AUTH_FAILED); the orgs waiting at their cap are the journal's word
+    # (pipeline.reports.orgs.org_pauses)
     orgs_auth_failed: tuple[str, ...] = ()
 
 
@@ -196,10 +196,7 @@ async def drive(
                 "the service refused the credentials of every org "
                 f"({', '.join(submitter.auth_failed)}): their rows failed with {AUTH_FAILED}"
             )
-        paused = submitter.paused if result.pause_reason == "daily_cap" else {}
-        result = dataclasses.replace(
-            result, orgs_paused=paused, orgs_auth_failed=tuple(submitter.auth_failed)
-        )
+        result = dataclasses.replace(result, orgs_auth_failed=tuple(submitter.auth_failed))
     return result
 
 

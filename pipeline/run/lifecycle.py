@@ -27,6 +27,7 @@ from ..journal.store import Journal
 from .budget import settle_reservations
 from .context import RunOptions
 from .lock import hold_lock
+from .publish import publish
 
 if TYPE_CHECKING:
     from .purge import PurgeOutcome
@@ -134,8 +135,6 @@ class CancelOutcome:
 def cancel_run(run_dir: Path, *, stop_polling: bool, options: RunOptions) -> CancelOutcome:
     """Cancel the run of ``run_dir`` under its lock, so nothing more of it is ever submitted,
     and rewrite its reports (the cancelled jobs show as ``cancelled``)."""
-    from .runner import publish  # the runner imports this module
-
     if not (run_dir / JOURNAL_FILE).exists():
         raise ConfigError(f"{run_dir} holds no run journal")
     with hold_lock(run_dir, run_label(run_dir)), Journal.open(run_dir) as journal:

@@ -46,6 +46,7 @@ from .damage import check_journal
 from .leftovers import SPILL_FOLDER, remove_dead_temp_files, sweep_workspace
 from .lifecycle import run_label
 from .lock import hold_lock
+from .publish import publish
 
 log = logging.getLogger("dsar.run")
 
@@ -112,8 +113,6 @@ def _purge_locked(
     options: RunOptions,
     step: Callable[[str], None],
 ) -> PurgeOutcome:
-    from .runner import publish  # the runner imports this module's retention
-
     cancelled = False
     removed: list[PurgedFile] = []
     with Journal.open(run_dir) as journal:

@@ -79,11 +79,18 @@ def sync_registry(workspace: Path, run_dir: Path, secret: bytes) -> None:
 def blocklist(
     settings: Settings, env: Mapping[str, str], *, org: str | None, now: datetime
 ) -> Blocklist:
-    """The earlier jobs of the workspace that block a new submission (see the registry)."""
+    """The earlier jobs of the workspace that block a new submission (see the registry):
+    each blocks only the subjects planned for its own org. With ``[[orgs]]`` the org ids come
+    from the tables (dedupe is per org even without credentials); else ``org`` or the
+    credentials' org (neither: any org, a dry run without credentials)."""
     workspace = Path(settings.output.workspace)
+    if settings.multi_org:
+        plan_orgs: tuple[str | None, ...] = tuple(o.org_id for o in settings.org_list())
+    else:
+        plan_orgs = (org or settings.credentials.org_id,)
     with _registry(workspace) as registry:
         return registry.blocklist(
-            org=org or settings.credentials.org_id,
+            plan_orgs=plan_orgs,
             now=now,
             cooldown_days=settings.job.cooldown_days,
             secret=secret_of(settings, env),

@@ -36,14 +36,13 @@ from ..errors import (
     TooManyJobs,
 )
 from ..files import sha256_file
-from ..handoff.bundle import write_handoff
 from ..input.planning import plan_input
 from ..journal.ledger import Ledger
 from ..journal.models import RunIntent, RunMeta, RunState
 from ..journal.schema import JOURNAL_FILE, make_private_dir
 from ..journal.store import Journal
-from ..keys import key_secret
-from ..reports.writers import REJECTS_FILE, STATUS_FILE, write_reports
+from ..reports.orgs import org_pauses
+from ..reports.writers import REJECTS_FILE, STATUS_FILE
 from ..settings import Settings, load_settings, snapshot_overrides
 from .aio import in_worker, refuse_running_loop
 from .canary import (
@@ -68,8 +67,9 @@ from .lock import hold_lock
 from .orgs import pause_message
 from .poller import Poller
 from .progress import ProgressReporter
+from .publish import publish
 from .purge import apply_retention
-from .recurring import catch_up, loading_blocklist, publish_dataset, secret_of, sync_registry
+from .recurring import catch_up, loading_blocklist, secret_of, sync_registry
 from .resume_settings import check_resume_configs, resume_settings
 from .target import Target, api_target, check_target
 
@@ -197,7 +197,7 @@ def start_run(
     if not input_path.is_file():
         raise InputError(f"{input_path}: no such file")
     if not dry_run:
-        check_target(settings, several=True)  # a half-configured target writes nothing
+        check_target(settings)  # a half-configured target writes nothing
     make_private_dir(run_dir)
     with hold_lock(run_dir, f"run {run_id}"):
         sweep_workspace(workspace)
@@ -318,7 +318,7 @@ def _start(
             journal.pause("dry_run", options.clock.utc_now())
             publish(journal, run_dir, options=options)
             return _outcome(journal, run_dir)
-    with api_target(settings, workspace=workspace, env=env, several=True) as target:
+    with api_target(settings, workspace=workspace, env=env) as target:
         org_id = target.settings.credentials.org_id
         warn_shared_org(workspace, {org_id or ""})
         with Journal.open(run_dir) as journal:
@@ -510,7 +510,7 @@ def _resume_planned(
             return _outcome(journal, run_dir)
         workspace = Path(settings.output.workspace)
         try:
-            with api_target(settings, workspace=workspace, env=env, several=True) as target:
+            with api_target(settings, workspace=workspace, env=env) as target:
                 org = target.settings.credentials.org_id
                 if info.meta.org_id and org != info.meta.org_id:
                     raise ConfigError("the credentials belong to another org than this run's")
@@ -655,15 +655,17 @@ def _drive(journal: Journal, run_dir: Path, target: Target, options: RunOptions)
 
     _drive_allocator()
     try:
-        result = asyncio.run(main())
+        asyncio.run(main())
     except BaseException:
         publish(journal, run_dir, options=options, extra=last_extra)  # what is known
         raise
     finally:  # after the journal's commits, never before them (pipeline.journal.registry)
         sync_registry(Path(settings.output.workspace), run_dir, secret_of(settings, options.env))
     outcome = _outcome(journal, run_dir)
-    if result.orgs_paused and outcome.exit_code == 4:  # each paused org with its resume time
-        note = f"{pause_message(result.orgs_paused)}: run `dsar resume {run_dir}` then"
+    # [[orgs]]: each org waiting for its next day, with its resume time, as the journal says
+    paused = org_pauses(journal.run_info(), journal.states_by_org()) if settings.multi_org else {}
+    if paused and outcome.exit_code == 4:
+        note = f"{pause_message(paused)}: run `dsar resume {run_dir}` then"
         outcome = dataclasses.replace(outcome, note=note)
     return outcome
 
@@ -676,34 +678,6 @@ def _drive_allocator() -> None:
     if "ARROW_DEFAULT_MEMORY_POOL" not in os.environ:
         pa.default_memory_pool().release_unused()  # what planning's allocator still keeps
         pa.set_memory_pool(pa.system_memory_pool())
-
-
-def publish(
-    journal: Journal,
-    run_dir: Path,
-    *,
-    options: RunOptions,
-    extra: Mapping[str, Any] | None = None,
-) -> None:
-    """Rewrite every report of the run: the Parquet files and summary.json, then report.html
-    and manifest.json (whose checksums cover the others), each atomically; ``now`` (the
-    reports' time) comes from the options' clock."""
-    now = options.clock.utc_now()
-    canary = journal.canary()
-    if canary is not None:
-        extra = {**(extra or {}), "canary": canary.as_dict()}
-    write_reports(journal, run_dir, now=now, extra=extra)
-    meta = journal.run_info().meta
-    publish_dataset(run_dir, Path(meta.settings["output"]["workspace"]), meta.run_id)
-    write_handoff(
-        run_dir,
-        now=now,
-        redact_keys=options.redact_keys,
-        key_secret=key_secret(options.env),
-    )
-    # Arrow's allocator keeps freed pages for reuse; a long run's report passes would stack
-    # their peaks on each other without handing them back to the system.
-    pa.default_memory_pool().release_unused()
 
 
 def _nothing_to_retry(journal: Journal, run_dir: Path) -> RunOutcome:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
+from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,12 +17,13 @@ from rich.table import Table
 from ..api.clock import SYSTEM_CLOCK, Clock
 from ..constants import DEFAULT_ORG
 from ..errors import ConfigError, DamagedRunFile, JournalError
-from ..journal.ledger import Ledger
+from ..journal.ledger import LEDGER_FILE, Ledger
 from ..journal.models import RunIntent, RunState
 from ..journal.schema import JOURNAL_FILE
 from ..journal.store import Journal
 from ..logs import json_line
 from ..reports.deadlines import DeadlineWatch, deadline_watch
+from ..reports.orgs import configured_orgs, org_pauses
 from ..reports.writers import REJECTS_FILE, report_counts
 from .damage import check_journal, findings
 from .lock import Holder, lock_holder
@@ -54,24 +56,19 @@ def run_status(
         purges = journal.purges()
         by_org = journal.states_by_org()
     meta = info.meta
-    budget: dict[str, Any] | None = None
+    paused = org_pauses(info, by_org)
     workspace = Path(str(meta.settings.get("output", {}).get("workspace", run_dir.parent)))
-    cap = int(meta.settings.get("limits", {}).get("daily_job_cap", 0))
-    if meta.org_id and (workspace / "ledger.sqlite").exists():
+    orgs = configured_orgs(meta.settings, meta.org_id)
+    budgets: dict[str, dict[str, Any]] = {}
+    if (workspace / LEDGER_FILE).exists():
         today = clock.utc_now().date()
         with Ledger.open(workspace) as ledger:
-            usage = ledger.usage(meta.org_id, today)
-            observed = ledger.observed_cap(meta.org_id)
-        budget = {
-            "day": today.isoformat(),
-            "used": usage.used,
-            "reserved": usage.reserved,
-            "cap": cap,
-            "exhausted": usage.left(cap) == 0,
-            # what the service accepted on the latest day it refused more (None: never)
-            "observed_cap": observed.accepted if observed else None,
-            "observed_on": observed.day.isoformat() if observed else None,
-        }
+            for name, conf in orgs.items():
+                if conf["org_id"]:
+                    cap = int(conf["daily_job_cap"] or 0)
+                    budgets[name] = _budget(ledger, str(conf["org_id"]), today, cap)
+    # one org: the run's budget; several: each org's (org_budget_today)
+    budget = next(iter(budgets.values()), None) if len(orgs) == 1 else None
     now = clock.utc_now()
     damaged = findings(run_dir)
     try:
@@ -115,6 +112,10 @@ def run_status(
         "daily_budget": budget,
         # per org, its status.parquet rows by status (skipped rows have no org)
         "orgs": {org: report_counts(states) for org, states in by_org.items()},
+        # per org, when it may submit again while it waits for its next day at the cap
+        "org_paused_until": {org: _iso(paused.get(org)) for org in by_org},
+        # several orgs: each org's use of its daily cap today (the shape of daily_budget)
+        "org_budget_today": budgets if len(orgs) > 1 else {},
         "deadlines": deadlines,
         "next": _next_action(
             info.state,
@@ -128,6 +129,26 @@ def run_status(
         "damaged": [str(finding) for finding in damaged],
         "purges": [{"what": p.what, "at": p.at.isoformat(), "files": len(p.files)} for p in purges],
     }
+
+
+def _budget(ledger: Ledger, org_id: str, today: date, cap: int) -> dict[str, Any]:
+    """One org's use of its daily cap ``today``, as the workspace's ledger booked it."""
+    usage = ledger.usage(org_id, today)
+    observed = ledger.observed_cap(org_id)
+    return {
+        "day": today.isoformat(),
+        "used": usage.used,
+        "reserved": usage.reserved,
+        "cap": cap,
+        "exhausted": usage.left(cap) == 0,
+        # what the service accepted on the latest day it refused more (None: never)
+        "observed_cap": observed.accepted if observed else None,
+        "observed_on": observed.day.isoformat() if observed else None,
+    }
+
+
+def _iso(at: datetime | None) -> str | None:
+    return at.isoformat() if at else None
 
 
 def _next_action(
@@ -239,8 +260,14 @@ def render_status(status: dict[str, Any]) -> str:
     orgs = status.get("orgs", {})
     if set(orgs) - {DEFAULT_ORG}:  # one line per org of a run with [[orgs]]
         for org, body in orgs.items():
-            states = ", ".join(f"{state} {n:,}" for state, n in body.items() if n)
-            head.append((f"org {org}", states or "no jobs"))
+            states = ", ".join(f"{state} {n:,}" for state, n in body.items() if n) or "no jobs"
+            today = status.get("org_budget_today", {}).get(org)
+            if today:
+                states += f"; today {today['used']:,} / {today['cap']:,}"
+            until = status.get("org_paused_until", {}).get(org)
+            if until:
+                states += f"; paused until {until[:16].replace('T', ' ')} UTC"
+            head.append((f"org {org}", states))
     for purge in status.get("purges", []):
         files = f", {purge['files']:,} files" if purge["files"] else ""
         head.append((f"purged {purge['what']}", f"{purge['at'][:19]}Z{files}"))

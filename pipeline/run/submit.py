@@ -58,7 +58,7 @@ def submit_run(
         jobs = journal.counts().jobs[JobState.PENDING]
         check_max_jobs(jobs, max_jobs(settings, options.max_jobs), what=f"submitting {run_dir}")
         workspace = Path(settings.output.workspace)
-        with api_target(settings, workspace=workspace, env=env, several=True) as target:
+        with api_target(settings, workspace=workspace, env=env) as target:
             org = target.settings.credentials.org_id
             if info.meta.org_id and org != info.meta.org_id:
                 raise ConfigError("the credentials belong to another org than this run's")

@@ -74,31 +74,18 @@ def wants_embedded(settings: Settings) -> bool:
     return not settings.api.base_url and not has_any_credential
 
 
-def one_org(settings: Settings, *, several: bool = False) -> Settings:
-    """The settings as the one org's client sees them (unchanged without ``[[orgs]]``).
-
-    With ``several`` (the run engine, which drives each org through its own client) several
-    ``[[orgs]]`` tables are kept as they are. Other commands talk to one org: there several
-    tables are refused aloud (exit 2) rather than sending every request with one org's
-    credentials.
-    """
-    if not settings.multi_org:
-        return settings
+def one_org(settings: Settings) -> Settings:
+    """The settings as the one org's client sees them: unchanged without ``[[orgs]]``, and
+    with several ``[[orgs]]`` tables (each org then gets its own client: :meth:`Target.for_org`,
+    as the run engine and ``dsar jobs`` do)."""
     orgs = settings.org_list()
-    if len(orgs) > 1:
-        if several:
-            return settings
-        raise ConfigError(
-            f"the config has {len(orgs)} [[orgs]] tables: this command talks to one org so "
-            "far (dsar run, resume and submit drive several); keep one [[orgs]] table"
-        )
+    if not settings.multi_org or len(orgs) > 1:
+        return settings
     return settings.for_org(orgs[0])
 
 
-def check_target(settings: Settings, *, several: bool = False) -> None:
+def check_target(settings: Settings) -> None:
     """:class:`ConfigError` unless the settings name a whole target, or none (the emulator)."""
-    if settings.multi_org:
-        one_org(settings, several=several)
     if wants_embedded(settings):
         return
     if settings.multi_org:
@@ -138,17 +125,16 @@ def api_target(
     workspace: Path,
     env: Mapping[str, str],
     quiet: bool = False,
-    several: bool = False,
 ) -> Iterator[Target]:
     """The target for ``settings``; starts (and stops) the embedded emulator when needed.
 
-    With ``several`` a config of several ``[[orgs]]`` tables is kept whole (see
-    :func:`one_org`), and the embedded emulator serves one client per org.
+    A config of several ``[[orgs]]`` tables is kept whole (see :func:`one_org`), and the
+    embedded emulator serves one client per org.
     """
-    check_target(settings, several=several)
-    settings = one_org(settings, several=several)
+    check_target(settings)
+    settings = one_org(settings)
     if not wants_embedded(settings):
-        check_target(settings, several=several)
+        check_target(settings)
         yield Target(settings=settings, embedded=False)
         return
 

@@ -265,6 +265,8 @@ BAD_COMMAND_LINES: list[tuple[list[str], str]] = [
     (["validate", "in.csv", "--out", "a-file"], "--out"),
     (["jobs", "download", "abc-123", "--out", "a-file"], "--out"),
     (["jobs", "list", "--regulation", "gdpr", "--out", "no-such-dir/jobs.parquet"], "--out"),
+    (["jobs", "list", "--regulation", "gdpr", "--org", "nope"], "known: default"),
+    (["jobs", "get", "abc-123", "--org", "nope"], "--org 'nope'"),
     (["export", ".", "--format", "xml", "--out", "x.xml"], "--format"),
     (["export", ".", "--out", "no-such-dir/x.csv"], "--out"),
     (["purge", "."], "holds no run journal"),

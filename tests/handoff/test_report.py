@@ -165,3 +165,43 @@ def test_rejected_rows_come_from_rejects_parquet_when_status_lacks_them(
     pq.write_table(status.filter(pc.not_equal(status.column("status"), "rejected")), path)
     rejects = pq.read_table(run.run_dir / "rejects.parquet").num_rows
     assert gather(run.run_dir, now=NOW).by_status["rejected"] == rejects > 0
+
+
+def test_a_run_with_several_orgs_has_a_section_per_org_with_its_figures(
+    run: SyntheticRun,
+) -> None:
+    import orjson
+
+    html = (run.run_dir / "report.html").read_text()
+    assert 'id="orgs"' not in html  # a single-org run's page is as it was
+    orgs = {
+        "eu": {
+            "org_id": "EU@AdobeOrg", "daily_job_cap": 10,
+            "status": {"complete": 18, "pending": 2}, "error_codes": {"AUTH_FAILED": 3},
+            "cap_timeline": [
+                {"day": "2026-03-09", "jobs": 10, "workspace_jobs": 10, "limit": 10,
+                 "at_cap": True},
+            ],
+            "pauses": [{"day": "2026-03-09", "resume_after": "2026-03-10T00:00:00Z"}],
+            "paused_until": "2026-03-11T00:00:00Z",
+        },
+        "<us>": {"org_id": None, "status": {}, "error_codes": {}, "cap_timeline": [],
+                 "pauses": [], "paused_until": None},
+    }  # fmt: skip
+    summary_path = run.run_dir / "summary.json"
+    summary_path.write_bytes(orjson.dumps({**run.summary, "orgs": orgs}))
+    write_handoff(run.run_dir, now=NOW)
+    html = (run.run_dir / "report.html").read_text()
+    section = _section_text(html, "orgs")
+    assert 'id="org-eu"' in section
+    assert "<us>" not in section  # escaped like every value
+    assert 'id="org-&lt;us&gt;"' in section
+    eu = section.split('id="org-eu"')[1].split('<div id="org-')[0]
+    assert "Paused at its daily cap</strong> until 2026-03-11T00:00:00Z" in eu
+    for cells in (
+        '<td>AUTH_FAILED</td><td class="n">3</td>',
+        '<td>2026-03-09</td><td class="n">10</td><td class="n">10</td>'
+        '<td class="n">10</td><td>yes</td>',
+        "<td>2026-03-09</td><td>2026-03-10T00:00:00Z</td>",
+    ):
+        assert cells in eu

@@ -90,3 +90,22 @@ def test_an_empty_blocklist_keeps_every_user() -> None:
     kept, skipped = Blocklist.build([], secret=SECRET).split(users)
     assert kept.equals(users)
     assert skipped.num_rows == 0
+
+
+def test_a_job_blocks_only_the_users_of_its_own_org() -> None:
+    from pipeline.input.batching import ORG_FIELD
+
+    chunk = _chunk("access", "gdpr", "r1", ["a", "b"])
+    blocklist = Blocklist.build(
+        [BlockingChunk(**{**chunk.__dict__, "org": "EU@AdobeOrg"})],
+        secret=SECRET,
+        plan_orgs=("EU@AdobeOrg", "US@AdobeOrg"),
+    )
+    users = _users([("a", "access", GDPR), ("b", "access", GDPR)])
+    users = users.append_column(ORG_FIELD, pa.array([0, 1], pa.int16()))  # a in eu, b in us
+    kept, skipped = blocklist.split(users)
+    assert kept.column("subject_key").to_pylist() == ["b"]  # other data: submitted
+    assert skipped.column("subject_key").to_pylist() == ["a"]
+    anywhere = Blocklist.build([BlockingChunk(**{**chunk.__dict__, "org": "EU@AdobeOrg"})],
+                               secret=SECRET)  # fmt: skip
+    assert anywhere.split(users)[0].num_rows == 0  # no org known: any org's job blocks

@@ -134,3 +134,26 @@ def test_the_blocking_snapshot_follows_every_change_and_a_damaged_one_is_rebuilt
         assert len(registry.blocklist(org=None, now=at(11), cooldown_days=30, secret=SECRET)) == 9
         snapshot.write_bytes(b"garbage")
         assert len(registry.blocklist(org=None, now=at(11), cooldown_days=30, secret=SECRET)) == 9
+
+
+def test_a_version_1_registry_is_rebuilt_from_the_journals_with_each_jobs_own_org(
+    journal: Journal, tmp_path: Path
+) -> None:
+    import sqlite3
+
+    from pipeline.journal import registry as reg
+    from pipeline.journal.schema import open_database
+
+    _submit_first(journal)
+    path = tmp_path / reg.REGISTRY_FILE
+    open_database(path, target=1, migrations=reg._MIGRATIONS).close()  # what dsar 1 made
+    with sqlite3.connect(path) as conn:  # a row of the run's org, as version 1 recorded it
+        conn.execute(
+            "INSERT INTO submission VALUES ('r', 'stale', 1, 'access', 'gdpr', 'x', 0, NULL,"
+            " 'open')"
+        )
+        conn.execute("INSERT INTO synced VALUES ('r', ?, 4, 0, 6)", (str(tmp_path / "run"),))
+    with Registry.open(tmp_path) as registry:
+        assert registry.jobs() == set()  # the derived rows went with the migration
+        assert registry.catch_up(SECRET) == 10  # and the journal records them again
+        assert registry.jobs() == journal_jobs(tmp_path / "run")
