@@ -57,6 +57,7 @@ from .purge import PurgeJournal
 from .queries import JournalQueries
 from .schema import (
     JOURNAL_FILE,
+    JOURNAL_PAGE_SIZE,
     make_private_dir,
     open_database,
 )
@@ -78,7 +79,7 @@ class Journal(
         """Open the journal of ``run_dir``, creating the directory (0700) and file (0600)."""
         make_private_dir(run_dir)
         path = run_dir / JOURNAL_FILE
-        return cls(open_database(path), path)
+        return cls(open_database(path, page_size=JOURNAL_PAGE_SIZE), path)
 
     # -- the plan ---------------------------------------------------------------------------
 

@@ -3,24 +3,27 @@ writer stores: readers cannot tell which way a journal was planned."""
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pytest
 
-from pipeline.input.batching import BatchFrame, stored_json
+from pipeline.errors import JournalError
+from pipeline.input.batching import USER_SCHEMA, BatchFrame, stored_json
 from pipeline.input.dedupe import BlockingChunk, Blocklist
 from pipeline.input.planning import Plan, plan_input
-from pipeline.journal.schema import JOURNAL_FILE
+from pipeline.journal.schema import JOURNAL_FILE, SCHEMA_VERSION, open_database
 from pipeline.journal.store import Journal
 from pipeline.keys import fingerprints, key_secret
 from pipeline.models import PlannedBatch
 from pipeline.run.canary import cut_canary
 from pipeline.settings import Settings
 from tests.helpers.input import org_table, settings_with
-from tests.helpers.plans import meta
+from tests.helpers.plans import iter_plan, meta
 
 TABLES = ("run", "batch", "user", "job", "skipped")
 CRM = {"namespace": "crmId", "type": "custom"}
@@ -139,7 +142,35 @@ def test_a_canary_cut_of_columnar_batches_writes_what_the_typed_cut_writes(
 
 
 def test_the_stored_json_of_an_empty_table_is_empty() -> None:
-    from pipeline.input.batching import USER_SCHEMA
-
     identities, input_rows = stored_json(USER_SCHEMA.empty_table())
     assert len(identities) == len(input_rows) == 0
+
+
+def test_a_version_7_journal_keeps_its_plan_and_its_unique_user_keys_at_version_8(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / JOURNAL_FILE
+    with Journal(open_database(path, target=7), path) as old:
+        old.write_plan(meta(), iter_plan(5, per_batch=2), rejects_count=0)
+        before = old._conn.execute("SELECT * FROM user ORDER BY uid").fetchall()
+    with Journal.open(tmp_path) as j:
+        assert j._conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 8
+        assert j._conn.execute("SELECT * FROM user ORDER BY uid").fetchall() == before
+        with pytest.raises(sqlite3.IntegrityError, match=r"user\.user_key"):
+            j._conn.execute(
+                "INSERT INTO user SELECT uid + 100, user_key, subject_key, part, batch_seq,"
+                " identities, input_rows, received_at FROM user"
+            )
+
+
+def test_a_repeated_user_key_fails_the_plan_whole_though_the_index_is_built_at_the_end(
+    tmp_path: Path,
+) -> None:
+    plan = list(iter_plan(4, per_batch=2))
+    again = dataclasses.replace(plan[0], batch_id="b00009")
+    with Journal.open(tmp_path) as j:
+        with pytest.raises(JournalError, match=r"user\.user_key"):
+            j.write_plan(meta(), [*plan, again], rejects_count=0)
+        assert not j.has_plan
+        names = {r[0] for r in j._conn.execute("SELECT name FROM sqlite_master")}
+        assert {"user_by_key", "user_by_batch", "job_by_state"} <= names
