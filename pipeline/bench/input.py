@@ -135,7 +135,7 @@ def _child(mode: str, path: Path) -> dict[str, float]:
         with tempfile.TemporaryDirectory(prefix="dsar-bench-plan-") as tmp:
             rejects = Path(tmp) / "rejects.parquet"
             with plan_input(path, settings, run_id="bench", rejects_path=rejects, env={}) as plan:
-                if mode == "typed":  # what the run engine journals: one object per user
+                if mode == "typed":  # one object per user (the run engine journals the frames)
                     for batch in plan.batches():
                         requests += 1
                         users += len(batch.users)
