@@ -25,7 +25,7 @@ from ..settings import Settings, load_settings
 from . import Figure
 from .children import check, reap, spawn
 from .files import write_subjects
-from .input import MAX_RSS_MB, MIN_ROWS_PER_S
+from .input import MIN_ROWS_PER_S, peak_rss
 from .synth import org_names
 
 SECTION = "multiorg"
@@ -58,7 +58,6 @@ def run(quick: bool, workdir: Path) -> list[Figure]:
     plan = _measure("journal", path, workdir)
     path.unlink()
     rate, base_rate = _rate(plan), _rate(base)
-    peak = plan["peak_rss_mb"]
     counts = f"{int(plan['users']):,} users, {int(plan['jobs']):,} jobs"
     return [
         Figure(
@@ -79,15 +78,13 @@ def run(quick: bool, workdir: Path) -> list[Figure]:
             baseline=1.0,
             baseline_name="validate+batch only",
         ),
-        Figure(
-            section=SECTION,
-            name=f"csv {n:,} rows, {ORGS} orgs: peak RSS planning into the journal",
-            value=peak,
-            unit="MB",
-            baseline=base["peak_rss_mb"],
-            baseline_name="validate+batch only",
-            target=f"<= {MAX_RSS_MB} MB",
-            ok=peak <= MAX_RSS_MB if not quick else None,
+        peak_rss(
+            SECTION,
+            f"csv {n:,} rows, {ORGS} orgs: peak RSS planning into the journal",
+            plan,
+            base,
+            "validate+batch only",
+            capped=not quick,
         ),
     ]
 
