@@ -2,7 +2,7 @@
 
 The figure is what ``dsar run --dry-run`` spends before its prompt on a 2,000,000-subject input
 whose ``org`` column spreads the subjects over 10 ``[[orgs]]`` (:func:`.synth.subjects`):
-read, validate, merge, dedupe (against an empty registry), batch per org and regulation, and
+read, validate, merge (no earlier jobs to dedupe against), batch per org and regulation, and
 write the plan into a new journal in its one transaction, from columnar batches. Its baseline
 is the ``input`` section's validate-only figure (validate + batch into columnar requests, no
 journal), measured on the same file in the same run, and their ratio says what the journal
