@@ -31,6 +31,7 @@ SECTIONS: dict[str, str] = {
     "rate": ".rate",
     "resume": ".resume",
     "recurring": ".recurring",
+    "multiorg": ".multiorg",
 }
 
 

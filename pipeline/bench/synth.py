@@ -83,8 +83,18 @@ def _pick(rng: np.random.Generator, words: np.ndarray, n: int) -> pa.Array:
     return pa.array(words[rng.integers(0, len(words), n)])
 
 
-def subjects(n: int, *, seed: int = 7, dirty: float = 0.05, start: int = 0) -> pa.Table:
-    """``n`` wide-layout rows, rows ``start``.. of the stream for ``seed`` (all strings)."""
+def org_names(orgs: int) -> tuple[str, ...]:
+    """The ``[[orgs]]`` names of a synthetic file of ``orgs`` orgs: ``org01``, ``org02``..."""
+    return tuple(f"org{i:02d}" for i in range(1, orgs + 1))
+
+
+def subjects(
+    n: int, *, seed: int = 7, dirty: float = 0.05, start: int = 0, orgs: int = 0
+) -> pa.Table:
+    """``n`` wide-layout rows, rows ``start``.. of the stream for ``seed`` (all strings).
+
+    With ``orgs``, a last column ``org`` names one of :func:`org_names` (uniformly; one row
+    in 20 leaves it empty: the default org). The other columns do not depend on ``orgs``."""
     rng = np.random.default_rng([seed, start])
     numbers = pa.array(np.arange(start, start + n, dtype=np.int64)).cast(pa.string())
     key = pc.binary_join_element_wise("S", pc.utf8_lpad(numbers, 9, "0"), "")
@@ -113,7 +123,12 @@ def subjects(n: int, *, seed: int = 7, dirty: float = 0.05, start: int = 0) -> p
         "action": action, "regulation": regulation, "received_at": received,
     }  # fmt: skip
     kind = np.where(rng.random(n) < dirty, rng.integers(0, len(DIRTY_KINDS), n), -1)
-    _dirty(cols, kind, rng, n)
+    if orgs:  # its own generator: the other columns stay as they are
+        org_rng = np.random.default_rng([seed, start, orgs])
+        names = np.array(["", *org_names(orgs)])
+        code = np.where(org_rng.random(n) < 0.05, 0, org_rng.integers(1, orgs + 1, n))
+        cols["org"] = pa.array(names[code])
+    _dirty(cols, kind, rng, n)  # a repeated row repeats its org too
     return pa.table(cols)
 
 

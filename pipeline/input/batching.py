@@ -16,6 +16,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -26,7 +27,7 @@ from ..models import Action, Identity, PlannedBatch, PlannedUser, RequestOptions
 from ..settings import JobSettings
 from .rules import CANONICAL_ACTIONS, NO_TIME, REGULATION_LIST
 
-__all__ = ["BatchFrame", "Batcher", "UserColumns", "build_users", "user_key"]
+__all__ = ["BatchFrame", "Batcher", "UserColumns", "build_users", "stored_json", "user_key"]
 
 _OPT_OUT = CANONICAL_ACTIONS.index(constants.OPT_OUT_OF_SALE)
 _BOTH = CANONICAL_ACTIONS.index("access+delete")
@@ -119,6 +120,59 @@ USER_SCHEMA = pa.schema(
 # the org of each user (a code into the plan's org names), after the USER_SCHEMA columns; a
 # table without it is of the first org
 ORG_FIELD = pa.field("org", pa.int16())
+
+
+# the stored (JSON) form of each user's identities and input rows, after the other columns of
+# a table that :func:`with_stored_json` extended (what the journal writes, built in bulk)
+IDENTITIES_JSON = "identities_json"
+INPUT_ROWS_JSON = "input_rows_json"
+# characters JSON escapes: a value holding one is serialised by orjson, the rest by Arrow
+_ESCAPED = r'[\x00-\x1f"\\]'
+
+
+def _json_strings(values: pa.Array) -> pa.Array:
+    """Each string as a JSON string literal, exactly as orjson writes it."""
+    if pc.any(pc.match_substring_regex(values, _ESCAPED)).as_py():
+        return pa.array([orjson.dumps(v).decode() for v in values.to_pylist()], pa.string())
+    return pc.binary_join_element_wise('"', values, '"', "")
+
+
+def _json_lists(lists: pa.Array, items: pa.Array) -> pa.Array:
+    """``[a,b,...]`` per list of ``lists`` (a ListArray), its items already JSON text."""
+    offsets = lists.offsets
+    rebased = pc.subtract(offsets, offsets[0]) if len(offsets) else offsets
+    joined = pc.binary_join(pa.ListArray.from_arrays(rebased, items), ",")
+    return pc.binary_join_element_wise("[", joined, "]", "")
+
+
+def stored_json(users: pa.Table) -> tuple[pa.Array, pa.Array]:
+    """The JSON text of each user's identities (``[[namespace,value,type],...]``) and input
+    rows (``[3,17]``), byte for byte what ``orjson.dumps`` gives for the typed users; built by
+    Arrow kernels (the reused :data:`IDENTITIES_JSON` / :data:`INPUT_ROWS_JSON` columns when
+    the table has them)."""
+    if IDENTITIES_JSON in users.column_names:
+        return (
+            users.column(IDENTITIES_JSON).combine_chunks(),
+            users.column(INPUT_ROWS_JSON).combine_chunks(),
+        )
+    ids = users.column("identities").combine_chunks()
+    flat = ids.flatten()  # the identities of these users only, even for a slice
+    parts = [
+        _json_strings(flat.field(name).cast(pa.string())) for name in ("namespace", "value", "type")
+    ]
+    items = pc.binary_join_element_wise("[", parts[0], ",", parts[1], ",", parts[2], "]", "")
+    rows = users.column("input_rows").combine_chunks()
+    numbers = rows.flatten().cast(pa.string())
+    return _json_lists(ids, items), _json_lists(rows, numbers)
+
+
+def with_stored_json(users: pa.Table) -> pa.Table:
+    """``users`` with the :func:`stored_json` columns appended (built once per partition, in
+    the merge workers, instead of once per request by the journal)."""
+    identities, input_rows = stored_json(users)
+    return users.append_column(IDENTITIES_JSON, identities).append_column(
+        INPUT_ROWS_JSON, input_rows
+    )
 
 
 def org_codes(users: pa.Table) -> np.ndarray:

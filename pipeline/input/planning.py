@@ -11,7 +11,8 @@ the rows of one subject may be anywhere in the file:
    collapse duplicate identities, split (or reject) subjects with more than 9 identities, and
    pack users into batches (:mod:`pipeline.input.batching`).
 
-Usage (the run engine writes the batches into its journal in one transaction)::
+Usage (the run engine writes the columnar batches, ``plan.frames(stored=True)``, into its
+journal in one transaction)::
 
     with plan_input(path, settings, run_id="r1", rejects_path=run_dir / "rejects.parquet") as plan:
         for batch in plan.batches():      # PlannedBatch objects; plan.frames() for BatchFrame
@@ -42,7 +43,7 @@ from ..errors import InputError
 from ..files import Closing, publish, temp_path
 from ..models import PlannedBatch
 from ..settings import Settings
-from .batching import Batcher, BatchFrame
+from .batching import Batcher, BatchFrame, with_stored_json
 from .columns import Layout, resolve_layout
 from .dedupe import SKIPPED_SCHEMA, Blocklist
 from .merge import Merged, merge_partition
@@ -140,11 +141,13 @@ class Plan(Closing):
         self._consumed = False
         self._closed = False
 
-    def frames(self, *, allow_empty: bool = False) -> Iterator[BatchFrame]:
+    def frames(self, *, allow_empty: bool = False, stored: bool = False) -> Iterator[BatchFrame]:
         """Pass 2: the columnar batches, in a deterministic order.
 
         When every row was rejected this raises :class:`InputError` at the end, unless
-        ``allow_empty`` (a run records the rejects-only plan and reports it)."""
+        ``allow_empty`` (a run records the rejects-only plan and reports it). With ``stored``,
+        each frame's users also carry the JSON the journal stores
+        (:func:`~pipeline.input.batching.with_stored_json`), built in the merge workers."""
         if self._consumed:
             raise RuntimeError("a plan's batches can be read once")
         self._consumed = True
@@ -158,9 +161,8 @@ class Plan(Closing):
         )
         summary = self.summary
         with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="dsar-merge") as pool:
-            for merged, skipped in ordered_map(
-                pool, self._merge, self._partitions, ahead=WORKERS - 1
-            ):
+            merge = self._merge_stored if stored else self._merge
+            for merged, skipped in ordered_map(pool, merge, self._partitions, ahead=WORKERS - 1):
                 self._reject(merged.rejects)
                 summary.subjects += merged.subjects
                 if skipped.num_rows:
@@ -192,6 +194,11 @@ class Plan(Closing):
         if self.blocklist is None:
             return merged, SKIPPED_SCHEMA.empty_table()
         users, skipped = self.blocklist.split(merged.users)
+        return Merged(users=users, rejects=merged.rejects, subjects=merged.subjects), skipped
+
+    def _merge_stored(self, path: Path) -> tuple[Merged, pa.Table]:
+        merged, skipped = self._merge(path)
+        users = with_stored_json(merged.users)
         return Merged(users=users, rejects=merged.rejects, subjects=merged.subjects), skipped
 
     def batches(self, *, allow_empty: bool = False) -> Iterator[PlannedBatch]:

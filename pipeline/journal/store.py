@@ -35,10 +35,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pyarrow as pa
 
 from ..errors import JournalError
+from ..input.batching import BatchFrame
 from ..models import Action, PlannedBatch
 from .canary import CanaryRecord
 from .intent import RunIntents
@@ -52,13 +52,12 @@ from .models import (
     RunState,
     to_us,
 )
-from .planning import PlanningRecord, settings_json
+from .planning import PlanningRecord, bulk_load, settings_json, write_plan_rows
 from .purge import PurgeJournal
-from .queries import JournalQueries, options_json
+from .queries import JournalQueries
 from .schema import (
-    CACHE_KIB,
     JOURNAL_FILE,
-    PLAN_CACHE_KIB,
+    JOURNAL_PAGE_SIZE,
     make_private_dir,
     open_database,
 )
@@ -80,20 +79,24 @@ class Journal(
         """Open the journal of ``run_dir``, creating the directory (0700) and file (0600)."""
         make_private_dir(run_dir)
         path = run_dir / JOURNAL_FILE
-        return cls(open_database(path), path)
+        return cls(open_database(path, page_size=JOURNAL_PAGE_SIZE), path)
 
     # -- the plan ---------------------------------------------------------------------------
 
     def write_plan(
         self,
         meta: RunMeta,
-        batches: Iterable[PlannedBatch],
+        batches: Iterable[BatchFrame | PlannedBatch],
         *,
         rejects_count: int,
         intent: RunIntent = RunIntent.LIVE,
         skipped: Callable[[], pa.Table] | None = None,
     ) -> int:
         """Store the run metadata and the whole plan in one transaction; returns the job count.
+
+        ``batches`` are columnar (``Plan.frames()``, written from their Arrow columns) or typed
+        (``Plan.batches()``, user by user): the journal holds the same rows either way (see
+        :mod:`pipeline.journal.planning`).
 
         ``skipped`` gives, once the batches are consumed, the jobs dedupe left out of the plan
         (:data:`pipeline.input.dedupe.SKIPPED_SCHEMA`); they are stored in the same
@@ -107,28 +110,7 @@ class Journal(
         """
         settings = settings_json(meta.settings)
         created = to_us(meta.created_at)
-        self._conn.execute(f"PRAGMA cache_size = {PLAN_CACHE_KIB}")
-        try:
-            jobs = self._write_plan(
-                meta, batches, settings, created, rejects_count, intent, skipped
-            )
-        finally:
-            self._conn.execute(f"PRAGMA cache_size = {CACHE_KIB}")
-            self._conn.execute("PRAGMA shrink_memory")
-        return jobs
-
-    def _write_plan(
-        self,
-        meta: RunMeta,
-        batches: Iterable[PlannedBatch],
-        settings: str,
-        created: int,
-        rejects_count: int,
-        intent: RunIntent,
-        skipped: Callable[[], pa.Table] | None,
-    ) -> int:
-        jobs = 0
-        with self._tx() as c:
+        with bulk_load(self._conn), self._tx() as c:
             if c.execute("SELECT 1 FROM run").fetchone():
                 raise JournalError("the journal already holds a plan")
             c.execute(
@@ -140,64 +122,7 @@ class Journal(
                     created, intent.value,
                 ),
             )  # fmt: skip
-            uid = jid = 0
-            batch_sql = (
-                "INSERT INTO batch (seq, batch_id, regulation, options_json, state, updated_at,"
-                " org) VALUES (?, ?, ?, ?, 'planned', ?, ?)"
-            )
-            user_sql = "INSERT INTO user VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-            job_sql = "INSERT INTO job (jid, uid, action, state) VALUES (?, ?, ?, 'pending')"
-            for seq, batch in enumerate(batches, start=1):
-                if not batch.users:
-                    raise JournalError(f"batch {batch.batch_id} has no users")
-                opts = options_json(batch.options)
-                c.execute(
-                    batch_sql,
-                    (
-                        seq,
-                        batch.batch_id,
-                        batch.options.regulation,
-                        opts,
-                        created,
-                        batch.options.org,
-                    ),
-                )
-                users: list[tuple[Any, ...]] = []
-                job_rows: list[tuple[int, int, str]] = []
-                for u in batch.users:
-                    uid += 1
-                    ids = [[i.namespace, i.value, i.type] for i in u.request.identities]
-                    users.append(
-                        (
-                            uid, u.user_key, u.subject_key, u.part, seq,
-                            orjson.dumps(ids).decode(), orjson.dumps(u.input_rows).decode(),
-                            u.received_at,
-                        )
-                    )  # fmt: skip
-                    for action in u.request.actions:
-                        jid += 1
-                        job_rows.append((jid, uid, action.value))
-                c.executemany(user_sql, users)
-                c.executemany(job_sql, job_rows)
-                jobs += len(job_rows)
-            if skipped is not None:
-                self._write_skipped(c, skipped())
-        return jobs
-
-    @staticmethod
-    def _write_skipped(c: sqlite3.Connection, table: pa.Table) -> None:
-        if not table.num_rows:
-            return
-        names = (
-            "subject_key", "user_key", "part", "action", "regulation", "received_at",
-            "input_rows", "previous_run_id", "previous_job_id",
-        )  # fmt: skip
-        columns = [table.column(n).to_pylist() for n in names]
-        columns[6] = [orjson.dumps(rows).decode() for rows in columns[6]]
-        c.executemany(
-            f"INSERT INTO skipped ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
-            zip(*columns, strict=True),
-        )
+            return write_plan_rows(c, batches, created, skipped)
 
     def set_rejects_count(self, count: int) -> None:
         """Record the rejected input rows once planning has counted them all."""

@@ -24,8 +24,10 @@ import logging
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import TypeVar
 
 from ..errors import TooManyJobs
+from ..input.batching import BatchFrame
 from ..journal.canary import CanaryInfo, CanaryState
 from ..journal.models import JobState, RunIntent
 from ..journal.store import Journal
@@ -37,11 +39,13 @@ log = logging.getLogger("dsar.canary")
 
 PAUSE_REASON = "canary"
 REST_SUFFIX = "r"  # the id of the part of a batch that follows the canary: <batch_id>r
+B = TypeVar("B", PlannedBatch, BatchFrame)
 
 
-def cut_canary(batches: Iterable[PlannedBatch], users: int) -> Iterator[PlannedBatch]:
-    """``batches`` in plan order, the one that holds the ``users``-th user cut in two, so that
-    the first ``users`` users travel in requests of their own (no cut for ``users = 0``)."""
+def cut_canary(batches: Iterable[B], users: int) -> Iterator[B]:
+    """``batches`` (typed or columnar) in plan order, the one that holds the ``users``-th user
+    cut in two, so that the first ``users`` users travel in requests of their own (no cut for
+    ``users = 0``)."""
     seen = 0
     for batch in batches:
         keep = users - seen

@@ -417,8 +417,10 @@ def _plan(
             settings=settings_snapshot(plan.settings),  # with a JSON upload's request options
             org_id=org_id,
         )
-        # every row rejected: the plan is empty, and the run (with its rejects) is kept
-        batches = cut_canary(plan.batches(allow_empty=True), settings.job.canary_users)
+        # every row rejected: the plan is empty, and the run (with its rejects) is kept; the
+        # plan is written from the columns (no object per user), its JSON built by the workers
+        frames = plan.frames(allow_empty=True, stored=True)
+        batches = cut_canary(frames, settings.job.canary_users)
         jobs = journal.write_plan(
             meta, batches, rejects_count=0, intent=RunIntent.PREVIEW, skipped=plan.skipped
         )

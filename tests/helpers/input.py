@@ -34,6 +34,19 @@ class Planned:
         return next(u for u in self.users if u.subject_key == subject_key and u.part == part)
 
 
+def org_table(name: str, include: list[str] | None = None) -> dict[str, object]:
+    """An ``[[orgs]]`` table named ``name`` (its variables named after it), with products."""
+    table: dict[str, object] = {
+        "name": name,
+        "org_id": f"{name.upper()}@AdobeOrg",
+        "client_id_env": f"{name.upper()}_ID",
+        "client_secret_env": f"{name.upper()}_SECRET",
+    }
+    if include:
+        table["include"] = include
+    return table
+
+
 def settings_with(**sections: Mapping[str, Any]) -> Settings:
     """Default settings with ``{section: {key: value}}`` overrides."""
     return load_settings(None, env={}, overrides=sections)

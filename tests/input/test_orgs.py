@@ -6,24 +6,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pipeline.settings import load_settings
-from tests.helpers.input import plan_file, settings_with
+from tests.helpers.input import org_table, plan_file, settings_with
 
 Write = Callable[..., Path]
 
 
-def _org(name: str, include: list[str] | None = None) -> dict[str, object]:
-    table: dict[str, object] = {
-        "name": name,
-        "org_id": f"{name.upper()}@AdobeOrg",
-        "client_id_env": f"{name.upper()}_ID",
-        "client_secret_env": f"{name.upper()}_SECRET",
-    }
-    if include:
-        table["include"] = include
-    return table
-
-
-ORGS = [_org("eu"), _org("us", ["analytics"])]
+ORGS = [org_table("eu"), org_table("us", ["analytics"])]
 
 
 def test_each_org_gets_requests_of_its_own_with_its_products(write: Write) -> None:
