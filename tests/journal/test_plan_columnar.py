@@ -117,7 +117,12 @@ def test_a_plan_written_from_columns_equals_the_typed_plan_byte_for_byte(tmp_pat
     assert stored == typed
     assert frames == typed
     # the file holds what the test is about
-    orgs = {row[-1] for row in typed["batch"]}
+    conn = sqlite3.connect(tmp_path / "typed" / JOURNAL_FILE)
+    try:
+        columns = [r[1] for r in conn.execute("PRAGMA table_info(batch)")]
+    finally:
+        conn.close()
+    orgs = {row[columns.index("org")] for row in typed["batch"]}
     assert orgs == {"eu", "us", "apac"}
     identities = [row[5] for row in typed["user"]]
     assert any(ids.count("],[") >= 1 for ids in identities)  # several identities
