@@ -7,7 +7,9 @@ condition holds: while it plans, while a POST is in flight after k of N batches,
 resumed run reconciles, while it polls, while it downloads. Each kill is followed by
 ``dsar resume RUN_DIR``, which plans again a run killed while planning (with ``restart="run"``
 or ``"all"``, such a run is restarted by ``dsar run INPUT --run-dir RUN_DIR`` or
-``dsar resume --all WORKSPACE`` instead). A last resume runs to the end.
+``dsar resume --all WORKSPACE`` instead). A last resume runs to the end. A ``polling`` or
+``downloading`` point the journal left by the previous kill can no longer reach (no job open,
+no result waiting) is recorded in :attr:`ChaosResult.unreachable` and skipped, not waited for.
 No kill is placed by the clock, so the points land alike on a fast and on a loaded machine.
 """
 
@@ -60,6 +62,9 @@ class ChaosResult:
     kills: int = 0
     finished_early: int = 0
     points: list[str] = field(default_factory=list)  # the kill points that landed, in order
+    # wanted points no state after the previous kill could hold (polling/downloading once the
+    # journal shows no job open, and no result waiting): handed out so by choose(), not killed
+    unreachable: list[str] = field(default_factory=list)
     jobs_at_kill: list[int] = field(default_factory=list)  # the emulator's jobs at each kill
     stats: dict[str, Any] = field(default_factory=dict)
     stderr: str = ""
@@ -174,10 +179,13 @@ def chaos_run(
         segments = _Segments(env, log)
         before = Observed()
         proc = segments.start(run_args)
-        while len(result.points) < len(wanted):
-            index = len(result.points)
+        while len(result.points) + len(result.unreachable) < len(wanted):
+            index = len(result.points) + len(result.unreachable)
             left = sum(1 for w in wanted[index:] if w == "submitting")
             point = choose(wanted[index], before, rng, submissions_left=left)
+            if not point.reachable:  # the journal says so: the same process goes on
+                result.unreachable.append(point.name)
+                continue
             if _wait_for(proc, point, watch):
                 proc.send_signal(signal.SIGKILL)
                 proc.wait(30)

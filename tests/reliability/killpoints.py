@@ -19,7 +19,11 @@ The points:
   all be downloaded in that one round, one transaction per org).
 
 :func:`choose` turns a wanted point into one the run can still reach, from the journal as the
-previous kill left it (e.g. ``reconciling`` needs a batch left ``submitting``).
+previous kill left it (e.g. ``reconciling`` needs a batch left ``submitting``). Jobs never
+reopen and a downloaded result is never offered again: once every batch is resolved, a journal
+with no job open can only reach ``downloading`` (``polling`` becomes it), and one with no
+result waiting either reaches neither: the point is then handed out unreachable, and the driver
+records it instead of waiting for a kill that cannot come.
 """
 
 from __future__ import annotations
@@ -119,6 +123,11 @@ class KillPoint:
     holds: Callable[[Observed], bool]
     jobs: bool = False
     poll_s: float = 0.003
+    reachable: bool = True  # False: no state the next process can reach holds it
+
+
+def _never(_: Observed) -> bool:
+    return False
 
 
 def choose(
@@ -127,16 +136,24 @@ def choose(
     """The kill point for the next process, given the journal ``before`` it starts.
 
     ``wanted`` is replaced by the next point the run can still reach: ``reconciling`` needs a
-    batch left unresolved, ``submitting`` enough planned batches. ``submissions_left`` (this
-    one included) spreads the submission kills over the batches still planned.
+    batch left unresolved, ``submitting`` enough planned batches, ``polling`` a job open (or a
+    batch still to resolve). ``downloading`` needs a job open or a result waiting; without
+    either the point comes back with ``reachable`` False. ``submissions_left`` (this one
+    included) spreads the submission kills over the batches still planned.
     """
     planned = before.batches_in("planned")
+    # every batch resolved: no job will be created, so none opens again
+    settled = before.has_plan and before.batches_in("planned", *_UNRESOLVED) == 0
     if wanted == "planning" and before.has_plan:
         wanted = "submitting"
     if wanted == "reconciling" and not before.batches_in(*_UNRESOLVED):
         wanted = "submitting"
     if wanted == "submitting" and before.has_plan and planned <= MIN_PLANNED_LEFT:
         wanted = "polling"
+    if wanted == "polling" and settled and not before.jobs_open:
+        wanted = "downloading"
+    if wanted == "downloading" and settled and not (before.jobs_open or before.awaiting_download):
+        return KillPoint("downloading", _never, reachable=False)
     if wanted == "planning":
         return KillPoint("planning", lambda o: o.spilling and not o.has_plan, poll_s=0.01)
     if wanted == "submitting":
