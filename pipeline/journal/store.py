@@ -40,6 +40,7 @@ import pyarrow as pa
 from ..errors import JournalError
 from ..input.batching import BatchFrame
 from ..models import Action, PlannedBatch
+from .blobs import materialise
 from .canary import CanaryRecord
 from .intent import RunIntents
 from .jobs import JobTransitions, identity_values, redact
@@ -215,6 +216,7 @@ class Journal(
                 raise JournalError(f"batch {batch_id}: unknown batch")
             if row[1] != BatchState.PLANNED:
                 raise JournalError(f"batch {batch_id}: only a planned batch splits, not {row[1]}")
+            materialise(c, row[0])
             users = self._pending_users(c, row[0])
             if len(users) <= keep_users:
                 raise JournalError(f"batch {batch_id}: {len(users)} users do not split")
@@ -314,6 +316,7 @@ class Journal(
             raise JournalError(f"batch: {new.value} is not reachable from {expected}")
         allowed = ", ".join(f"'{s.value}'" for s in expected)
         sets = "".join(f", {k} = :{k}" for k in fields)
+        self._materialise_batch(c, batch_id)
         row = c.execute(
             f"UPDATE batch SET state = :new, updated_at = :at{sets}"
             f" WHERE batch_id = :batch_id AND state IN ({allowed}) RETURNING seq, intent_at",
@@ -325,6 +328,17 @@ class Journal(
                 raise JournalError(f"batch {batch_id}: unknown batch")
             raise JournalError(f"batch {batch_id}: illegal transition {found[0]} -> {new.value}")
         return int(row[0]), row[1]
+
+    @staticmethod
+    def _materialise_batch(c: sqlite3.Connection, batch_id: str) -> None:
+        """The batch's deferred record, if it has one, as its user and job rows (before a
+        transition touches them; :mod:`pipeline.journal.blobs`)."""
+        row = c.execute(
+            "SELECT p.seq FROM plan_users p JOIN batch b ON b.seq = p.seq WHERE b.batch_id = ?",
+            (batch_id,),
+        ).fetchone()
+        if row is not None:
+            materialise(c, int(row[0]))
 
     @staticmethod
     def _adopt(
