@@ -160,6 +160,15 @@ def materialise(c: sqlite3.Connection, seq: int) -> bool:
     return True
 
 
+def deferred_seq(c: sqlite3.Connection, batch_id: str) -> int | None:
+    """The seq of batch ``batch_id`` while it is held as a deferred record, else None."""
+    row = c.execute(
+        "SELECT p.seq FROM plan_users p JOIN batch b ON b.seq = p.seq WHERE b.batch_id = ?",
+        (batch_id,),
+    ).fetchone()
+    return None if row is None else int(row[0])
+
+
 def materialise_all(c: sqlite3.Connection) -> int:
     """Materialise every stored record; returns how many."""
     seqs = [r[0] for r in c.execute("SELECT seq FROM plan_users ORDER BY seq").fetchall()]

@@ -22,6 +22,7 @@ from .blobs import (
     CANCELLED_CODE,
     CANCELLED_MESSAGE,
     Record,
+    deferred_seq,
     materialise,
     records,
 )
@@ -228,13 +229,17 @@ class JournalQueries(JournalStore):
 
         A user whose other actions were adopted by a reconciliation carries only the rest.
         """
-        with self._tx() as c:  # a deferred record becomes rows first (blobs.materialise)
+        with self._lock:
+            deferred = deferred_seq(self._conn, batch_id)
+        if deferred is not None:  # its deferred record becomes rows first (blobs.materialise)
+            with self._tx() as c:
+                materialise(c, deferred)
+        with self._read() as c:
             row = c.execute(
                 "SELECT seq, options_json, org FROM batch WHERE batch_id = ?", (batch_id,)
             ).fetchone()
             if row is None:
                 raise JournalError(f"batch {batch_id}: unknown batch")
-            materialise(c, int(row[0]))
             users = c.execute(
                 "SELECT u.uid, u.user_key, u.subject_key, u.part, u.identities, u.input_rows,"
                 " u.received_at, group_concat(j.action, ' ')"

@@ -40,7 +40,7 @@ import pyarrow as pa
 from ..errors import JournalError
 from ..input.batching import BatchFrame
 from ..models import Action, PlannedBatch
-from .blobs import materialise
+from .blobs import deferred_seq, materialise
 from .canary import CanaryRecord
 from .intent import RunIntents
 from .jobs import JobTransitions, identity_values, redact
@@ -333,12 +333,9 @@ class Journal(
     def _materialise_batch(c: sqlite3.Connection, batch_id: str) -> None:
         """The batch's deferred record, if it has one, as its user and job rows (before a
         transition touches them; :mod:`pipeline.journal.blobs`)."""
-        row = c.execute(
-            "SELECT p.seq FROM plan_users p JOIN batch b ON b.seq = p.seq WHERE b.batch_id = ?",
-            (batch_id,),
-        ).fetchone()
-        if row is not None:
-            materialise(c, int(row[0]))
+        seq = deferred_seq(c, batch_id)
+        if seq is not None:
+            materialise(c, seq)
 
     @staticmethod
     def _adopt(
