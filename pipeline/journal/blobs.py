@@ -14,10 +14,12 @@ first (:meth:`pipeline.journal.store.Journal._move_batch`, ``split``, ``load_bat
 purge). Only a ``planned`` or ``cancelled`` batch (``dsar cancel`` leaves records: their jobs
 read ``cancelled``, with the fields the cancel writes) ever holds a record.
 
-Bulk readers read records without materialising them: :func:`virtual_jobs` gives a record's jobs
-as the rows a query of ``job JOIN user`` would, and :data:`BLOB_JOBS_BY_STATE` counts them.
-Job rows written later (retries) are numbered above every reserved range
-(:func:`next_ids`).
+Bulk readers read records without materialising them (a run paused at its cap with 1.9M unsent
+users does not pay for their rows at every report): :func:`records` decodes them in jid order,
+:meth:`Record.jobs` lays out their jobs as ``job JOIN user`` would list them (the status report,
+the registry's ``pending:<jid>`` rows, the canary's counts), and :data:`BLOB_JOBS_BY_STATE`
+counts them without decoding. User and job rows written later (retries) are numbered above
+every reserved range (:func:`next_ids`).
 """
 
 from __future__ import annotations

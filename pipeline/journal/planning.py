@@ -8,12 +8,13 @@ transaction (:meth:`pipeline.journal.store.Journal.write_plan`). A kill in betwe
 record and no plan: ``dsar resume`` reads it back with :meth:`PlanningRecord.planning` and plans
 again. Mixed into :class:`pipeline.journal.store.Journal`.
 
-:func:`write_plan_rows` writes the plan's batch, user and job rows inside that transaction. A
-columnar :class:`~pipeline.input.batching.BatchFrame` is written from its Arrow columns: the
-identities and input rows as JSON built by Arrow kernels (:func:`stored_json`), ids from
-``arange``, one ``executemany`` per table and request over column iterators. A typed
-:class:`~pipeline.models.PlannedBatch` (tests, small plans) is written user by user; both give
-the same rows, byte for byte."""
+:func:`write_plan_rows` writes the plan inside that transaction. A columnar
+:class:`~pipeline.input.batching.BatchFrame` is written as its ``batch`` row and one deferred
+record (:mod:`pipeline.journal.blobs`): the batch's user columns, compressed, with the uid and
+jid ranges reserved for it; its user and job rows are written when a writer first touches the
+batch. A typed :class:`~pipeline.models.PlannedBatch` (tests, small plans) is written user by
+user; a record materialised gives the same rows, byte for byte. A user key repeated among the
+records fails the plan (:func:`_check_unique_keys`), as the unique index fails a typed one."""
 
 from __future__ import annotations
 

@@ -95,8 +95,9 @@ class Journal(
     ) -> int:
         """Store the run metadata and the whole plan in one transaction; returns the job count.
 
-        ``batches`` are columnar (``Plan.frames()``, written from their Arrow columns) or typed
-        (``Plan.batches()``, user by user): the journal holds the same rows either way (see
+        ``batches`` are columnar (``Plan.frames()``, each kept as one deferred record of its
+        users until a writer touches the batch: :mod:`pipeline.journal.blobs`) or typed
+        (``Plan.batches()``, user by user): readers see the same rows either way (see
         :mod:`pipeline.journal.planning`).
 
         ``skipped`` gives, once the batches are consumed, the jobs dedupe left out of the plan
