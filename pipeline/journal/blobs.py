@@ -25,6 +25,7 @@ every reserved range (:func:`next_ids`).
 from __future__ import annotations
 
 import sqlite3
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -38,7 +39,8 @@ from ..input.rules import CANONICAL_ACTIONS
 # the cancelled fields RunIntents._cancel_planned writes on a pending job
 CANCELLED_CODE = "cancelled"
 CANCELLED_MESSAGE = "the run was cancelled before this job was submitted"
-_COMPRESSION = "lz4"
+_CODEC = pa.Codec("lz4")  # LZ4 frames: measured against zstd and none, see README (multiorg)
+_SIZE = struct.Struct("<Q")  # a record's first 8 bytes: its uncompressed stream's size
 _KEPT = (
     "subject_key", "part", "user_key", "action", "received_at",
     "identities_json", "input_rows_json", "identities", "input_rows",
@@ -69,21 +71,27 @@ def has_blobs_table(c: sqlite3.Connection) -> bool:
 
 
 def encode(users: pa.Table) -> bytes:
-    """The stored record of a batch's users: its kept columns as a compressed IPC stream."""
+    """The stored record of a batch's users: its kept columns as an Arrow IPC stream,
+    compressed whole (:data:`_CODEC`) after 8 bytes of its uncompressed size. One compression
+    of the whole stream costs about half what Arrow's per-buffer IPC compression does on
+    these small, many-buffered batches, for the same size."""
     names = [n for n in _KEPT if n in users.column_names]
     if "identities_json" in names:  # the JSON was built in the merge workers: keep that only
         names = [n for n in names if n not in ("identities", "input_rows")]
     table = users.select(names)
     sink = pa.BufferOutputStream()
-    options = pa.ipc.IpcWriteOptions(compression=_COMPRESSION)
-    with pa.ipc.new_stream(sink, table.schema, options=options) as writer:
+    with pa.ipc.new_stream(sink, table.schema) as writer:
         writer.write_table(table)
-    return bytes(sink.getvalue())
+    stream = sink.getvalue()
+    compressed: bytes = _CODEC.compress(stream, asbytes=True)
+    return _SIZE.pack(stream.size) + compressed
 
 
 def decode(data: bytes) -> pa.Table:
     """The users table of a stored record."""
-    return pa.ipc.open_stream(pa.py_buffer(data)).read_all()
+    (size,) = _SIZE.unpack_from(data)
+    stream = _CODEC.decompress(memoryview(data)[_SIZE.size :], decompressed_size=size)
+    return pa.ipc.open_stream(stream).read_all()
 
 
 def job_layout(actions: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarray]:
