@@ -75,7 +75,8 @@ def encode(users: pa.Table) -> bytes:
     compressed whole (:data:`_CODEC`) after 8 bytes of its uncompressed size. One compression
     of the whole stream costs about half what Arrow's per-buffer IPC compression does on
     these small, many-buffered batches, for the same size."""
-    names = [n for n in _KEPT if n in users.column_names]
+    present = set(users.column_names)
+    names = [n for n in _KEPT if n in present]
     if "identities_json" in names:  # the JSON was built in the merge workers: keep that only
         names = [n for n in names if n not in ("identities", "input_rows")]
     table = users.select(names)
