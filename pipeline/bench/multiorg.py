@@ -123,14 +123,14 @@ def _child(mode: str, path: Path, workdir: Path) -> dict[str, float]:
     ) as plan:
         if mode == "validate":  # the input section's figure: columnar requests, no journal
             jobs = sum(frame.job_count for frame in plan.frames())
-        else:  # as `dsar run` plans: frames with their stored JSON, into a new journal
+        else:  # as `dsar run` plans: frames as deferred records, into a new journal
             meta = RunMeta(
                 run_id="bench", created_at=NOW, input_path=str(path),
                 input_sha256="", input_rows=plan.summary.rows, config_digest=config.digest(),
                 tool_version="bench", settings={}, org_id=None,
             )  # fmt: skip
             with Journal.open(run_dir) as journal:
-                frames = plan.frames(allow_empty=True, stored=True)
+                frames = plan.frames(allow_empty=True)
                 jobs = journal.write_plan(
                     meta, frames, rejects_count=0, intent=RunIntent.PREVIEW, skipped=plan.skipped
                 )

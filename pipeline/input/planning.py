@@ -11,8 +11,8 @@ the rows of one subject may be anywhere in the file:
    collapse duplicate identities, split (or reject) subjects with more than 9 identities, and
    pack users into batches (:mod:`pipeline.input.batching`).
 
-Usage (the run engine writes the columnar batches, ``plan.frames(stored=True)``, into its
-journal in one transaction)::
+Usage (the run engine writes the columnar batches, ``plan.frames()``, into its journal in one
+transaction, each batch's users as one deferred record whose JSON is built when its rows are)::
 
     with plan_input(path, settings, run_id="r1", rejects_path=run_dir / "rejects.parquet") as plan:
         for batch in plan.batches():      # PlannedBatch objects; plan.frames() for BatchFrame

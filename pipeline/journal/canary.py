@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from ..errors import JournalError
+from .blobs import BLOB_JOB_STATE, records
 from .models import from_us, from_us_required, to_us
 from .schema import JournalStore
 
@@ -137,12 +138,17 @@ class CanaryRecord(JournalStore):
 
     def canary_progress(self, users: int) -> CanaryProgress:
         """Counts of the first attempts of the first ``users`` users' jobs."""
-        with self._lock:
-            rows = self._conn.execute(
+        with self._read() as c:  # one snapshot: a record materialised meanwhile counts once
+            rows = c.execute(
                 "SELECT state, count(*) FROM job WHERE uid <= ? AND attempt = 1 GROUP BY state",
                 (users,),
             ).fetchall()
+            blobs = list(records(c, "WHERE p.uid_first <= ?", (users,), BLOB_JOB_STATE))
         by = {str(state): int(n) for state, n in rows}
+        for record in blobs:  # deferred records' jobs: never retried, all first attempts
+            owner, _ = record.jobs()
+            n = int((owner + record.uid_first <= users).sum())
+            by[record.batch[0]] = by.get(record.batch[0], 0) + n
         return CanaryProgress(
             jobs=sum(by.values()),
             pending=by.get("pending", 0),
@@ -155,8 +161,10 @@ class CanaryRecord(JournalStore):
         with self._lock:
             rows = self._conn.execute(
                 "SELECT DISTINCT b.batch_id FROM batch b JOIN user u ON u.batch_seq = b.seq"
-                " WHERE b.state = 'planned' AND u.uid <= ?",
-                (users,),
+                " WHERE b.state = 'planned' AND u.uid <= ? UNION"
+                " SELECT b.batch_id FROM batch b JOIN plan_users p ON p.seq = b.seq"
+                " WHERE b.state = 'planned' AND p.uid_first <= ?",
+                (users, users),
             ).fetchall()
         return {str(r[0]) for r in rows}
 

@@ -137,7 +137,8 @@ class RunIntents(JournalStore):
 
     @staticmethod
     def _cancel_planned(c: sqlite3.Connection, at: datetime) -> tuple[int, int]:
-        """planned -> cancelled for every batch, and pending -> cancelled for their jobs."""
+        """planned -> cancelled for every batch, and pending -> cancelled for their jobs (the
+        jobs of a batch still held as a deferred record read ``cancelled`` from its state)."""
         seqs = [
             r[0]
             for r in c.execute(
@@ -155,6 +156,9 @@ class RunIntents(JournalStore):
                 " AND uid IN (SELECT uid FROM user WHERE batch_seq = ?)",
                 (to_us(at), seq),
             ).rowcount
+            # a deferred record stays one: its jobs read `cancelled` (blobs.BLOB_JOB_STATE)
+            row = c.execute("SELECT jobs FROM plan_users WHERE seq = ?", (seq,)).fetchone()
+            jobs += row[0] if row else 0
         return len(seqs), jobs
 
     @staticmethod

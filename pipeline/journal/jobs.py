@@ -17,6 +17,7 @@ import orjson
 from ..errors import JournalError
 from ..logs import mask_values, masked_values
 from ..models import Action, JobStatus, ProductResponse
+from .blobs import next_ids
 from .models import (
     JOB_TRANSITIONS,
     NEEDS_DOWNLOAD_SQL,
@@ -245,8 +246,7 @@ class JobTransitions(JournalStore):
                 "SELECT count(*) FROM batch WHERE batch_id GLOB 'retry*-00001'"
             ).fetchone()
             (seq,) = c.execute("SELECT max(seq) FROM batch").fetchone()
-            (uid,) = c.execute("SELECT max(uid) FROM user").fetchone()
-            (jid,) = c.execute("SELECT max(jid) FROM job").fetchone()
+            uid, jid = next_ids(c)  # above the ranges deferred records reserved too
             batch_ids: list[str] = []
             for group in sorted(groups):
                 members = groups[group]

@@ -8,12 +8,13 @@ transaction (:meth:`pipeline.journal.store.Journal.write_plan`). A kill in betwe
 record and no plan: ``dsar resume`` reads it back with :meth:`PlanningRecord.planning` and plans
 again. Mixed into :class:`pipeline.journal.store.Journal`.
 
-:func:`write_plan_rows` writes the plan's batch, user and job rows inside that transaction. A
-columnar :class:`~pipeline.input.batching.BatchFrame` is written from its Arrow columns: the
-identities and input rows as JSON built by Arrow kernels (:func:`stored_json`), ids from
-``arange``, one ``executemany`` per table and request over column iterators. A typed
-:class:`~pipeline.models.PlannedBatch` (tests, small plans) is written user by user; both give
-the same rows, byte for byte."""
+:func:`write_plan_rows` writes the plan inside that transaction. A columnar
+:class:`~pipeline.input.batching.BatchFrame` is written as its ``batch`` row and one deferred
+record (:mod:`pipeline.journal.blobs`): the batch's user columns, compressed, with the uid and
+jid ranges reserved for it; its user and job rows are written when a writer first touches the
+batch. A typed :class:`~pipeline.models.PlannedBatch` (tests, small plans) is written user by
+user; a record materialised gives the same rows, byte for byte. A user key repeated among the
+records fails the plan (:func:`_check_unique_keys`), as the unique index fails a typed one."""
 
 from __future__ import annotations
 
@@ -30,10 +31,11 @@ import orjson
 import pyarrow as pa
 
 from ..errors import JournalError
-from ..input.batching import BatchFrame, stored_json
-from ..input.rules import CANONICAL_ACTIONS
+from ..input.batching import BatchFrame
 from ..input.spill import pid_alive
+from ..keys import fingerprints
 from ..models import PlannedBatch, RequestOptions
+from .blobs import records, write_blob
 from .models import from_us_required, to_us
 from .queries import options_json
 from .schema import CACHE_KIB, PLAN_CACHE_KIB, JournalStore
@@ -124,6 +126,7 @@ def settings_json(settings: Mapping[str, Any]) -> str:
     return orjson.dumps(settings, default=str).decode()
 
 
+_KEY_HASH = b"dsar plan user keys"  # the hash of the plan-time repeated-key check (no secret)
 SORT_THREADS = 2  # SQLite sorter threads while a plan's indexes are built (the machine's cores)
 _BATCH_SQL = (
     "INSERT INTO batch (seq, batch_id, regulation, options_json, state, updated_at, org)"
@@ -131,11 +134,6 @@ _BATCH_SQL = (
 )
 _USER_SQL = "INSERT INTO user VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 _JOB_SQL = "INSERT INTO job (jid, uid, action, state) VALUES (?, ?, ?, 'pending')"
-# each action code's jobs, in the order the typed users list them: [first, second or None]
-_JOB_ACTIONS = np.array(
-    [(*a.split("+"), None)[:2] for a in CANONICAL_ACTIONS], dtype=object
-).reshape(len(CANONICAL_ACTIONS), 2)
-_JOBS_PER_CODE = np.array([len(a.split("+")) for a in CANONICAL_ACTIONS], dtype=np.int64)
 _SKIPPED_COLUMNS = (
     "subject_key", "user_key", "part", "action", "regulation", "received_at",
     "input_rows", "previous_run_id", "previous_job_id",
@@ -195,17 +193,40 @@ def _write_batches(
     c: sqlite3.Connection, batches: Iterable[BatchFrame | PlannedBatch], created: int
 ) -> int:
     uid = jid = 0
+    hashes: list[np.ndarray] = []
     for seq, batch in enumerate(batches, start=1):
         if not len(batch.users):
             raise JournalError(f"batch {batch.batch_id} has no users")
         c.execute(_BATCH_SQL, _batch_row(seq, batch.batch_id, batch.options, created))
         if isinstance(batch, BatchFrame):
+            hashes.append(fingerprints(batch.users.column("user_key"), _KEY_HASH))
             users, jobs = _frame_rows(c, batch, seq, uid, jid)
         else:
             users, jobs = _typed_rows(c, batch, seq, uid, jid)
         uid += users
         jid += jobs
+    _check_unique_keys(c, hashes)
     return jid
+
+
+def _check_unique_keys(c: sqlite3.Connection, hashes: list[np.ndarray]) -> None:
+    """:class:`JournalError` if a user key repeats among the deferred records (their rows,
+    and so the unique ``user_by_key`` index, come later): a 64-bit hash of every key, sorted;
+    only when two hashes are equal are the keys themselves compared."""
+    if not hashes:
+        return
+    flat = np.sort(np.concatenate(hashes))
+    same = flat[1:][flat[1:] == flat[:-1]]
+    if not len(same):
+        return
+    seen: set[str] = set()
+    for record in records(c):
+        keys = record.users.column("user_key")
+        suspects = np.isin(fingerprints(keys, _KEY_HASH), same)
+        for key in keys.filter(pa.array(suspects)).to_pylist():
+            if key in seen:
+                raise JournalError("plan: a user key repeats (each user is planned once)")
+            seen.add(key)
 
 
 def _batch_row(seq: int, batch_id: str, options: RequestOptions, created: int) -> tuple[Any, ...]:
@@ -215,37 +236,10 @@ def _batch_row(seq: int, batch_id: str, options: RequestOptions, created: int) -
 def _frame_rows(
     c: sqlite3.Connection, frame: BatchFrame, seq: int, uid: int, jid: int
 ) -> tuple[int, int]:
-    """One request's users and jobs from its columns; returns (users, jobs) written."""
-    users = frame.users
-    n = users.num_rows
-    identities, input_rows = stored_json(users)
-    uids = range(uid + 1, uid + n + 1)
-    c.executemany(
-        _USER_SQL,
-        zip(
-            uids,
-            users.column("user_key").to_pylist(),
-            users.column("subject_key").to_pylist(),
-            users.column("part").to_pylist(),
-            [seq] * n,
-            identities.to_pylist(),
-            input_rows.to_pylist(),
-            users.column("received_at").to_pylist(),
-            strict=True,
-        ),
-    )
-    codes = users.column("action").to_numpy().astype(np.intp)
-    per_user = _JOBS_PER_CODE[codes]
-    total = int(per_user.sum())
-    starts = np.cumsum(per_user) - per_user
-    slot = np.arange(total) - np.repeat(starts, per_user)  # 0: first action, 1: second
-    actions = _JOB_ACTIONS[np.repeat(codes, per_user), slot]
-    job_uids = np.repeat(np.arange(uid + 1, uid + n + 1), per_user)
-    c.executemany(
-        _JOB_SQL,
-        zip(range(jid + 1, jid + total + 1), job_uids.tolist(), actions.tolist(), strict=True),
-    )
-    return n, total
+    """One request's users as one deferred record (:mod:`pipeline.journal.blobs`), its uids
+    and jids reserved; returns (users, jobs) reserved. No user or job row is written: the
+    batch's first writer materialises them."""
+    return write_blob(c, frame.users, seq, uid, jid)
 
 
 def _typed_rows(

@@ -31,12 +31,18 @@ import orjson
 
 from ..errors import DamagedJournal, JournalError
 from ..files import fsync_dir
+from .blobs import materialise_all
 from .jobs import identity_values, redact
 from .models import PurgedFile, to_us
 from .schema import BUSY_TIMEOUT_MS, JOURNAL_FILE, JournalStore, connect
 
 SCRUBBED = "[]"  # what a user's identities read once purged
 _TEMP_PREFIX = f".{JOURNAL_FILE}.purge."
+# users holding identity values: rows not scrubbed, and every user of a deferred record
+_IDENTITIES_LEFT_SQL = (
+    "SELECT (SELECT count(*) FROM user WHERE identities != ?)"
+    " + (SELECT coalesce(sum(users), 0) FROM plan_users)"
+)
 
 
 def purge_temp_path(run_dir: Path) -> Path:
@@ -66,6 +72,7 @@ class PurgeJournal(JournalStore):
         this call scrubbed anything or stamped the run (False: already done, no change).
         """
         with self._tx() as c:
+            materialise_all(c)  # deferred records hold identities too: rows, then scrubbed
             _mask_messages(c)
             cur = c.execute("UPDATE user SET identities = ? WHERE identities != ?", (SCRUBBED,) * 2)
             changed = cur.rowcount > 0
@@ -83,9 +90,7 @@ class PurgeJournal(JournalStore):
     def identities_left(self) -> int:
         """How many users still hold identity values."""
         with self._lock:
-            (n,) = self._conn.execute(
-                "SELECT count(*) FROM user WHERE identities != ?", (SCRUBBED,)
-            ).fetchone()
+            (n,) = self._conn.execute(_IDENTITIES_LEFT_SQL, (SCRUBBED,)).fetchone()
         return int(n)
 
     def record_results_purged(self, files: Sequence[PurgedFile], at: datetime) -> int:
@@ -201,9 +206,7 @@ def check_rewritten(path: Path) -> None:
         conn = connect(path)
         try:
             (verdict,) = conn.execute("PRAGMA quick_check").fetchone()
-            (left,) = conn.execute(
-                "SELECT count(*) FROM user WHERE identities != ?", (SCRUBBED,)
-            ).fetchone()
+            (left,) = conn.execute(_IDENTITIES_LEFT_SQL, (SCRUBBED,)).fetchone()
         finally:
             conn.close()
     except sqlite3.DatabaseError as exc:

@@ -12,9 +12,20 @@ from datetime import datetime
 from typing import Any
 
 import orjson
+import pyarrow as pa
 
 from ..errors import JournalError
+from ..input.batching import stored_json
 from ..models import Action, Identity, PlannedBatch, PlannedUser, RequestOptions, UserRequest
+from .blobs import (
+    BLOB_JOBS_BY_STATE,
+    CANCELLED_CODE,
+    CANCELLED_MESSAGE,
+    Record,
+    deferred_seq,
+    materialise,
+    records,
+)
 from .models import (
     NEEDS_DETAILS_SQL,
     NEEDS_DOWNLOAD_SQL,
@@ -54,14 +65,15 @@ REPORT_CHUNK_ROWS = 10_000
 
 _BATCH_COLS = (
     "b.batch_id, b.parent_batch_id, b.regulation, b.state,"
-    " (SELECT count(*) FROM job j JOIN user u ON u.uid = j.uid WHERE u.batch_seq = b.seq),"
+    " (SELECT count(*) FROM job j JOIN user u ON u.uid = j.uid WHERE u.batch_seq = b.seq)"
+    " + coalesce((SELECT p.jobs FROM plan_users p WHERE p.seq = b.seq), 0),"
     " b.payload_digest, b.intent_at, b.submitted_at, b.request_id, b.error_code, b.error_message,"
     " b.org"
 )
 
 # the latest attempt of every (user, action): a retried job is superseded by its child
 _STATUS_SQL = """
-SELECT u.subject_key, u.user_key, u.part, j.attempt, j.action, b.regulation, b.request_id,
+SELECT j.jid, u.subject_key, u.user_key, u.part, j.attempt, j.action, b.regulation, b.request_id,
        j.job_id, j.state, j.submitted_at, j.updated_at, j.completed_at, j.products_total,
        j.products_complete, j.products_error, j.result_path, j.result_sha256, j.error_code,
        j.error_message, u.input_rows, u.received_at, j.result_purged_at, j.result_plain_sha256,
@@ -217,6 +229,11 @@ class JournalQueries(JournalStore):
 
         A user whose other actions were adopted by a reconciliation carries only the rest.
         """
+        with self._lock:
+            deferred = deferred_seq(self._conn, batch_id)
+        if deferred is not None:  # its deferred record becomes rows first (blobs.materialise)
+            with self._tx() as c:
+                materialise(c, deferred)
         with self._read() as c:
             row = c.execute(
                 "SELECT seq, options_json, org FROM batch WHERE batch_id = ?", (batch_id,)
@@ -351,7 +368,12 @@ class JournalQueries(JournalStore):
             )
             batches = dict.fromkeys((s.value for s in BatchState), 0)
             batches.update(c.execute("SELECT state, count(*) FROM batch GROUP BY state").fetchall())
-            (users,) = c.execute("SELECT count(*) FROM user").fetchone()
+            for _, state, n in c.execute(BLOB_JOBS_BY_STATE).fetchall():
+                jobs[state] += n
+            (users,) = c.execute(
+                "SELECT (SELECT count(*) FROM user)"
+                " + (SELECT coalesce(sum(users), 0) FROM plan_users)"
+            ).fetchone()
         return JournalCounts(jobs=jobs, batches=batches, users=users)
 
     def api_calls(self) -> dict[str, dict[str, int]]:
@@ -384,20 +406,34 @@ class JournalQueries(JournalStore):
     def iter_status_rows(self, chunk_rows: int = REPORT_CHUNK_ROWS) -> Iterator[list[StatusRow]]:
         """status.parquet rows in chunks, from one snapshot; latest attempt of each job."""
         with self._snapshot() as c:
-            for sql in (_STATUS_SQL, _SKIPPED_SQL):
-                cur = c.execute(sql)
-                while chunk := cur.fetchmany(chunk_rows):
-                    yield [StatusRow._make(r) for r in chunk]
+            blobs = records(c, cols=_BLOB_STATUS_COLS)
+            chunk: list[StatusRow] = []
+            for row in _by_jid(c.execute(_STATUS_SQL), blobs, chunk_rows):
+                chunk.append(row)
+                if len(chunk) == chunk_rows:
+                    yield chunk
+                    chunk = []
+            if chunk:
+                yield chunk
+            cur = c.execute(_SKIPPED_SQL)
+            while rows := cur.fetchmany(chunk_rows):
+                yield [StatusRow._make(r) for r in rows]
 
     def states_by_org(self) -> dict[str, dict[str, int]]:
         """The latest attempt of every job, counted by org and journal state (the rows of
         status.parquet but the skipped ones)."""
-        return self._count_by_org(
+        by_org = self._count_by_org(
             "SELECT b.org, j.state, count(*) FROM job j JOIN user u ON u.uid = j.uid"
             " JOIN batch b ON b.seq = u.batch_seq"
             " WHERE NOT EXISTS (SELECT 1 FROM job r WHERE r.parent_jid = j.jid)"
             " GROUP BY b.org, j.state ORDER BY b.org"
         )
+        with self._lock:
+            blobs = self._conn.execute(BLOB_JOBS_BY_STATE).fetchall()
+        for org, state, n in blobs:  # the deferred records' jobs (blobs.virtual rows)
+            states = by_org.setdefault(org, {})
+            states[state] = states.get(state, 0) + int(n)
+        return dict(sorted(by_org.items()))
 
     def jobs_created_by_org(self) -> dict[str, dict[str, int]]:
         """Jobs the service created (every attempt with a job id), by org and UTC day of
@@ -443,3 +479,52 @@ class JournalQueries(JournalStore):
             )
             for at, what, files in rows
         ]
+
+
+# the batch columns a deferred record's virtual status rows read
+_BLOB_STATUS_COLS = "b.regulation, b.request_id, b.org, b.state, b.updated_at"
+
+
+def _by_jid(cur: Any, blobs: Iterator[Record], chunk_rows: int) -> Iterator[StatusRow]:
+    """The status rows of the job table (``jid`` first) and the virtual rows of the deferred
+    records, merged in jid order: each record holds a reserved range of jids, so its rows go
+    in one piece before the first stored row above its range."""
+    blob = next(blobs, None)
+    while rows := cur.fetchmany(chunk_rows):
+        for row in rows:
+            while blob is not None and blob.jid_first < row[0]:
+                yield from _virtual_status(blob)
+                blob = next(blobs, None)
+            yield StatusRow._make(row[1:])
+    while blob is not None:
+        yield from _virtual_status(blob)
+        blob = next(blobs, None)
+
+
+def _virtual_status(record: Record) -> Iterator[StatusRow]:
+    """A deferred record's jobs as status rows: ``pending`` while its batch is planned, else
+    ``cancelled`` with the fields :meth:`RunIntents.cancel` writes."""
+    regulation, request_id, org, state, updated_at = record.batch
+    planned = state == BatchState.PLANNED.value
+    job_state = JobState.PENDING.value if planned else JobState.CANCELLED.value
+    updated = None if planned else updated_at
+    code = None if planned else CANCELLED_CODE
+    message = None if planned else CANCELLED_MESSAGE
+    owner, actions = record.jobs()
+    users = record.users
+    _, input_rows = stored_json(users)
+    take = pa.array(owner)
+    columns = (
+        users.column("subject_key").take(take).to_pylist(),
+        users.column("user_key").take(take).to_pylist(),
+        users.column("part").take(take).to_pylist(),
+        actions.tolist(),
+        input_rows.take(take).to_pylist(),
+        users.column("received_at").take(take).to_pylist(),
+    )
+    for subject, key, part, action, rows, received in zip(*columns, strict=True):
+        yield StatusRow(
+            subject, key, part, 1, action, regulation, request_id, None, job_state, None,
+            updated, None, 0, 0, 0, None, None, code, message, rows, received, None, None,
+            None, None, None, org,
+        )  # fmt: skip

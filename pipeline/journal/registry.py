@@ -32,7 +32,7 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,7 @@ from ..errors import DamagedJournal, JournalError
 from ..files import Closing, publish, temp_path
 from ..input.dedupe import BlockingChunk, Blocklist
 from ..keys import fingerprints
+from .blobs import has_blobs_table, records
 from .models import to_us
 from .schema import JOURNAL_FILE, make_private_dir, open_database
 
@@ -133,6 +134,35 @@ _JOBS_SQL = (
     f" WHERE j.job_id IS NOT NULL OR ({_LIVE_PENDING})"
 )
 
+# deferred records (pipeline.journal.blobs) of a live run's planned batches: their jobs are
+# registered as `pending:<jid>` exactly as their rows will be once materialised
+_LIVE_RECORDS = "WHERE b.state = 'planned' AND (SELECT intent FROM run) = 'live'"
+_BLOB_PENDING_SQL = (
+    "SELECT coalesce(sum(p.jobs), 0) FROM plan_users p JOIN batch b ON b.seq = p.seq"
+    f" {_LIVE_RECORDS}"
+)
+
+
+def _pending_of_records(journal: sqlite3.Connection) -> Iterator[JobRow]:
+    """The ``pending:<jid>`` registry rows of the live deferred records' jobs."""
+    (created,) = journal.execute("SELECT created_at FROM run").fetchone()
+    for record in records(journal, _LIVE_RECORDS, (), "b.regulation, b.org"):
+        regulation, org = record.batch
+        owner, actions = record.jobs()
+        subjects = record.users.column("subject_key").take(pa.array(owner)).to_pylist()
+        for i, (subject, action) in enumerate(zip(subjects, actions.tolist(), strict=True)):
+            jid = record.jid_first + i
+            yield (
+                f"{PENDING_PREFIX}{jid}",
+                subject,
+                action,
+                regulation,
+                "pending",
+                created,
+                None,
+                org,
+            )
+
 
 class Registry(Closing):
     """The registry of one workspace; safe to share between processes (short transactions).
@@ -185,13 +215,19 @@ class Registry(Closing):
             if run is None:
                 return 0  # killed while planning: nothing submitted
             run_id, orgs = str(run[0]), _org_ids(run[2], run[1])
+            blobs = has_blobs_table(journal)
             mark = tuple(journal.execute(_SIGNATURE_SQL).fetchone())
+            if blobs:  # the live pending jobs of deferred records count as their rows would
+                (deferred,) = journal.execute(_BLOB_PENDING_SQL).fetchone()
+                mark = (*mark[:2], mark[2] + deferred)
             seen = self._conn.execute(
                 "SELECT submitted, finished, pending FROM synced WHERE run_id = ?", (run_id,)
             ).fetchone()
             if seen is not None and tuple(seen) == mark:
                 return 0
             rows = journal.execute(_JOBS_SQL).fetchall()
+            if blobs:
+                rows.extend(_pending_of_records(journal))
         finally:
             journal.close()
         return self._apply(run_id, str(run_dir.resolve()), orgs, mark, rows, secret)

@@ -20,7 +20,7 @@ from ..errors import DamagedJournal, JournalError
 from ..files import Closing
 from .models import NEEDS_DETAILS_SQL, NEEDS_DOWNLOAD_SQL
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 JOURNAL_FILE = "journal.sqlite"
 BUSY_TIMEOUT_MS = 30_000
 # Page cache, negative = KiB: 16 MiB in use; 64 MiB while a plan of 200,000 jobs is written.
@@ -253,6 +253,21 @@ _USER_KEY_V9: tuple[str, ...] = tuple(
     )
 )
 
+# v10: deferred rows (pipeline.journal.blobs): a columnar plan stores each batch's users as one
+# compressed record, with the uid and jid ranges reserved for them, instead of its user and job
+# rows; a writer that touches the batch materialises the rows first. Older journals hold rows
+# only: the table starts empty.
+_PLAN_USERS_V10: tuple[str, ...] = (
+    """CREATE TABLE plan_users (
+        seq INTEGER PRIMARY KEY REFERENCES batch (seq),
+        users INTEGER NOT NULL,
+        jobs INTEGER NOT NULL,
+        uid_first INTEGER NOT NULL,
+        jid_first INTEGER NOT NULL,
+        data BLOB NOT NULL
+    )""",
+)
+
 # MIGRATIONS[n] takes a file from version n to n + 1; version 0 is an empty file.
 MIGRATIONS: Mapping[int, Sequence[str]] = {
     0: _SCHEMA_V1,
@@ -264,6 +279,7 @@ MIGRATIONS: Mapping[int, Sequence[str]] = {
     6: _ORG_V7,
     7: _CREATED_V8,
     8: _USER_KEY_V9,
+    9: _PLAN_USERS_V10,
 }
 
 

@@ -40,6 +40,7 @@ import pyarrow as pa
 from ..errors import JournalError
 from ..input.batching import BatchFrame
 from ..models import Action, PlannedBatch
+from .blobs import deferred_seq, materialise
 from .canary import CanaryRecord
 from .intent import RunIntents
 from .jobs import JobTransitions, identity_values, redact
@@ -94,8 +95,9 @@ class Journal(
     ) -> int:
         """Store the run metadata and the whole plan in one transaction; returns the job count.
 
-        ``batches`` are columnar (``Plan.frames()``, written from their Arrow columns) or typed
-        (``Plan.batches()``, user by user): the journal holds the same rows either way (see
+        ``batches`` are columnar (``Plan.frames()``, each kept as one deferred record of its
+        users until a writer touches the batch: :mod:`pipeline.journal.blobs`) or typed
+        (``Plan.batches()``, user by user): readers see the same rows either way (see
         :mod:`pipeline.journal.planning`).
 
         ``skipped`` gives, once the batches are consumed, the jobs dedupe left out of the plan
@@ -215,6 +217,7 @@ class Journal(
                 raise JournalError(f"batch {batch_id}: unknown batch")
             if row[1] != BatchState.PLANNED:
                 raise JournalError(f"batch {batch_id}: only a planned batch splits, not {row[1]}")
+            materialise(c, row[0])
             users = self._pending_users(c, row[0])
             if len(users) <= keep_users:
                 raise JournalError(f"batch {batch_id}: {len(users)} users do not split")
@@ -314,6 +317,7 @@ class Journal(
             raise JournalError(f"batch: {new.value} is not reachable from {expected}")
         allowed = ", ".join(f"'{s.value}'" for s in expected)
         sets = "".join(f", {k} = :{k}" for k in fields)
+        self._materialise_batch(c, batch_id)
         row = c.execute(
             f"UPDATE batch SET state = :new, updated_at = :at{sets}"
             f" WHERE batch_id = :batch_id AND state IN ({allowed}) RETURNING seq, intent_at",
@@ -325,6 +329,14 @@ class Journal(
                 raise JournalError(f"batch {batch_id}: unknown batch")
             raise JournalError(f"batch {batch_id}: illegal transition {found[0]} -> {new.value}")
         return int(row[0]), row[1]
+
+    @staticmethod
+    def _materialise_batch(c: sqlite3.Connection, batch_id: str) -> None:
+        """The batch's deferred record, if it has one, as its user and job rows (before a
+        transition touches them; :mod:`pipeline.journal.blobs`)."""
+        seq = deferred_seq(c, batch_id)
+        if seq is not None:
+            materialise(c, seq)
 
     @staticmethod
     def _adopt(

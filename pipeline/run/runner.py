@@ -418,8 +418,9 @@ def _plan(
             org_id=org_id,
         )
         # every row rejected: the plan is empty, and the run (with its rejects) is kept; the
-        # plan is written from the columns (no object per user), its JSON built by the workers
-        frames = plan.frames(allow_empty=True, stored=True)
+        # plan is written from the columns (no object per user), each batch one deferred
+        # record of its raw columns: the rows' JSON is built when a batch is materialised
+        frames = plan.frames(allow_empty=True)
         batches = cut_canary(frames, settings.job.canary_users)
         jobs = journal.write_plan(
             meta, batches, rejects_count=0, intent=RunIntent.PREVIEW, skipped=plan.skipped

@@ -69,5 +69,5 @@ def test_a_version_3_journal_migrates_to_one_without_a_canary(tmp_path: Path) ->
     run_dir.mkdir()
     open_database(run_dir / JOURNAL_FILE, target=3).close()
     with Journal.open(run_dir) as j:
-        assert j._conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 9
+        assert j._conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 10
         assert j.canary() is None

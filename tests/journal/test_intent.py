@@ -121,7 +121,7 @@ def test_a_version_1_journal_migrates_with_its_rows_and_runs_live(tmp_path: Path
     )
     conn.close()
     with Journal.open(run_dir) as j:
-        assert j._conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 9
+        assert j._conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 10
         info = j.run_info()
         assert (info.intent, info.stop_polling, info.pause_reason) == (
             RunIntent.LIVE,

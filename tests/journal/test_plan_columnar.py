@@ -16,16 +16,17 @@ from pipeline.errors import JournalError
 from pipeline.input.batching import USER_SCHEMA, BatchFrame, stored_json
 from pipeline.input.dedupe import BlockingChunk, Blocklist
 from pipeline.input.planning import Plan, plan_input
-from pipeline.journal.schema import JOURNAL_FILE, SCHEMA_VERSION, open_database
+from pipeline.journal.blobs import materialise_all
+from pipeline.journal.schema import JOURNAL_FILE, SCHEMA_VERSION
 from pipeline.journal.store import Journal
 from pipeline.keys import fingerprints, key_secret
 from pipeline.models import PlannedBatch
 from pipeline.run.canary import cut_canary
 from pipeline.settings import Settings
 from tests.helpers.input import org_table, settings_with
-from tests.helpers.plans import iter_plan, meta
+from tests.helpers.plans import iter_plan, meta, old_plan
 
-TABLES = ("run", "batch", "user", "job", "skipped")
+TABLES = ("run", "batch", "user", "job", "skipped", "plan_users")
 CRM = {"namespace": "crmId", "type": "custom"}
 
 
@@ -102,11 +103,23 @@ def _journal_of(
     ):
         journal.write_plan(meta(rows=plan.summary.rows), batches(plan), rejects_count=1,
                            skipped=plan.skipped)  # fmt: skip
+        deferred = _deferred(journal)
+        with journal._tx() as c:
+            materialise_all(c)
     conn = sqlite3.connect(run_dir / JOURNAL_FILE)
     try:
-        return {t: conn.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall() for t in TABLES}
+        tables = {t: conn.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall() for t in TABLES}
     finally:
         conn.close()
+    return {**tables, "deferred": [deferred]}
+
+
+def _deferred(journal: Journal) -> tuple[int, ...]:
+    """(user rows, job rows, deferred records, batches) as the plan left them."""
+    return tuple(
+        journal._conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+        for t in ("user", "job", "plan_users", "batch")
+    )
 
 
 def test_a_plan_written_from_columns_equals_the_typed_plan_byte_for_byte(tmp_path: Path) -> None:
@@ -114,6 +127,12 @@ def test_a_plan_written_from_columns_equals_the_typed_plan_byte_for_byte(tmp_pat
     typed = _journal_of(tmp_path, "typed", source, lambda p: p.batches())
     stored = _journal_of(tmp_path, "stored", source, lambda p: p.frames(stored=True))
     frames = _journal_of(tmp_path, "frames", source, lambda p: p.frames())
+    # a columnar plan writes no user or job row, one deferred record per batch; its records
+    # materialised are the typed plan's rows
+    batches = len(typed["batch"])
+    assert typed.pop("deferred") == [(len(typed["user"]), len(typed["job"]), 0, batches)]
+    assert stored.pop("deferred") == [(0, 0, batches, batches)]
+    assert frames.pop("deferred") == [(0, 0, batches, batches)]
     assert stored == typed
     assert frames == typed
     # the file holds what the test is about
@@ -142,6 +161,8 @@ def test_a_canary_cut_of_columnar_batches_writes_what_the_typed_cut_writes(
     stored = _journal_of(
         tmp_path, "stored", source, lambda p: cut_canary(p.frames(stored=True), 2), settings
     )
+    assert stored.pop("deferred") == [(0, 0, len(typed["batch"]), len(typed["batch"]))]
+    typed.pop("deferred")
     assert stored == typed
     assert any(row[1].endswith("r") for row in typed["batch"])  # the cut happened
 
@@ -154,12 +175,9 @@ def test_the_stored_json_of_an_empty_table_is_empty() -> None:
 def test_a_version_8_journal_keeps_its_plan_and_its_unique_user_keys_at_version_9(
     tmp_path: Path,
 ) -> None:
-    path = tmp_path / JOURNAL_FILE
-    with Journal(open_database(path, target=8), path) as old:
-        old.write_plan(meta(), iter_plan(5, per_batch=2), rejects_count=0)
-        before = old._conn.execute("SELECT * FROM user ORDER BY uid").fetchall()
+    before = old_plan(tmp_path, 8, 5, "user")
     with Journal.open(tmp_path) as j:
-        assert j._conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 9
+        assert j._conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 10
         assert j._conn.execute("SELECT * FROM user ORDER BY uid").fetchall() == before
         with pytest.raises(sqlite3.IntegrityError, match=r"user\.user_key"):
             j._conn.execute(

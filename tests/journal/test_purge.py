@@ -64,7 +64,7 @@ def test_a_version_3_journal_gains_the_purge_columns_and_keeps_its_rows(tmp_path
     path = tmp_path / JOURNAL_FILE
     open_database(path, target=3).close()
     conn = open_database(path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 9
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 10
     assert "result_purged_at" in {r[1] for r in conn.execute("PRAGMA table_info(job)")}
     assert "identities_purged_at" in {r[1] for r in conn.execute("PRAGMA table_info(run)")}
     assert conn.execute("SELECT * FROM purge").fetchall() == []
