@@ -114,16 +114,3 @@ def test_soak_sigkill_at_twenty_random_points_per_seed(tmp_path: Path, seed: int
     _assert_survived(result, kills=20)
     mid_submission = [j for j in result.jobs_at_kill if 0 < j < result.n_rows]
     assert len(mid_submission) >= 10, f"too few kills landed mid-submission: {result.jobs_at_kill}"
-
-
-@pytest.mark.slow
-@pytest.mark.timeout(300)
-def test_a_polling_point_wanted_after_the_last_round_was_killed_downloading_is_not_waited_for(
-    tmp_path: Path,
-) -> None:
-    """A small run's last round closes every job before it downloads: killed there, it leaves
-    no job open, so ``polling`` can never hold again. The driver kills it while downloading
-    instead (results still wait), or records it unreachable (none waits), never waits for it."""
-    result = chaos_run(tmp_path, n=3000, kills=2, seed=5, points=("downloading", "polling"))
-    _assert_survived(result, kills=2)
-    assert result.points[0] == "downloading", result.points
